@@ -1,0 +1,116 @@
+"""Decode an audio file into mono float32 samples at the analysis rate.
+
+soundfile (libsndfile) reads wav, flac, ogg/vorbis, opus, aiff and mp3 without
+spawning anything; librosa/audioread is only tried for formats it cannot open
+(m4a/aac, wma, ...), and is imported only then, because it is slow to import.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+# Formats libsndfile decodes itself; a file of these that it rejects is broken,
+# and trying audioread on it would only cost librosa's slow import.
+SOUNDFILE_EXTENSIONS = frozenset(
+    {".mp3", ".flac", ".ogg", ".oga", ".opus", ".wav", ".wave", ".aif", ".aiff", ".aifc"})
+AUDIOREAD_EXTENSIONS = frozenset({".m4a", ".aac", ".wma", ".mp4"})
+AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS | AUDIOREAD_EXTENSIONS
+
+
+class AudioError(Exception):
+    """A file could not be decoded; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    """Mono samples, shape (n_samples,), float32 in [-1, 1], at `sample_rate` Hz."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return len(self.samples) / float(self.sample_rate)
+
+
+def is_audio_path(path: str) -> bool:
+    """True when the file name has an audio extension we try to decode."""
+    return os.path.splitext(path)[1].lower() in AUDIO_EXTENSIONS
+
+
+def _to_mono(samples: np.ndarray) -> np.ndarray:
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1, dtype=np.float32)
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def _read_with_soundfile(path: str) -> tuple[np.ndarray, int]:
+    import soundfile
+
+    with soundfile.SoundFile(path) as handle:
+        sample_rate = handle.samplerate
+        samples = handle.read(dtype="float32", always_2d=True)
+    return _to_mono(samples), sample_rate
+
+
+def _read_with_audioread(path: str, sample_rate: int) -> tuple[np.ndarray, int]:
+    import warnings
+
+    import librosa
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        samples, rate = librosa.load(path, sr=sample_rate, mono=True)
+    return np.ascontiguousarray(samples, dtype=np.float32), int(rate)
+
+
+def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Resample mono float32 samples with soxr (the resampler librosa uses by default)."""
+    if source_rate == target_rate:
+        return samples
+    import soxr
+
+    return np.ascontiguousarray(soxr.resample(samples, source_rate, target_rate, quality="HQ"),
+                                dtype=np.float32)
+
+
+def decode(path: str, sample_rate: int = 22050) -> DecodedAudio:
+    """Decode `path` to mono float32 at `sample_rate` Hz.
+
+    Raises AudioError with a one-line reason for anything that is not readable
+    audio: a missing file, a directory, an empty or truncated file, no samples.
+    """
+    if os.path.isdir(path):
+        raise AudioError("is a directory")
+    try:
+        size = os.path.getsize(path)
+    except OSError as error:
+        raise AudioError(error.strerror or str(error)) from None
+    if size == 0:
+        raise AudioError("empty file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise AudioError(error.strerror or str(error)) from None
+
+    try:
+        samples, rate = _read_with_soundfile(path)
+    except Exception as soundfile_error:  # libsndfile raises several types
+        reason = str(soundfile_error).splitlines()[0] if str(soundfile_error) else "unreadable"
+        reason = reason.replace(f"Error opening {path!r}: ", "")
+        if os.path.splitext(path)[1].lower() not in AUDIOREAD_EXTENSIONS:
+            raise AudioError(f"not decodable audio ({reason})") from None
+        try:
+            samples, rate = _read_with_audioread(path, sample_rate)
+        except Exception:
+            raise AudioError(f"not decodable audio ({reason})") from None
+    if samples.size == 0:
+        raise AudioError("no audio samples")
+    if not np.all(np.isfinite(samples)):
+        samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
+    return DecodedAudio(resample(samples, rate, sample_rate), sample_rate)

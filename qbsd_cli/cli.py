@@ -1,0 +1,584 @@
+"""The `qbsd` command line. Heavy modules (numpy, onnxruntime, the store) are imported
+inside the commands so that `qbsd --help` stays instant."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .output import ExitStatus, OutputFormat
+
+app = typer.Typer(
+    name="qbsd",
+    help="Find music by what it means: tag songs with moods and genres, index a library, "
+         "find songs like a song (similar) or like words (search).",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_debug = False
+
+IndexOption = typer.Option(None, "--index", "-i", envvar="QBSD_INDEX",
+                           help="Index folder [default: $XDG_DATA_HOME/qbsd, i.e. ~/.local/share/qbsd].")
+FormatOption = typer.Option(OutputFormat.auto, "--format", "-f",
+                            help="Output format; auto is a table on a terminal, JSON lines when piped.")
+JobsOption = typer.Option(0, "--jobs", "-j", min=0, help="Files analysed in parallel [default: all cores].")
+ModelOption = typer.Option(None, "--model", envvar="QBSD_MODEL", help="ONNX model file [default: the shipped model].")
+
+
+def default_index_folder() -> Path:
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(data_home) / "qbsd"
+
+
+def _index_folder(index: Optional[Path]) -> Path:
+    return Path(index) if index else default_index_folder()
+
+
+def _jobs(jobs: int) -> int:
+    from .analysis import default_jobs
+
+    return jobs or default_jobs()
+
+
+class Fatal(Exception):
+    """Stops a command with one message and an exit status."""
+
+    def __init__(self, message: str, status: ExitStatus = ExitStatus.FAILED):
+        super().__init__(message)
+        self.status = status
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")):
+    global _debug
+    _debug = debug or bool(os.environ.get("QBSD_DEBUG"))
+
+
+def _load_model(model: Optional[Path]):
+    from .model import ModelError, TagModel
+
+    try:
+        return TagModel(model)
+    except ModelError as error:
+        raise Fatal(str(error)) from None
+
+
+def _open_store(index: Optional[Path], create: bool):
+    from .store import IndexStore, StoreError
+
+    try:
+        return IndexStore(_index_folder(index), create=create)
+    except StoreError as error:
+        raise Fatal(str(error)) from None
+
+
+def _stdin_lines() -> list[str]:
+    data = sys.stdin.buffer.read()
+    return [os.fsdecode(line) for line in data.splitlines() if line.strip()]
+
+
+def _input_paths(files: Optional[List[str]]) -> list[str]:
+    if not files or files == ["-"]:
+        if sys.stdin.isatty():
+            raise Fatal("no FILE given and nothing on stdin (give files, or pipe paths one per line)",
+                        ExitStatus.USAGE)
+        return _stdin_lines()
+    return list(files)
+
+
+def _tag_record(path: str, duration: float, model_id: str, tags: list[str], vector, top: int,
+                with_vector: bool) -> dict:
+    import numpy as np
+
+    order = np.argsort(-vector, kind="stable")
+    if top > 0:
+        order = order[:top]
+    record = {"path": path, "duration": round(duration, 3), "model": model_id,
+              "tags": [{"tag": tags[i], "score": round(float(vector[i]), 4)} for i in order]}
+    if with_vector:
+        record["vector"] = [round(float(v), 6) for v in vector]
+    return record
+
+
+@app.command()
+def tag(
+    files: Optional[List[str]] = typer.Argument(None, help="Audio files; '-' or none: paths on stdin, one per line."),
+    top: int = typer.Option(10, "--top", "-k", min=0, help="Tags per file; 0 lists every tag."),
+    vector: bool = typer.Option(False, "--vector", help="Add every score, in vocabulary order, as \"vector\"."),
+    jobs: int = JobsOption,
+    output_format: OutputFormat = FormatOption,
+    model: Optional[Path] = ModelOption,
+):
+    """Tag audio files: one JSON line per file with its strongest tags."""
+    from .analysis import analyse_files
+    from .output import Progress, display_path, error, resolve_format, stderr_console, tag_record_output
+
+    paths = _input_paths(files)
+    tag_model = _load_model(model)
+    chosen = resolve_format(output_format)
+    if chosen == OutputFormat.m3u:
+        raise Fatal("--format m3u is for similar and search", ExitStatus.USAGE)
+    console = None
+    if chosen == OutputFormat.table:
+        from rich.console import Console
+
+        console = Console()
+    failed = 0
+    with Progress("tagging", len(paths)) as progress:
+        for result in analyse_files(paths, str(tag_model.path), _jobs(jobs)):
+            progress.advance()
+            if result.error:
+                failed += 1
+                error(result.path, result.error)
+                continue
+            record = _tag_record(display_path(result.path), result.duration, tag_model.model_id,
+                                 tag_model.tags, result.vector, top, vector)
+            tag_record_output(record, chosen, console)
+    if failed:
+        raise typer.Exit(ExitStatus.FAILED)
+
+
+def _scan(folders: list[str]) -> tuple[dict[str, os.stat_result], list[tuple[str, str]]]:
+    """Audio files under `folders` (recursively, symlinked folders not followed, so loops
+    cannot trap the scan): path -> stat, plus (path, reason) for entries that cannot be read."""
+    from .audio import is_audio_path
+
+    found: dict[str, os.stat_result] = {}
+    problems: list[tuple[str, str]] = []
+
+    def visit(path: str):
+        if not is_audio_path(path):
+            return
+        try:
+            info = os.stat(path)
+        except OSError as error:
+            problems.append((path, f"cannot read: {error.strerror or error}"))
+            return
+        if os.path.isdir(path):
+            problems.append((path, "is a directory"))
+            return
+        found[path] = info
+
+    for folder in folders:
+        folder = os.path.abspath(folder)
+        if os.path.isfile(folder):
+            visit(folder)
+            continue
+        if not os.path.isdir(folder):
+            raise Fatal(f"{folder}: no such folder", ExitStatus.USAGE)
+        for root, directories, names in os.walk(folder, onerror=lambda e: problems.append((e.filename, e.strerror or str(e)))):
+            directories.sort()
+            for name in directories:
+                candidate = os.path.join(root, name)
+                if is_audio_path(candidate) and not os.path.islink(candidate):
+                    problems.append((candidate, "is a directory"))
+            for name in sorted(names):
+                visit(os.path.join(root, name))
+    return found, problems
+
+
+@app.command()
+def index(
+    folders: Optional[List[str]] = typer.Argument(None, help="Folders to scan recursively for audio."),
+    from_jsonl: Optional[str] = typer.Option(None, "--from-jsonl", help="Ingest `qbsd tag --vector` output (a file or '-') instead of analysing."),
+    errors: bool = typer.Option(False, "--errors", help="List the files that failed, with their reasons, and stop."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Start the index afresh (after a model change or damage)."),
+    jobs: int = JobsOption,
+    index_folder: Optional[Path] = IndexOption,
+    model: Optional[Path] = ModelOption,
+):
+    """Index folders: analyse new or changed files, forget deleted ones, rebuild the search index."""
+    from .output import display_path, error, json_line, note, write_line
+
+    folder = _index_folder(index_folder)
+    if errors:
+        store = _open_store(index_folder, create=False)
+        for path, reason in store.failures():
+            write_line(json_line({"path": display_path(path), "error": reason}) if not sys.stdout.isatty()
+                       else f"{display_path(path)}: {reason}")
+        return
+    if not folders and not from_jsonl:
+        raise Fatal("give folders to index, or --from-jsonl FILE", ExitStatus.USAGE)
+    if rebuild and folder.exists():
+        import shutil
+
+        for name in os.listdir(folder):
+            if name == "songs.sqlite" or name.startswith("songs") or name == "lock":
+                target = folder / name
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
+    store = _open_store(index_folder, create=True)
+    started = time.time()
+    from .store import IndexBusyError, StoreError
+
+    try:
+        with store.writer_lock(wait=False):
+            if from_jsonl:
+                counts = _ingest_jsonl(store, from_jsonl)
+            else:
+                counts = _index_folders(store, folders, model, _jobs(jobs))
+            note("updating search index ...") if sys.stderr.isatty() else None
+            store.rebuild_annoy()
+    except IndexBusyError as busy:
+        raise Fatal(str(busy)) from None
+    except StoreError as damaged:
+        raise Fatal(str(damaged)) from None
+    note(f"added {counts['added']}, updated {counts['updated']}, removed {counts['removed']}, "
+         f"failed {counts['failed']}, unchanged {counts['unchanged']}; "
+         f"{store.song_count()} songs in {display_path(str(folder))}; {time.time() - started:.1f} s")
+    if counts["failed_now"]:
+        raise typer.Exit(ExitStatus.FAILED)
+
+
+def _index_folders(store, folders: list[str], model: Optional[Path], jobs: int) -> dict:
+    from .analysis import analyse_files
+    from .output import Progress, error
+
+    found, problems = _scan(folders)
+    roots = [os.path.abspath(f) for f in folders]
+    known = store.known_files()
+    counts = dict(added=0, updated=0, removed=0, failed=0, unchanged=0, failed_now=0)
+
+    def under_roots(path: str) -> bool:
+        return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+    gone = [path for path in known if under_roots(path) and path not in found]
+    gone = [path for path in gone if path not in {p for p, _ in problems}]
+    counts["removed"] = store.remove(gone) and len(gone)
+    todo = []
+    for path, info in found.items():
+        previous = known.get(path)
+        if previous and previous[0] == info.st_size and previous[1] == info.st_mtime_ns:
+            counts["unchanged"] += 1
+            if previous[2] == "failed":
+                counts["failed"] += 1
+            continue
+        todo.append((path, info, previous is not None))
+    for path, reason in problems:
+        counts["failed"] += 1
+        counts["failed_now"] += 1
+        error(path, reason)
+        store.put_failure(path, 0, 0, reason)
+
+    if todo:
+        tag_model = _load_model(model)
+        store.bind_model(tag_model.model_id, tag_model.tags)
+        by_path = {path: (info, existed) for path, info, existed in todo}
+        batch = []
+        with Progress("indexing", len(todo)) as progress:
+            for result in analyse_files([path for path, _, _ in todo], str(tag_model.path), jobs):
+                progress.advance()
+                info, existed = by_path[result.path]
+                batch.append((result, info, existed))
+                if len(batch) >= 16:
+                    _store_batch(store, batch, counts)
+                    batch = []
+            _store_batch(store, batch, counts)
+    return counts
+
+
+def _store_batch(store, batch, counts) -> None:
+    from .output import error
+
+    with store.transaction():
+        for result, info, existed in batch:
+            if result.error:
+                error(result.path, result.error)
+                store.put_failure(result.path, info.st_size, info.st_mtime_ns, result.error)
+                counts["failed"] += 1
+                counts["failed_now"] += 1
+            else:
+                store.put_song(result.path, info.st_size, info.st_mtime_ns, result.duration, result.vector)
+                counts["updated" if existed else "added"] += 1
+
+
+def _read_json_lines(source: str):
+    import json
+
+    handle = sys.stdin if source == "-" else open(source, encoding="utf-8")
+    try:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    yield number, json.loads(line)
+                except json.JSONDecodeError as bad:
+                    yield number, bad
+    finally:
+        if handle is not sys.stdin:
+            handle.close()
+
+
+def _ingest_jsonl(store, source: str) -> dict:
+    import numpy as np
+
+    from .output import error
+    from .store import ModelMismatchError
+
+    counts = dict(added=0, updated=0, removed=0, failed=0, unchanged=0, failed_now=0)
+    known = store.known_files()
+    with store.transaction():
+        for number, record in _read_json_lines(source):
+            where = f"{source}:{number}" if source != "-" else f"stdin line {number}"
+            if not isinstance(record, dict) or "vector" not in record or "path" not in record:
+                error(where, "not a `qbsd tag --vector` record (needs path, model and vector)")
+                counts["failed"] += 1
+                counts["failed_now"] += 1
+                continue
+            model_id = record.get("model")
+            if store.model_id is None:
+                tags = _model_tags_for(model_id, len(record["vector"]))
+                store.bind_model(model_id, tags)
+            elif model_id != store.model_id:
+                raise Fatal(str(ModelMismatchError(
+                    f"{where}: vector from model {model_id}, but the index holds model {store.model_id}; "
+                    f"re-index with --rebuild to switch models")))
+            if len(record["vector"]) != store.n_tags:
+                error(where, f"vector has {len(record['vector'])} values, the model has {store.n_tags} tags")
+                counts["failed"] += 1
+                counts["failed_now"] += 1
+                continue
+            path = os.path.abspath(record["path"])
+            try:
+                info = os.stat(path)
+                size, mtime = info.st_size, info.st_mtime_ns
+            except OSError:
+                size, mtime = 0, 0
+            store.put_song(path, size, mtime, float(record.get("duration", 0.0)),
+                           np.asarray(record["vector"], dtype=np.float32))
+            counts["updated" if path in known else "added"] += 1
+    return counts
+
+
+def _model_tags_for(model_id: Optional[str], n_tags: int) -> list[str]:
+    """The vocabulary for vectors of `model_id`: the shipped (or $QBSD_MODEL) model's, if it is that model."""
+    tag_model = _load_model(None)
+    if tag_model.model_id != model_id:
+        raise Fatal(f"vectors come from model {model_id}, but the model here is {tag_model.model_id}; "
+                    f"tag them again with this model")
+    return tag_model.tags
+
+
+def _read_query_record() -> dict:
+    import json
+
+    for line in sys.stdin:
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                raise Fatal("stdin: not a JSON line from `qbsd tag --vector`", ExitStatus.USAGE) from None
+            if not isinstance(record, dict) or "vector" not in record:
+                raise Fatal("stdin: the JSON line has no \"vector\": use `qbsd tag --vector`", ExitStatus.USAGE)
+            return record
+    raise Fatal("stdin: no query (expected one JSON line from `qbsd tag --vector`)", ExitStatus.USAGE)
+
+
+@app.command()
+def similar(
+    query: str = typer.Argument(..., help="An audio file, or '-' for one `qbsd tag --vector` JSON line on stdin."),
+    top: int = typer.Option(10, "--top", "-k", min=1, help="How many songs."),
+    include_self: bool = typer.Option(False, "--include-self", help="Keep the query song in the results."),
+    exact: bool = typer.Option(False, "--exact", help="Exact cosine search instead of the Annoy index."),
+    output_format: OutputFormat = FormatOption,
+    index_folder: Optional[Path] = IndexOption,
+    model: Optional[Path] = ModelOption,
+):
+    """Songs in the index most like QUERY (cosine similarity of tag vectors)."""
+    import numpy as np
+
+    from .output import display_path, ranking_output, resolve_format
+    from .store import StoreError
+
+    store = _open_store(index_folder, create=False)
+    exclude = None
+    if query == "-":
+        record = _read_query_record()
+        if record.get("model") != store.model_id:
+            raise Fatal(f"the query vector comes from model {record.get('model')}, the index holds "
+                        f"model {store.model_id}; tag the query with the same model, or re-index with --rebuild")
+        vector = np.asarray(record["vector"], dtype=np.float32)
+        if "path" in record:
+            exclude = os.path.abspath(record["path"])
+    else:
+        if not os.path.exists(query):
+            raise Fatal(f"{query}: no such file", ExitStatus.USAGE)
+        exclude = os.path.abspath(query)
+        vector = None
+        known = store.known_files().get(exclude)
+        if known and known[2] == "ok":
+            info = os.stat(exclude)
+            if (info.st_size, info.st_mtime_ns) == known[:2]:
+                vector = store.vector_for(exclude)
+        if vector is None:
+            tag_model = _load_model(model)
+            if tag_model.model_id != store.model_id:
+                raise Fatal(f"the model here is {tag_model.model_id}, the index holds model "
+                            f"{store.model_id}; re-index with `qbsd index --rebuild DIR`")
+            from .audio import AudioError
+            from .features import TooShortError
+
+            try:
+                vector = tag_model.analyse(query).vector
+            except (AudioError, TooShortError) as bad:
+                raise Fatal(f"{display_path(query)}: {bad}") from None
+    if len(vector) != store.n_tags:
+        raise Fatal(f"query vector has {len(vector)} values, the index has {store.n_tags} tags", ExitStatus.USAGE)
+    try:
+        search = store.exact_nearest if exact else store.nearest
+        found = search(vector, top, exclude=None if include_self else exclude)
+    except StoreError as damaged:
+        raise Fatal(str(damaged)) from None
+    records = [{"rank": rank, "path": display_path(path), "score": round(score, 4)}
+               for rank, (path, score) in enumerate(found, 1)]
+    ranking_output(records, resolve_format(output_format), f"like {display_path(query)}")
+
+
+def resolve_words(words: list[str], tags: list[str]) -> list[int]:
+    """Tag columns named by `words`: `mood:calm`, or a bare name (`calm`) matching any
+    category; consecutive words may form one name (`easy listening`). Unknown words
+    raise Fatal with the nearest tags as suggestions."""
+    import difflib
+
+    by_full = {tag.lower(): i for i, tag in enumerate(tags)}
+    by_name: dict[str, list[int]] = {}
+    for i, tag in enumerate(tags):
+        by_name.setdefault(tag.split(":", 1)[-1].lower(), []).append(i)
+    columns: list[int] = []
+    words = [w.strip().lower() for w in words if w.strip()]
+    position = 0
+    while position < len(words):
+        for end in range(len(words), position, -1):  # longest run of words that names a tag
+            phrase = " ".join(words[position:end])
+            if phrase in by_full:
+                columns.append(by_full[phrase])
+                break
+            if phrase in by_name:
+                columns.extend(by_name[phrase])
+                break
+        else:
+            word = words[position]
+            names = sorted(set(by_full) | set(by_name))
+            close = difflib.get_close_matches(word, names, n=5, cutoff=0.6)
+            close += [name for name in names if word in name and name not in close][:5 - len(close)]
+            hint = f"; did you mean: {', '.join(close)}?" if close else "; `qbsd tags` lists them all"
+            raise Fatal(f"unknown tag {word!r}{hint}", ExitStatus.USAGE)
+        position = end
+    return sorted(set(columns))
+
+
+@app.command()
+def search(
+    words: List[str] = typer.Argument(..., help="Tags: `calm`, `mood:calm`, `pop/rock`, `easy listening`."),
+    top: int = typer.Option(10, "--top", "-k", min=1, help="How many songs."),
+    output_format: OutputFormat = FormatOption,
+    index_folder: Optional[Path] = IndexOption,
+):
+    """Songs in the index that best fit WORDS (mean of their scores for those tags)."""
+    from .output import display_path, ranking_output, resolve_format
+
+    store = _open_store(index_folder, create=False)
+    columns = resolve_words(words, store.tags)
+    records = [{"rank": rank, "path": display_path(path), "score": round(score, 4)}
+               for rank, (path, score) in enumerate(store.rank_by_tags(columns, top), 1)]
+    ranking_output(records, resolve_format(output_format), " ".join(words))
+
+
+@app.command()
+def tags(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print the model id and tag count (on stderr)."),
+    model: Optional[Path] = ModelOption,
+):
+    """The model's vocabulary, one tag per line."""
+    import json
+
+    from .model import ModelError, default_model_path, read_metadata
+    from .output import note, write_line
+
+    path = model or default_model_path()
+    if not Path(path).exists():
+        raise Fatal(f"model file not found: {path}")
+    try:
+        metadata = read_metadata(path)
+        vocabulary = json.loads(metadata["qbsd.tags"])
+    except (KeyError, ValueError, ModelError) as bad:
+        raise Fatal(f"{path} is not a qbsd model ({bad})") from None
+    except Exception as bad:
+        raise Fatal(f"cannot read model {path}: {str(bad).splitlines()[0]}") from None
+    if verbose:
+        note(f"model {metadata['qbsd.model_id']}, {len(vocabulary)} tags, {path}")
+    for name in vocabulary:
+        write_line(name)
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., "--data", help="A 4Q folder, a CAL500 folder or a path,tags CSV."),
+    layout: str = typer.Option("moods4q", "--layout", help="moods4q, cal500 or csv."),
+    recipe: str = typer.Option("cnn-songpool", "--recipe", help="Training recipe (see the model card)."),
+    output: Path = typer.Option(Path("models/qbsd.onnx"), "--output", "-o", help="Where to write the ONNX model."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the recipe's epochs."),
+    limit: int = typer.Option(0, "--limit", help="Use only the first N songs (smoke tests)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Feature cache folder [default: ~/.cache/qbsd/frames]."),
+    jobs: int = JobsOption,
+):
+    """Train the CNN on labelled audio and export the ONNX model (needs the train extra)."""
+    from .train_command import train_and_export
+
+    train_and_export(data, layout, recipe, output, epochs, limit, cache, _jobs(jobs))
+
+
+@app.command()
+def evaluate(
+    data: Path = typer.Option(..., "--data", help="A 4Q folder, a CAL500 folder or a path,tags CSV."),
+    layout: str = typer.Option("moods4q", "--layout", help="moods4q, cal500 or csv."),
+    methods: str = typer.Option("prior,logreg,mlp,gmm-sml,paper,paper-ad,paper-smote,paper-ad-smote,cnn-bce,cnn-bce-pos,cnn-songpool",
+                                "--methods", help="Comma-separated baselines and recipes."),
+    results: Path = typer.Option(Path("results"), "--results", help="Folder for the table, JSON, plots and per-fold scores."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Feature cache folder."),
+    jobs: int = JobsOption,
+):
+    """Artist-grouped 5-fold cross-validation of baselines and CNN recipes (resumable)."""
+    from .train_command import evaluate_methods
+
+    evaluate_methods(data, layout, methods.split(","), results, cache, _jobs(jobs))
+
+
+class Interrupted(BaseException):
+    """Ctrl-C; a BaseException of our own, so that click does not turn it into exit 1."""
+
+
+def _interrupt(signum, frame):
+    raise Interrupted()
+
+
+def main() -> None:
+    """Console entry point: maps errors and Ctrl-C to one line and an exit status."""
+    import signal
+
+    signal.signal(signal.SIGINT, _interrupt)
+    try:
+        app()
+    except Fatal as fatal:
+        from .output import error
+
+        if _debug:
+            import traceback
+
+            traceback.print_exc()
+        error(None, str(fatal))
+        sys.exit(fatal.status)
+    except Interrupted:
+        sys.stderr.write("qbsd: interrupted; finished work is kept\n")
+        sys.exit(ExitStatus.INTERRUPTED)
+    except Exception as unexpected:
+        if _debug:
+            raise
+        sys.stderr.write(f"qbsd: error: {type(unexpected).__name__}: {unexpected} (run with --debug for details)\n")
+        sys.exit(ExitStatus.FAILED)

@@ -1,0 +1,61 @@
+"""Export a trained PatchCNN to a self-describing ONNX file (needs the `train` extra)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from .features import FeatureParams, encode_array
+
+OPSET = 17
+
+
+def export_onnx(network, path: str, tags: list[str], params: FeatureParams, mel_basis: np.ndarray,
+                recipe_name: str, recipe_description: str, training_data: str,
+                paper_faithful: bool, extra: dict | None = None) -> str:
+    """Write the ONNX model with its metadata; returns the model id.
+
+    The model id is `qbsd-<recipe>-<first 10 hex of sha256 of the weights and vocabulary>`,
+    so a retrained or changed model always gets a new id.
+    """
+    import onnx
+    import torch
+
+    network.eval()
+    digest = hashlib.sha256()
+    for name, tensor in sorted(network.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    digest.update(json.dumps(tags).encode())
+    digest.update(params.to_json().encode())
+    model_id = f"qbsd-{recipe_name}-{digest.hexdigest()[:10]}"
+
+    example = torch.zeros((2, *params.patch_shape), dtype=torch.float32)
+    temporary = path + ".tmp"
+    torch.onnx.export(network, (example,), temporary, input_names=["patches"], output_names=["tags"],
+                      dynamic_axes={"patches": {0: "batch"}, "tags": {0: "batch"}},
+                      opset_version=OPSET, dynamo=False)
+    model = onnx.load(temporary)
+    metadata = {
+        "qbsd.model_id": model_id,
+        "qbsd.tags": json.dumps(tags),
+        "qbsd.feature_params": params.to_json(),
+        "qbsd.mel_basis": encode_array(mel_basis.astype(np.float32)),
+        "qbsd.training_data": training_data,
+        "qbsd.recipe": json.dumps({"name": recipe_name, "settings": recipe_description,
+                                   "paper_faithful": paper_faithful}),
+        "qbsd.song_vector": "mean of per-patch outputs over non-overlapping patches",
+    }
+    metadata.update(extra or {})
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    model.producer_name = "qbsd"
+    onnx.checker.check_model(model)
+    onnx.save(model, temporary)
+    os.replace(temporary, path)
+    return model_id

@@ -1,0 +1,70 @@
+"""Per-song MFCC frames cached on disk for training and evaluation.
+
+Frames are computed once per (file, feature parameters, mel basis) and kept as
+`.npy` files under a cache folder, so that cross-validation folds, variants and
+reruns never decode the audio again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from .audio import decode
+from .features import FeatureParams, MfccExtractor
+
+
+def default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "qbsd", "frames")
+
+
+def _cache_key(params: FeatureParams, mel_basis: np.ndarray) -> str:
+    digest = hashlib.sha1(params.to_json().encode())
+    digest.update(np.ascontiguousarray(mel_basis, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:12]
+
+
+def _song_cache_path(folder: str, path: str) -> str:
+    stat = os.stat(path)
+    name = hashlib.sha1(f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return os.path.join(folder, name.hexdigest()[:20] + ".npy")
+
+
+_worker_extractor: MfccExtractor | None = None
+
+
+def _init_worker(params: FeatureParams, mel_basis: np.ndarray) -> None:
+    global _worker_extractor
+    _worker_extractor = MfccExtractor(params, mel_basis)
+
+
+def _compute(job: tuple[str, str]) -> str:
+    path, target = job
+    audio = decode(path, _worker_extractor.params.sample_rate)
+    frames = _worker_extractor.frames(audio.samples)
+    temporary = target + f".{os.getpid()}.tmp.npy"
+    np.save(temporary, frames)
+    os.replace(temporary, target)
+    return target
+
+
+def song_frames(paths: list[str], params: FeatureParams, mel_basis: np.ndarray,
+                cache_dir: str | None = None, jobs: int | None = None,
+                progress=None) -> list[np.ndarray]:
+    """(n_frames, 39) float32 frames for every path, computed where not cached."""
+    folder = os.path.join(cache_dir or default_cache_dir(), _cache_key(params, mel_basis))
+    os.makedirs(folder, exist_ok=True)
+    targets = [_song_cache_path(folder, path) for path in paths]
+    missing = [(path, target) for path, target in zip(paths, targets) if not os.path.exists(target)]
+    if missing:
+        workers = jobs or os.cpu_count() or 1
+        with ProcessPoolExecutor(workers, initializer=_init_worker,
+                                 initargs=(params, mel_basis)) as pool:
+            for done, _ in enumerate(pool.map(_compute, missing, chunksize=4), 1):
+                if progress:
+                    progress(done, len(missing))
+    return [np.load(target) for target in targets]

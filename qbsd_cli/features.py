@@ -1,0 +1,205 @@
+"""MFCC features and the paper's 195x10 patches, in numpy only.
+
+Training and inference both call `song_patches`, so a model never sees features
+it was not trained on. The mel filterbank comes from `librosa.filters.mel` once,
+at training time, and is stored in the ONNX model's metadata; at run time it is
+read back from there, so librosa's ~4 s cold start (numba JIT, lazy imports) is
+never paid by `qbsd`. The numpy pipeline follows `librosa.feature.mfcc` exactly
+(centred STFT with zero padding, periodic Hann window, power spectrum, slaney
+mel, 10*log10 with amin 1e-10, orthonormal DCT-II) except for one deliberate
+difference: no `top_db` clipping, because that clip is relative to the loudest
+frame of the whole file and would make a frame's features depend on the rest
+of the song. `tests/test_features.py` checks the match against librosa.
+
+Units and shapes
+- samples: mono float32, shape (n_samples,), at `FeatureParams.sample_rate` Hz.
+- mfcc frames: shape (n_frames, 39): 13 MFCC, 13 delta, 13 delta-delta;
+  n_frames = 1 + n_samples // hop_length, frame t centred at t * hop_length.
+- patches: shape (n_patches, 195, 10), float32. Patch p covers frames
+  [50 p, 50 p + 50); its column j is the long frame made of frames
+  50 p + 5 j ... 50 p + 5 j + 4, concatenated frame after frame (39 values
+  each). Patches do not overlap; the trailing < 50 frames are dropped. A file
+  with fewer than 50 frames (under 0.58 s at 22,050 Hz) has no patch and is
+  rejected by `song_patches` with `TooShortError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """Everything that defines the features; stored in the model metadata."""
+
+    sample_rate: int = 22050
+    n_fft: int = 512
+    hop_length: int = 256
+    n_mels: int = 40
+    n_mfcc: int = 13
+    fmin: float = 0.0
+    fmax: float = 11025.0
+    delta_width: int = 9
+    frames_per_long_frame: int = 5
+    long_frames_per_patch: int = 10
+
+    @property
+    def frame_dim(self) -> int:
+        """MFCC + delta + delta-delta values per frame (39)."""
+        return 3 * self.n_mfcc
+
+    @property
+    def frames_per_patch(self) -> int:
+        """Short frames in one patch (50)."""
+        return self.frames_per_long_frame * self.long_frames_per_patch
+
+    @property
+    def patch_shape(self) -> tuple[int, int]:
+        """(195, 10): long-frame dimension by long frames."""
+        return (self.frame_dim * self.frames_per_long_frame, self.long_frames_per_patch)
+
+    @property
+    def patch_seconds(self) -> float:
+        """Duration one patch covers, in seconds (about 0.58)."""
+        return self.frames_per_patch * self.hop_length / self.sample_rate
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FeatureParams":
+        return cls(**json.loads(text))
+
+
+class TooShortError(ValueError):
+    """The audio is shorter than one patch."""
+
+
+def librosa_mel_basis(params: FeatureParams) -> np.ndarray:
+    """The slaney mel filterbank from librosa, shape (n_mels, 1 + n_fft // 2), float32.
+
+    Slow on first call (librosa's lazy imports); used at training/export time only.
+    """
+    import librosa
+
+    return librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels,
+                               fmin=params.fmin, fmax=params.fmax, htk=False,
+                               norm="slaney").astype(np.float32)
+
+
+def encode_array(array: np.ndarray) -> str:
+    """A numpy array as base64 .npy text, to travel in ONNX string metadata."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def decode_array(text: str) -> np.ndarray:
+    """Inverse of `encode_array`."""
+    return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
+
+
+def _dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
+    """Orthonormal DCT-II rows 0..n_mfcc-1, shape (n_mfcc, n_mels), as scipy's norm='ortho'."""
+    k = np.arange(n_mfcc)[:, None]
+    n = np.arange(n_mels)[None, :]
+    matrix = np.cos(np.pi * k * (2 * n + 1) / (2 * n_mels)) * np.sqrt(2.0 / n_mels)
+    matrix[0] /= np.sqrt(2.0)
+    return matrix.astype(np.float32)
+
+
+def _savgol_kernel(width: int, order: int) -> np.ndarray:
+    """Savitzky-Golay derivative kernel of librosa.feature.delta (polyorder = order).
+
+    Coefficients in time order: dotted with frames t-half..t+half they give the
+    first (order 1) or second (order 2) derivative at frame t.
+    """
+    half = width // 2
+    offsets = np.arange(-half, half + 1, dtype=np.float64)
+    vandermonde = np.vander(offsets, order + 1, increasing=True)
+    pseudo_inverse = np.linalg.pinv(vandermonde)
+    factorial = 1.0 if order == 1 else 2.0
+    return (pseudo_inverse[order] * factorial).astype(np.float32)
+
+
+class MfccExtractor:
+    """Computes (n_frames, 39) MFCC+delta+delta-delta with a fixed mel filterbank."""
+
+    def __init__(self, params: FeatureParams, mel_basis: np.ndarray):
+        expected = (params.n_mels, 1 + params.n_fft // 2)
+        if mel_basis.shape != expected:
+            raise ValueError(f"mel basis has shape {mel_basis.shape}, expected {expected}")
+        self.params = params
+        self.mel_basis = np.ascontiguousarray(mel_basis, dtype=np.float32)
+        self.dct = _dct_matrix(params.n_mfcc, params.n_mels)
+        n = np.arange(params.n_fft)
+        self.window = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / params.n_fft)).astype(np.float32)
+        self.delta_kernel = _savgol_kernel(params.delta_width, 1)
+        self.delta2_kernel = _savgol_kernel(params.delta_width, 2)
+
+    def mfcc(self, samples: np.ndarray) -> np.ndarray:
+        """13 MFCC per frame, shape (n_frames, 13), n_frames = 1 + len(samples) // hop."""
+        p = self.params
+        samples = np.asarray(samples, dtype=np.float32)
+        padded = np.pad(samples, p.n_fft // 2, mode="constant")
+        n_frames = 1 + (len(padded) - p.n_fft) // p.hop_length
+        frames = np.lib.stride_tricks.as_strided(
+            padded, shape=(n_frames, p.n_fft),
+            strides=(padded.strides[0] * p.hop_length, padded.strides[0]), writeable=False)
+        spectrum = np.fft.rfft(frames * self.window, axis=1)
+        power = spectrum.real ** 2 + spectrum.imag ** 2
+        mel = power.astype(np.float32) @ self.mel_basis.T
+        log_mel = 10.0 * np.log10(np.maximum(mel, 1e-10))
+        return (log_mel @ self.dct.T).astype(np.float32)
+
+    def _derivative(self, values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        # librosa.feature.delta uses savgol_filter(mode="interp"): the edge frames
+        # take the derivative of the polynomial fitted to the first (last) full
+        # window, which for these orders is the value at that window's centre.
+        half = len(kernel) // 2
+        n_frames = values.shape[0]
+        if n_frames < len(kernel):
+            return np.zeros_like(values)
+        windows = np.lib.stride_tricks.sliding_window_view(values, len(kernel), axis=0)
+        inner = windows @ kernel  # (n_frames - 2 half, dims)
+        return np.concatenate([np.repeat(inner[:1], half, axis=0), inner,
+                               np.repeat(inner[-1:], half, axis=0)]).astype(np.float32)
+
+    def frames(self, samples: np.ndarray) -> np.ndarray:
+        """MFCC, delta and delta-delta, shape (n_frames, 39), float32."""
+        coefficients = self.mfcc(samples)
+        return np.concatenate([coefficients,
+                               self._derivative(coefficients, self.delta_kernel),
+                               self._derivative(coefficients, self.delta2_kernel)], axis=1)
+
+
+def frames_to_patches(frames: np.ndarray, params: FeatureParams) -> np.ndarray:
+    """Cut (n_frames, 39) frames into non-overlapping (n_patches, 195, 10) patches.
+
+    See the module docstring for the exact layout; trailing frames that do not
+    fill a patch are dropped.
+    """
+    per_patch = params.frames_per_patch
+    n_patches = frames.shape[0] // per_patch
+    used = frames[: n_patches * per_patch]
+    # (patch, long frame, short frame, coefficient) -> (patch, short frame * coefficient, long frame)
+    grouped = used.reshape(n_patches, params.long_frames_per_patch,
+                           params.frames_per_long_frame * params.frame_dim)
+    return np.ascontiguousarray(grouped.transpose(0, 2, 1), dtype=np.float32)
+
+
+def song_patches(samples: np.ndarray, extractor: MfccExtractor) -> np.ndarray:
+    """All patches of a song, shape (n_patches, 195, 10); TooShortError if there are none."""
+    frames = extractor.frames(samples)
+    patches = frames_to_patches(frames, extractor.params)
+    if len(patches) == 0:
+        params = extractor.params
+        raise TooShortError(
+            f"too short: {len(samples) / params.sample_rate:.2f} s, "
+            f"needs at least {params.patch_seconds:.2f} s")
+    return patches

@@ -1,0 +1,106 @@
+"""The shipped tag model: an ONNX graph plus the metadata that makes it self-describing.
+
+Metadata keys (all strings): `qbsd.model_id`, `qbsd.tags` (JSON list, vocabulary
+order = output order), `qbsd.feature_params` (JSON of FeatureParams),
+`qbsd.mel_basis` (base64 .npy, (n_mels, 1 + n_fft // 2) float32),
+`qbsd.training_data`, `qbsd.recipe`. Input `patches` (batch, 195, 10) float32,
+raw MFCC values (normalisation is inside the graph); output `tags`
+(batch, n_tags), per-patch sigmoid probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .features import FeatureParams, MfccExtractor, decode_array, song_patches
+
+MODEL_FILENAME = "qbsd.onnx"
+PATCHES_PER_RUN = 256  # patches per onnxruntime call: large enough to amortise the call
+
+
+class ModelError(Exception):
+    """The model file is missing or is not a qbsd model."""
+
+
+def default_model_path() -> Path:
+    """The ONNX file shipped with the package (or beside it, in a source checkout)."""
+    override = os.environ.get("QBSD_MODEL")
+    if override:
+        return Path(override)
+    installed = Path(__file__).resolve().parent / "models" / MODEL_FILENAME
+    if installed.exists():
+        return installed
+    return Path(__file__).resolve().parent.parent / "models" / MODEL_FILENAME
+
+
+@dataclass(frozen=True)
+class SongVector:
+    """A song's tag vector, shape (n_tags,), and the seconds of audio analysed."""
+
+    vector: np.ndarray
+    duration: float
+
+
+def read_metadata(path: Path | str) -> dict[str, str]:
+    """The `qbsd.*` metadata of an ONNX file, without building an inference session's kernels."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+class TagModel:
+    """Runs the ONNX model on audio files: decode -> MFCC -> patches -> mean of outputs."""
+
+    def __init__(self, path: Path | str | None = None, threads: int = 1):
+        import onnxruntime
+
+        self.path = Path(path) if path else default_model_path()
+        if not self.path.exists():
+            raise ModelError(f"model file not found: {self.path}")
+        options = onnxruntime.SessionOptions()
+        # One thread per session: parallelism comes from --jobs worker processes,
+        # so several sessions never compete for the same cores.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self.session = onnxruntime.InferenceSession(str(self.path), options,
+                                                        providers=["CPUExecutionProvider"])
+        except Exception as error:
+            raise ModelError(f"cannot load model {self.path}: {str(error).splitlines()[0]}") from None
+        metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        try:
+            self.model_id = metadata["qbsd.model_id"]
+            self.tags: list[str] = json.loads(metadata["qbsd.tags"])
+            self.params = FeatureParams.from_json(metadata["qbsd.feature_params"])
+            mel_basis = decode_array(metadata["qbsd.mel_basis"])
+        except (KeyError, ValueError) as error:
+            raise ModelError(f"{self.path} is not a qbsd model (metadata {error})") from None
+        self.metadata = metadata
+        self.extractor = MfccExtractor(self.params, mel_basis)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def patch_outputs(self, patches: np.ndarray) -> np.ndarray:
+        """Per-patch tag probabilities, (n_patches, n_tags), for patches (n_patches, 195, 10)."""
+        outputs = [self.session.run(None, {self.input_name: patches[i:i + PATCHES_PER_RUN]})[0]
+                   for i in range(0, len(patches), PATCHES_PER_RUN)]
+        return np.concatenate(outputs)
+
+    def vector_from_samples(self, samples: np.ndarray) -> np.ndarray:
+        """Song vector (n_tags,) float32 from mono samples at the model's sample rate."""
+        patches = song_patches(samples, self.extractor)
+        return self.patch_outputs(patches).mean(axis=0).astype(np.float32)
+
+    def analyse(self, path: str) -> SongVector:
+        """Decode and analyse one file. Raises AudioError or TooShortError."""
+        from .audio import decode
+
+        audio = decode(path, self.params.sample_rate)
+        return SongVector(self.vector_from_samples(audio.samples), audio.duration)

@@ -1,0 +1,142 @@
+"""Writing results: JSON lines when piped, a rich table on a terminal, or an M3U playlist.
+
+Messages and progress go to stderr so that stdout carries only results.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import os
+import sys
+
+
+class ExitStatus(enum.IntEnum):
+    """Process exit codes, as documented in the README."""
+
+    OK = 0
+    FAILED = 1          # some inputs failed (others may have succeeded), or the command could not run
+    USAGE = 2           # bad arguments, unknown tag, unreadable query
+    INTERRUPTED = 130   # Ctrl-C: what was finished is kept
+
+
+class OutputFormat(str, enum.Enum):
+    auto = "auto"
+    json = "json"
+    table = "table"
+    m3u = "m3u"
+
+
+def resolve_format(requested: OutputFormat) -> OutputFormat:
+    if requested != OutputFormat.auto:
+        return requested
+    return OutputFormat.table if sys.stdout.isatty() else OutputFormat.json
+
+
+def display_path(path: str) -> str:
+    """A path as text that can always be printed (undecodable bytes shown as escapes)."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def json_line(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False, allow_nan=False)
+
+
+def write_line(text: str) -> None:
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader (head, a closed pipe) is gone: stop quietly, as Unix filters do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(ExitStatus.OK)
+
+
+def error(path: str | None, reason: str) -> None:
+    """One line on stderr: `qbsd: PATH: reason`."""
+    prefix = f"qbsd: {display_path(path)}: " if path else "qbsd: "
+    sys.stderr.write(prefix + reason + "\n")
+    sys.stderr.flush()
+
+
+def note(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+class Progress:
+    """A progress bar on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, description: str, total: int | None):
+        self.bar = None
+        if sys.stderr.isatty() and total:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
+                                       TextColumn, TimeRemainingColumn)
+
+            self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                    TimeRemainingColumn(), console=stderr_console(), transient=True)
+            self.task = self.bar.add_task(description, total=total)
+
+    def __enter__(self):
+        if self.bar:
+            self.bar.start()
+        return self
+
+    def advance(self, amount: int = 1) -> None:
+        if self.bar:
+            self.bar.advance(self.task, amount)
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.stop()
+
+
+def ranking_output(records: list[dict], output_format: OutputFormat, title: str) -> None:
+    """`similar` / `search` results: {"rank", "path", "score"} records."""
+    if output_format == OutputFormat.json:
+        for record in records:
+            write_line(json_line(record))
+    elif output_format == OutputFormat.m3u:
+        write_line("#EXTM3U")
+        for record in records:
+            write_line(f"#EXTINF:-1,{os.path.basename(display_path(record['path']))}")
+            write_line(display_path(record["path"]))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        table.add_column("#", justify="right")
+        table.add_column("score", justify="right")
+        table.add_column("path", overflow="fold")
+        for record in records:
+            table.add_row(str(record["rank"]), f"{record['score']:.3f}", display_path(record["path"]))
+        Console().print(table)
+
+
+def tag_record_output(record: dict, output_format: OutputFormat, console=None) -> None:
+    """One `qbsd tag` result."""
+    if output_format == OutputFormat.table:
+        from rich.table import Table
+
+        table = Table(title=f"{display_path(record['path'])}  ({record['duration']:.1f} s)",
+                      title_justify="left")
+        table.add_column("tag")
+        table.add_column("score", justify="right")
+        for entry in record["tags"]:
+            table.add_row(entry["tag"], f"{entry['score']:.3f}")
+        console.print(table)
+    else:
+        write_line(json_line(record))
+
+
+def finite_round(value: float, digits: int) -> float:
+    return round(float(value), digits) if math.isfinite(value) else 0.0

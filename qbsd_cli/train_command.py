@@ -1,0 +1,92 @@
+"""`qbsd train` and `qbsd evaluate`: the training-side commands (need the `train` extra)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .datasets import LabelledSongs, load_cal500, load_moods4q, load_tag_csv
+from .features import FeatureParams, librosa_mel_basis
+
+
+def _require_training_extra() -> None:
+    try:
+        import sklearn  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as missing:
+        from .cli import Fatal
+
+        raise Fatal(f"training needs the train extra ({missing.name} is missing): "
+                    f"pip install 'qbsd[train]'  (or pip install '.[train]' in a checkout)") from None
+
+
+def load_songs(data: Path, layout: str) -> LabelledSongs:
+    if layout == "moods4q":
+        return load_moods4q(str(data))
+    if layout == "cal500":
+        return load_cal500(str(data))
+    if layout == "csv":
+        return load_tag_csv(str(data))
+    from .cli import Fatal
+
+    raise Fatal(f"unknown layout {layout!r}: use moods4q, cal500 or csv", 2)
+
+
+def _log(text) -> None:
+    sys.stderr.write(f"{text}\n")
+    sys.stderr.flush()
+
+
+def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, epochs: int | None,
+                     limit: int, cache: Path | None, jobs: int) -> str:
+    """Train `recipe_name` on every song of `data` and write the ONNX model; returns its id."""
+    _require_training_extra()
+    import torch
+
+    from .export import export_onnx
+    from .feature_cache import song_frames
+    from .training import RECIPES, train, with_overrides
+
+    if recipe_name not in RECIPES:
+        from .cli import Fatal
+
+        raise Fatal(f"unknown recipe {recipe_name!r}; recipes: {', '.join(RECIPES)}", 2)
+    torch.set_num_threads(max(jobs, 1))
+    songs = load_songs(data, layout)
+    if limit:
+        songs = songs.subset(range(min(limit, len(songs.paths))))
+    params = FeatureParams()
+    mel_basis = librosa_mel_basis(params)
+    _log(f"{len(songs.paths)} songs, {len(songs.tags)} tags; computing features ...")
+    frames = song_frames(songs.paths, params, mel_basis, cache_dir=str(cache) if cache else None, jobs=jobs)
+    recipe = with_overrides(RECIPES[recipe_name], epochs=epochs)
+    trained = train(frames, songs.labels, songs.groups, params, recipe,
+                    log=lambda record: _log(json.dumps(record)))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    model_id = export_onnx(
+        trained.network, str(output), songs.tags, params, mel_basis, recipe.name, recipe.describe(),
+        f"{songs.description}; trained on all {len(songs.paths)} songs, best epoch "
+        f"{trained.best_epoch} of {trained.epochs_run} (early stopping on an artist-grouped 10% split)",
+        recipe.paper_faithful)
+    _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
+    return model_id
+
+
+def evaluate_methods(data: Path, layout: str, methods: list[str], results: Path,
+                     cache: Path | None, jobs: int) -> None:
+    _require_training_extra()
+    from .evaluation import BASELINES, markdown_table, run_evaluation
+    from .training import RECIPES
+
+    unknown = [m for m in methods if m not in RECIPES and m not in BASELINES]
+    if unknown:
+        from .cli import Fatal
+
+        raise Fatal(f"unknown methods {', '.join(unknown)}; baselines: {', '.join(BASELINES)}; "
+                    f"recipes: {', '.join(RECIPES)}", 2)
+    songs = load_songs(data, layout)
+    params = FeatureParams()
+    table = run_evaluation(songs, params, librosa_mel_basis(params), methods, str(results),
+                           cache_dir=str(cache) if cache else None, jobs=jobs, log=_log)
+    print(markdown_table(table))
