@@ -8,6 +8,8 @@ spawning anything; librosa/audioread is only tried for formats it cannot open
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,10 +50,33 @@ def _to_mono(samples: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
+@contextmanager
+def _c_stderr_silenced():
+    """Point file descriptor 2 at /dev/null for a while: libmpg123 (inside libsndfile)
+    prints "Note: Illegal Audio-MPEG-Header ..." lines itself on damaged MP3s, which
+    would break `qbsd`'s one-line-per-failure stderr. Errors still arrive as exceptions."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2: nothing to silence
+        saved = None
+    if saved is None:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _read_with_soundfile(path: str) -> tuple[np.ndarray, int]:
     import soundfile
 
-    with soundfile.SoundFile(path) as handle:
+    with _c_stderr_silenced(), soundfile.SoundFile(path) as handle:
         sample_rate = handle.samplerate
         samples = handle.read(dtype="float32", always_2d=True)
     return _to_mono(samples), sample_rate
@@ -103,6 +128,8 @@ def decode(path: str, sample_rate: int = 22050) -> DecodedAudio:
     except Exception as soundfile_error:  # libsndfile raises several types
         reason = str(soundfile_error).splitlines()[0] if str(soundfile_error) else "unreadable"
         reason = reason.replace(f"Error opening {path!r}: ", "")
+        if reason.startswith("File does not exist"):  # libsndfile's words for a damaged MP3
+            reason = "format not recognised or data damaged"
         if os.path.splitext(path)[1].lower() not in AUDIOREAD_EXTENSIONS:
             raise AudioError(f"not decodable audio ({reason})") from None
         try:

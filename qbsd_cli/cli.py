@@ -80,6 +80,17 @@ def _open_store(index: Optional[Path], create: bool):
         raise Fatal(str(error)) from None
 
 
+def _open_index_for_query(index: Optional[Path]):
+    """The index for similar/search; an index with no model bound yet (nothing indexed) is an error."""
+    store = _open_store(index, create=False)
+    if store.model_id is None:
+        from .output import display_path
+
+        raise Fatal(f"the index at {display_path(str(store.folder))} holds no songs yet: "
+                    f"run `qbsd index DIR` first")
+    return store
+
+
 def _stdin_lines() -> list[str]:
     data = sys.stdin.buffer.read()
     return [os.fsdecode(line) for line in data.splitlines() if line.strip()]
@@ -396,7 +407,7 @@ def similar(
     from .output import display_path, ranking_output, resolve_format
     from .store import StoreError
 
-    store = _open_store(index_folder, create=False)
+    store = _open_index_for_query(index_folder)
     exclude = None
     if query == "-":
         record = _read_query_record()
@@ -483,7 +494,7 @@ def search(
     """Songs in the index that best fit WORDS (mean of their scores for those tags)."""
     from .output import display_path, ranking_output, resolve_format
 
-    store = _open_store(index_folder, create=False)
+    store = _open_index_for_query(index_folder)
     columns = resolve_words(words, store.tags)
     records = [{"rank": rank, "path": display_path(path), "score": round(score, 4)}
                for rank, (path, score) in enumerate(store.rank_by_tags(columns, top), 1)]

@@ -30,8 +30,8 @@ class TrainingRecipe:
     smote: bool = False
     song_pooling: int = 0          # >0: average this many patches' outputs per song before the loss
     gain_db: float = 0.0           # random gain augmentation range (+-dB), acts on MFCC c0
-    patience: int = 5              # early stopping on the inner validation split (0: off)
-    validation_fraction: float = 0.1
+    patience: int = 8              # early stopping on the inner validation split (0: off)
+    validation_fraction: float = 0.15
     paper_faithful: bool = False
     seed: int = 0
 
@@ -59,7 +59,7 @@ RECIPES: dict[str, TrainingRecipe] = {
     "cnn-bce": TrainingRecipe("cnn-bce", loss="bce"),
     "cnn-bce-pos": TrainingRecipe("cnn-bce-pos", loss="bce_pos"),
     "cnn-bce-pos-smote": TrainingRecipe("cnn-bce-pos-smote", loss="bce_pos", smote=True),
-    "cnn-songpool": TrainingRecipe("cnn-songpool", loss="bce_pos", song_pooling=8, batch_size=16,
+    "cnn-songpool": TrainingRecipe("cnn-songpool", loss="bce_pos", song_pooling=8, batch_size=4,
                                    patches_per_song=8, gain_db=6.0),
 }
 
@@ -126,6 +126,9 @@ class MultiLabelSmote:
 
     def sample(self, song_frames: list[np.ndarray], params: FeatureParams, count: int):
         """`count` synthetic (patch (195, 10), label (n_tags,)) pairs."""
+        if not self.plan:  # no tag is both rare and carried by two songs
+            shape = (0, *params.patch_shape)
+            return np.zeros(shape, np.float32), np.zeros((0, self.labels.shape[1]), np.float32)
         patches, labels = [], []
         for choice in self.rng.integers(0, len(self.plan), size=count):
             song, near, synthetic = self.plan[choice]
@@ -237,6 +240,8 @@ def train(song_frames: list[np.ndarray], labels: np.ndarray, groups: list[str],
     network.set_normalisation(*frame_statistics(train_frames))
     loss_function = _loss_function(recipe, train_labels)
     optimizer, scheduler = _optimizer(recipe, network.parameters())
+    if recipe.smote and recipe.song_pooling:
+        raise ValueError("SMOTE makes single synthetic patches; it cannot be combined with song pooling")
     smote = None
     if recipe.smote:
         summaries = np.stack([song_summary(frames) for frames in train_frames])
@@ -248,8 +253,12 @@ def train(song_frames: list[np.ndarray], labels: np.ndarray, groups: list[str],
     for epoch in range(1, recipe.epochs + 1):
         epochs_run = epoch
         network.train()
-        song_order = np.repeat(np.arange(len(train_frames)), recipe.patches_per_song)
-        rng.shuffle(song_order)
+        if recipe.song_pooling:
+            # consecutive runs of `song_pooling` patches come from one song
+            song_order = np.repeat(rng.permutation(len(train_frames)), recipe.song_pooling)
+        else:
+            song_order = np.repeat(np.arange(len(train_frames)), recipe.patches_per_song)
+            rng.shuffle(song_order)
         patches = np.stack([random_patch(train_frames[s], params, rng) for s in song_order])
         targets = train_labels[song_order]
         if smote is not None:

@@ -1,0 +1,52 @@
+"""The numpy MFCC pipeline matches librosa.feature.mfcc on real clips, and patches are cut as documented."""
+
+import numpy as np
+import pytest
+
+from qbsd_cli.audio import decode
+from qbsd_cli.features import FeatureParams, MfccExtractor, TooShortError, frames_to_patches, librosa_mel_basis, song_patches
+
+librosa = pytest.importorskip("librosa")
+
+# Absolute tolerance on MFCC values (which range over hundreds): float32 STFT
+# against librosa's float64 path differs by at most a few thousandths.
+MFCC_TOLERANCE = 0.02
+DELTA_TOLERANCE = 0.005
+
+
+def librosa_reference(samples, params):
+    mel = librosa.feature.melspectrogram(y=samples, sr=params.sample_rate, n_fft=params.n_fft,
+                                         hop_length=params.hop_length, n_mels=params.n_mels,
+                                         fmin=params.fmin, fmax=params.fmax)
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=None), n_mfcc=params.n_mfcc)
+    return np.concatenate([mfcc, librosa.feature.delta(mfcc, width=params.delta_width),
+                           librosa.feature.delta(mfcc, width=params.delta_width, order=2)]).T
+
+
+def test_matches_librosa_on_real_clips(clip_paths):
+    params = FeatureParams()
+    extractor = MfccExtractor(params, librosa_mel_basis(params))
+    for path in clip_paths[:3]:
+        samples = decode(path).samples
+        ours = extractor.frames(samples)
+        reference = librosa_reference(samples, params)
+        assert ours.shape == reference.shape == (1 + len(samples) // params.hop_length, 39)
+        assert np.abs(ours[:, :13] - reference[:, :13]).max() < MFCC_TOLERANCE
+        assert np.abs(ours[:, 13:] - reference[:, 13:]).max() < DELTA_TOLERANCE
+
+
+def test_patch_layout():
+    params = FeatureParams()
+    frames = np.arange(120 * 39, dtype=np.float32).reshape(120, 39)
+    patches = frames_to_patches(frames, params)
+    assert patches.shape == (2, 195, 10)  # 120 frames: two patches of 50, 20 dropped
+    # column j of patch p = frames 50p+5j .. 50p+5j+4, one after the other
+    np.testing.assert_array_equal(patches[1][:, 3], frames[50 + 15:50 + 20].reshape(-1))
+
+
+def test_too_short_is_rejected():
+    params = FeatureParams()
+    extractor = MfccExtractor(params, librosa_mel_basis(params))
+    with pytest.raises(TooShortError, match="too short"):
+        song_patches(np.zeros(int(0.3 * params.sample_rate), dtype=np.float32), extractor)
+    assert song_patches(np.zeros(int(0.6 * params.sample_rate), dtype=np.float32), extractor).shape == (1, 195, 10)

@@ -1,0 +1,65 @@
+"""`--help` everywhere: exit 0, instant, and without loading the heavy modules."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO
+
+SUBCOMMANDS = ["tag", "index", "similar", "search", "tags", "train", "evaluate"]
+HEAVY_MODULES = {"onnxruntime", "librosa", "numpy", "annoy", "soundfile", "torch", "sklearn"}
+
+
+def test_top_level_help_lists_every_command(qbsd):
+    started = time.perf_counter()
+    result = qbsd("--help")
+    elapsed = time.perf_counter() - started
+    print(f"qbsd --help took {elapsed:.3f} s")
+    assert result.returncode == 0, result
+    for command in SUBCOMMANDS:
+        assert re.search(rf"\b{command}\b", result.stdout), command
+    assert elapsed < 2.0
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_subcommand_help(qbsd, command):
+    result = qbsd(command, "--help")
+    assert result.returncode == 0, result
+    assert "Usage:" in result.stdout
+    assert re.search(rf"\b{command}\b", result.stdout)
+    assert result.stderr == ""
+
+
+def test_short_help_option(qbsd):
+    long_help = qbsd("similar", "--help")
+    short_help = qbsd("similar", "-h")
+    assert short_help.returncode == 0, short_help
+    assert short_help.stdout == long_help.stdout
+
+
+def imported_modules(*args: str) -> set[str]:
+    """Top-level packages imported by `python -X importtime -m qbsd_cli ARGS` (this checkout)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QBSD_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    completed = subprocess.run([sys.executable, "-X", "importtime", "-m", "qbsd_cli", *args],
+                               capture_output=True, text=True, env=env, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    modules = set()
+    for line in completed.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            modules.add(name.split(".")[0])
+    assert "qbsd_cli" in modules  # the report really covers our import
+    return modules
+
+
+@pytest.mark.parametrize("args", [["--help"], ["similar", "--help"], ["index", "--help"]])
+def test_help_does_not_import_heavy_modules(args):
+    heavy = imported_modules(*args) & HEAVY_MODULES
+    assert not heavy, f"`qbsd {' '.join(args)}` imports {sorted(heavy)}"

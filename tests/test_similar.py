@@ -1,0 +1,141 @@
+"""`qbsd similar`: the songs in the index most like a song."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import AudioFactory, assert_no_traceback
+
+
+def ranking(result) -> list[dict]:
+    assert result.returncode == 0, result
+    records = result.json()
+    assert [r["rank"] for r in records] == list(range(1, len(records) + 1))
+    scores = [r["score"] for r in records]
+    assert scores == sorted(scores, reverse=True)
+    assert all(-1.0 <= s <= 1.0001 for s in scores)
+    return records
+
+
+def test_top_three_without_the_query(library):
+    query = library.real[0]
+    records = ranking(library.qbsd("similar", query, "--top", "3", index=library.index))
+    assert len(records) == 3
+    paths = [r["path"] for r in records]
+    assert str(query) not in paths
+    assert set(paths) <= {str(f) for f in library.files}
+    assert len(set(paths)) == 3
+
+
+def test_include_self_ranks_the_query_first(library):
+    query = library.real[1]
+    records = ranking(library.qbsd("similar", query, "--top", "3", "--include-self",
+                                   index=library.index))
+    assert records[0]["path"] == str(query)
+    assert records[0]["score"] == pytest.approx(1.0, abs=1e-3)
+    without = ranking(library.qbsd("similar", query, "--top", "2", index=library.index))
+    assert [r["path"] for r in records[1:]] == [r["path"] for r in without]
+
+
+def test_every_other_song_when_top_is_large(library):
+    query = library.generated[0]
+    records = ranking(library.qbsd("similar", query, "--top", "50", index=library.index))
+    assert sorted(r["path"] for r in records) == sorted(str(f) for f in library.files if f != query)
+
+
+def test_exact_agrees_with_index(library):
+    query = library.real[2]
+    default = ranking(library.qbsd("similar", query, "--top", "5", index=library.index))
+    exact = ranking(library.qbsd("similar", query, "--top", "5", "--exact", index=library.index))
+    assert [r["path"] for r in exact] == [r["path"] for r in default]
+
+
+def test_vector_on_stdin_through_a_pipe(library):
+    query = library.real[0]
+    piped = library.qbsd.shell(f"qbsd tag --vector {query} | qbsd similar - --top 3 "
+                               f"--index {library.index}")
+    direct = library.qbsd("similar", query, "--top", "3", index=library.index)
+    records = ranking(piped)
+    assert [r["path"] for r in records] == [r["path"] for r in ranking(direct)]
+    for a, b in zip(records, direct.json()):
+        assert a["score"] == pytest.approx(b["score"], abs=1e-3)
+
+
+def test_query_file_outside_the_index(library, make_audio):
+    outsider = make_audio.chord("outsider.flac", frequencies=(196.0, 246.94, 293.66), seconds=3.0)
+    records = ranking(library.qbsd("similar", outsider, "--top", "4", index=library.index))
+    assert len(records) == 4
+    assert {r["path"] for r in records} <= {str(f) for f in library.files}
+
+
+def test_json_table_and_m3u_formats(library):
+    query = library.real[3]
+    as_json = ranking(library.qbsd("similar", query, "--top", "3", "--format", "json",
+                                   index=library.index))
+    paths = [r["path"] for r in as_json]
+
+    table = library.qbsd("similar", query, "--top", "3", "--format", "table", index=library.index)
+    assert table.returncode == 0, table
+    assert "score" in table.stdout
+    for path in paths:  # the path column may wrap, but the file name is there
+        assert Path(path).name[:12] in table.stdout
+    assert not table.stdout.lstrip().startswith("{")
+
+    m3u = library.qbsd("similar", query, "--top", "3", "--format", "m3u", index=library.index)
+    assert m3u.returncode == 0, m3u
+    lines = m3u.lines
+    assert lines[0] == "#EXTM3U"
+    assert lines[1::2][:3] == [f"#EXTINF:-1,{Path(p).name}" for p in paths]
+    assert lines[2::2] == paths
+
+
+def model_with_another_id(qbsd, folder: Path) -> tuple[str, str, Path]:
+    """A copy of the model in use whose id differs (same length, so the ONNX stays valid)."""
+    verbose = qbsd("tags", "--verbose")
+    assert verbose.returncode == 0, verbose
+    match = re.match(r"model (\S+), \d+ tags, (.+)$", verbose.err_lines[0])
+    model_id, model_path = match.group(1), Path(match.group(2))
+    if not model_path.is_absolute():
+        model_path = qbsd.home / model_path
+    other_id = model_id[:-4] + ("zzzz" if not model_id.endswith("zzzz") else "yyyy")
+    data = model_path.read_bytes()
+    assert data.count(model_id.encode()) >= 1
+    copy = folder / "other.onnx"
+    copy.write_bytes(data.replace(model_id.encode(), other_id.encode()))
+    check = qbsd("tags", "--verbose", "--model", copy)
+    assert check.returncode == 0, check
+    assert check.err_lines[0].startswith(f"model {other_id},")
+    return model_id, other_id, copy
+
+
+def test_index_from_another_model_is_refused(qbsd, tmp_path):
+    music = AudioFactory(tmp_path / "music")
+    music.chord("chord.wav")
+    music.noise("noise.flac")
+    index = tmp_path / "index"
+    built = qbsd("index", music.folder, index=index)
+    assert built.returncode == 0, built
+
+    model_id, other_id, other_model = model_with_another_id(qbsd, tmp_path)
+    outsider = AudioFactory(tmp_path / "elsewhere").noise("outsider.wav", seed=7)
+    env = {"QBSD_MODEL": str(other_model)}
+    by_file = qbsd("similar", outsider, index=index, env=env)
+    by_vector = qbsd.shell(f"QBSD_MODEL={other_model} qbsd tag --vector {outsider} | "
+                           f"qbsd similar - --index {index}")
+    from_jsonl = qbsd.shell(f"QBSD_MODEL={other_model} qbsd tag --vector {outsider} | "
+                            f"qbsd index --from-jsonl - --index {index}")
+    music.chord("new.wav", frequencies=(261.63, 329.63, 392.0))
+    reindex = qbsd("index", music.folder, index=index, env=env)
+    for result in (by_file, by_vector, from_jsonl, reindex):
+        assert result.returncode != 0, result
+        assert_no_traceback(result)
+        assert model_id in result.stderr and other_id in result.stderr, result
+        assert result.stdout == ""
+        assert len(result.err_lines) == 1, result
+    # the refused runs left the index as it was
+    still = qbsd("search", "calm", "--top", "10", "--format", "json", index=index)
+    assert sorted(r["path"] for r in still.json()) == [str(music.folder / "chord.wav"),
+                                                       str(music.folder / "noise.flac")]

@@ -1,0 +1,76 @@
+"""A small real training run (24 clips, one epoch) through ONNX export and onnxruntime parity.
+
+Keeps the training pipeline from rotting in CI; the full evaluation is `qbsd evaluate`.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the train extra (PyTorch) is not installed")
+
+from qbsd_cli.datasets import load_moods4q  # noqa: E402
+from qbsd_cli.export import export_onnx  # noqa: E402
+from qbsd_cli.feature_cache import song_frames  # noqa: E402
+from qbsd_cli.features import FeatureParams, frames_to_patches, librosa_mel_basis  # noqa: E402
+from qbsd_cli.model import TagModel, read_metadata  # noqa: E402
+from qbsd_cli.training import RECIPES, ad_weights, positive_weights, train, with_overrides  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def small_run(moods4q_root, tmp_path_factory):
+    songs = load_moods4q(moods4q_root).subset(range(24))
+    params = FeatureParams()
+    mel_basis = librosa_mel_basis(params)
+    frames = song_frames(songs.paths, params, mel_basis,
+                         cache_dir=str(tmp_path_factory.mktemp("cache")), jobs=2)
+    recipe = with_overrides(RECIPES["cnn-songpool"], epochs=1)
+    trained = train(frames, songs.labels, songs.groups, params, recipe)
+    path = tmp_path_factory.mktemp("model") / "small.onnx"
+    model_id = export_onnx(trained.network, str(path), songs.tags, params, mel_basis, recipe.name,
+                           recipe.describe(), songs.description, recipe.paper_faithful)
+    return songs, params, frames, trained, path, model_id
+
+
+def test_onnx_matches_pytorch_on_real_patches(small_run):
+    songs, params, frames, trained, path, _ = small_run
+    patches = np.concatenate([frames_to_patches(f, params)[:8] for f in frames[:4]])
+    with torch.no_grad():
+        expected = trained.network(torch.from_numpy(patches)).numpy()
+    actual = TagModel(path).patch_outputs(patches)
+    assert actual.shape == (len(patches), len(songs.tags))
+    assert np.abs(actual - expected).max() < 1e-5
+
+
+def test_model_is_self_describing(small_run):
+    songs, params, _, _, path, model_id = small_run
+    metadata = read_metadata(path)
+    assert metadata["qbsd.model_id"] == model_id and model_id.startswith("qbsd-cnn-songpool-")
+    assert json.loads(metadata["qbsd.tags"]) == songs.tags
+    assert FeatureParams.from_json(metadata["qbsd.feature_params"]) == params
+    model = TagModel(path)
+    np.testing.assert_allclose(model.extractor.mel_basis, librosa_mel_basis(params))
+    # end to end from the audio file: same as the training-side features + network
+    vector = model.analyse(songs.paths[0]).vector
+    with torch.no_grad():
+        expected = small_run[3].network(torch.from_numpy(frames_to_patches(small_run[2][0], params))).numpy().mean(0)
+    assert np.abs(vector - expected).max() < 1e-4
+
+
+def test_every_recipe_runs_one_short_epoch(small_run):
+    songs, params, frames, _, _, _ = small_run
+    for name in ("paper", "paper-ad-smote", "cnn-bce-pos-smote"):
+        recipe = with_overrides(RECIPES[name], epochs=1, patches_per_song=1)
+        trained = train(frames, songs.labels, songs.groups, params, recipe)
+        assert np.isfinite(trained.history[-1]["loss"])
+
+
+def test_imbalance_weights():
+    labels = np.zeros((100, 3), dtype=np.uint8)
+    labels[:50, 0] = 1
+    labels[:5, 1] = 1
+    labels[:1, 2] = 1
+    ad = ad_weights(labels)  # eq. (4)-(5): 1 - f/sum(f) + 1/N
+    np.testing.assert_allclose(ad, [1 - 50 / 56 + 1 / 3, 1 - 5 / 56 + 1 / 3, 1 - 1 / 56 + 1 / 3], rtol=1e-6)
+    np.testing.assert_allclose(positive_weights(labels), [1.0, 19.0, 50.0])
