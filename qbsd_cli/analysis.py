@@ -29,11 +29,15 @@ class Analysis:
 _worker_model = None
 
 
-def _load_worker_model(model_path: str | None) -> None:
-    global _worker_model
+def _load_worker_model(model_path: str | None, max_segments: int | None) -> None:
+    global _worker_model, _worker_max_segments
     from .model import TagModel
 
     _worker_model = TagModel(model_path, threads=1)
+    _worker_max_segments = max_segments
+
+
+_worker_max_segments: int | None = None
 
 
 def _analyse_one(path: str) -> Analysis:
@@ -41,7 +45,7 @@ def _analyse_one(path: str) -> Analysis:
     from .features import TooShortError
 
     try:
-        result = _worker_model.analyse(path)
+        result = _worker_model.analyse(path, _worker_max_segments)
     except (AudioError, TooShortError) as error:
         return Analysis(path, error=str(error))
     except MemoryError:
@@ -55,16 +59,18 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def analyse_files(paths: Iterable[str], model_path: str | None, jobs: int) -> Iterator[Analysis]:
-    """Yield an Analysis per path, in order. jobs=1 runs in this process."""
+def analyse_files(paths: Iterable[str], model_path: str | None, jobs: int,
+                  max_segments: int | None) -> Iterator[Analysis]:
+    """Yield an Analysis per path, in order. jobs=1 runs in this process.
+    max_segments: 30-second segments analysed per file (None: the whole file)."""
     paths = list(paths)
     if not paths:
         return
     if jobs <= 1 or len(paths) == 1:
-        _load_worker_model(model_path)
+        _load_worker_model(model_path, max_segments)
         for path in paths:
             yield _analyse_one(path)
         return
     with ProcessPoolExecutor(min(jobs, len(paths)), initializer=_load_worker_model,
-                             initargs=(model_path,)) as pool:
+                             initargs=(model_path, max_segments)) as pool:
         yield from pool.map(_analyse_one, paths, chunksize=1)

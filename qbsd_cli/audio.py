@@ -11,6 +11,7 @@ import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -103,12 +104,7 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
                                 dtype=np.float32)
 
 
-def decode(path: str, sample_rate: int = 22050) -> DecodedAudio:
-    """Decode `path` to mono float32 at `sample_rate` Hz.
-
-    Raises AudioError with a one-line reason for anything that is not readable
-    audio: a missing file, a directory, an empty or truncated file, no samples.
-    """
+def _check_readable(path: str) -> None:
     if os.path.isdir(path):
         raise AudioError("is a directory")
     try:
@@ -123,21 +119,102 @@ def decode(path: str, sample_rate: int = 22050) -> DecodedAudio:
     except OSError as error:
         raise AudioError(error.strerror or str(error)) from None
 
+
+def _soundfile_reason(path: str, error: Exception) -> str:
+    reason = str(error).splitlines()[0] if str(error) else "unreadable"
+    reason = reason.replace(f"Error opening {path!r}: ", "")
+    if reason.startswith("File does not exist"):  # libsndfile's words for a damaged MP3
+        reason = "format not recognised or data damaged"
+    return reason
+
+
+def _finished(samples: np.ndarray, rate: int, sample_rate: int) -> DecodedAudio:
+    if samples.size == 0:
+        raise AudioError("no audio samples")
+    if not np.all(np.isfinite(samples)):
+        samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
+    return DecodedAudio(resample(samples, rate, sample_rate), sample_rate)
+
+
+def decode(path: str, sample_rate: int = 22050) -> DecodedAudio:
+    """Decode the whole of `path` to mono float32 at `sample_rate` Hz.
+
+    Raises AudioError with a one-line reason for anything that is not readable
+    audio: a missing file, a directory, an empty or truncated file, no samples.
+    """
+    _check_readable(path)
     try:
         samples, rate = _read_with_soundfile(path)
     except Exception as soundfile_error:  # libsndfile raises several types
-        reason = str(soundfile_error).splitlines()[0] if str(soundfile_error) else "unreadable"
-        reason = reason.replace(f"Error opening {path!r}: ", "")
-        if reason.startswith("File does not exist"):  # libsndfile's words for a damaged MP3
-            reason = "format not recognised or data damaged"
+        reason = _soundfile_reason(path, soundfile_error)
         if os.path.splitext(path)[1].lower() not in AUDIOREAD_EXTENSIONS:
             raise AudioError(f"not decodable audio ({reason})") from None
         try:
             samples, rate = _read_with_audioread(path, sample_rate)
         except Exception:
             raise AudioError(f"not decodable audio ({reason})") from None
-    if samples.size == 0:
-        raise AudioError("no audio samples")
-    if not np.all(np.isfinite(samples)):
-        samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
-    return DecodedAudio(resample(samples, rate, sample_rate), sample_rate)
+    return _finished(samples, rate, sample_rate)
+
+
+def segment_starts(total_seconds: float, segment_seconds: float, max_segments: int | None) -> list[float]:
+    """Start times (s) of the segments analysed in a file of `total_seconds`.
+
+    The file is cut into consecutive segments of `segment_seconds`; when there are
+    more than `max_segments`, that many are taken, evenly spread from the first
+    to the last full segment. `max_segments=None` keeps them all.
+    """
+    count = max(1, int(np.ceil(total_seconds / segment_seconds - 1e-9)))
+    if max_segments is None or count <= max_segments:
+        return [i * segment_seconds for i in range(count)]
+    last_start = max(total_seconds - segment_seconds, 0.0)
+    if max_segments == 1:
+        return [last_start / 2]
+    return [last_start * i / (max_segments - 1) for i in range(max_segments)]
+
+
+def decode_segments(path: str, sample_rate: int = 22050, segment_seconds: float = 30.0,
+                    max_segments: int | None = None) -> Iterator[DecodedAudio]:
+    """Decode `path` segment by segment (see `segment_starts`), mono at `sample_rate` Hz.
+
+    Only the chosen segments are read (libsndfile seeks), and only one segment is
+    in memory at a time, so a 60-minute file costs no more memory than a
+    30-second one. Each segment is resampled on its own, exactly as a training
+    clip of that length is. Formats that libsndfile cannot read are decoded whole.
+    """
+    import soundfile
+
+    _check_readable(path)
+    try:
+        with _c_stderr_silenced():
+            handle = soundfile.SoundFile(path)
+    except Exception as soundfile_error:
+        if os.path.splitext(path)[1].lower() not in AUDIOREAD_EXTENSIONS:
+            raise AudioError(f"not decodable audio ({_soundfile_reason(path, soundfile_error)})") from None
+        whole = decode(path, sample_rate)
+        step = int(segment_seconds * sample_rate)
+        for start in segment_starts(whole.duration, segment_seconds, max_segments):
+            first = int(start * sample_rate)
+            yield DecodedAudio(whole.samples[first:first + step], sample_rate)
+        return
+    with handle:
+        rate = handle.samplerate
+        total = handle.frames
+        length = int(round(segment_seconds * rate))
+        # some files (streams, damaged headers) do not know their length: read it all
+        starts = segment_starts(total / rate, segment_seconds, max_segments) if total > 0 else [0.0]
+        produced = False
+        for start in starts:
+            try:
+                with _c_stderr_silenced():
+                    if handle.seekable():
+                        handle.seek(int(round(start * rate)))
+                    samples = handle.read(length if total > 0 else -1, dtype="float32", always_2d=True)
+            except Exception as error:
+                raise AudioError(f"decoding failed at {start:.0f} s "
+                                 f"({_soundfile_reason(path, error)})") from None
+            if len(samples) == 0:
+                continue
+            produced = True
+            yield _finished(_to_mono(samples), rate, sample_rate)
+        if not produced:
+            raise AudioError("no audio samples")

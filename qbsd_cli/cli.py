@@ -30,6 +30,7 @@ IndexOption = typer.Option(None, "--index", "-i", envvar="QBSD_INDEX",
 FormatOption = typer.Option(OutputFormat.auto, "--format", "-f",
                             help="Output format; auto is a table on a terminal, JSON lines when piped.")
 JobsOption = typer.Option(0, "--jobs", "-j", min=0, help="Files analysed in parallel [default: all cores].")
+FullOption = typer.Option(False, "--full", help="Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file.")
 ModelOption = typer.Option(None, "--model", envvar="QBSD_MODEL", help="ONNX model file [default: the shipped model].")
 
 
@@ -40,6 +41,12 @@ def default_index_folder() -> Path:
 
 def _index_folder(index: Optional[Path]) -> Path:
     return Path(index) if index else default_index_folder()
+
+
+def _max_segments(full: bool):
+    from .model import DEFAULT_MAX_SEGMENTS
+
+    return None if full else DEFAULT_MAX_SEGMENTS
 
 
 def _jobs(jobs: int) -> int:
@@ -125,6 +132,7 @@ def tag(
     top: int = typer.Option(10, "--top", "-k", min=0, help="Tags per file; 0 lists every tag."),
     vector: bool = typer.Option(False, "--vector", help="Add every score, in vocabulary order, as \"vector\"."),
     jobs: int = JobsOption,
+    full: bool = FullOption,
     output_format: OutputFormat = FormatOption,
     model: Optional[Path] = ModelOption,
 ):
@@ -144,7 +152,7 @@ def tag(
         console = Console()
     failed = 0
     with Progress("tagging", len(paths)) as progress:
-        for result in analyse_files(paths, str(tag_model.path), _jobs(jobs)):
+        for result in analyse_files(paths, str(tag_model.path), _jobs(jobs), _max_segments(full)):
             progress.advance()
             if result.error:
                 failed += 1
@@ -203,6 +211,7 @@ def index(
     errors: bool = typer.Option(False, "--errors", help="List the files that failed, with their reasons, and stop."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Start the index afresh (after a model change or damage)."),
     jobs: int = JobsOption,
+    full: bool = FullOption,
     index_folder: Optional[Path] = IndexOption,
     model: Optional[Path] = ModelOption,
 ):
@@ -234,7 +243,7 @@ def index(
             if from_jsonl:
                 counts = _ingest_jsonl(store, from_jsonl)
             else:
-                counts = _index_folders(store, folders, model, _jobs(jobs))
+                counts = _index_folders(store, folders, model, _jobs(jobs), _max_segments(full))
             note("updating search index ...") if sys.stderr.isatty() else None
             store.rebuild_annoy()
     except IndexBusyError as busy:
@@ -248,7 +257,8 @@ def index(
         raise typer.Exit(ExitStatus.FAILED)
 
 
-def _index_folders(store, folders: list[str], model: Optional[Path], jobs: int) -> dict:
+def _index_folders(store, folders: list[str], model: Optional[Path], jobs: int,
+                   max_segments) -> dict:
     from .analysis import analyse_files
     from .output import Progress, error
 
@@ -284,7 +294,7 @@ def _index_folders(store, folders: list[str], model: Optional[Path], jobs: int) 
         by_path = {path: (info, existed) for path, info, existed in todo}
         batch = []
         with Progress("indexing", len(todo)) as progress:
-            for result in analyse_files([path for path, _, _ in todo], str(tag_model.path), jobs):
+            for result in analyse_files([path for path, _, _ in todo], str(tag_model.path), jobs, max_segments):
                 progress.advance()
                 info, existed = by_path[result.path]
                 batch.append((result, info, existed))
@@ -397,6 +407,7 @@ def similar(
     top: int = typer.Option(10, "--top", "-k", min=1, help="How many songs."),
     include_self: bool = typer.Option(False, "--include-self", help="Keep the query song in the results."),
     exact: bool = typer.Option(False, "--exact", help="Exact cosine search instead of the Annoy index."),
+    full: bool = FullOption,
     output_format: OutputFormat = FormatOption,
     index_folder: Optional[Path] = IndexOption,
     model: Optional[Path] = ModelOption,
@@ -436,7 +447,7 @@ def similar(
             from .features import TooShortError
 
             try:
-                vector = tag_model.analyse(query).vector
+                vector = tag_model.analyse(query, _max_segments(full)).vector
             except (AudioError, TooShortError) as bad:
                 raise Fatal(f"{display_path(query)}: {bad}") from None
     if len(vector) != store.n_tags:

@@ -1,7 +1,8 @@
 """MFCC features and the paper's 195x10 patches, in numpy only.
 
-Training and inference both call `song_patches`, so a model never sees features
-it was not trained on. The mel filterbank comes from `librosa.filters.mel` once,
+Training (through `feature_cache`) and inference (through `model.TagModel`) both
+call `MfccExtractor.frames` and `frames_to_patches`, so a model never sees
+features it was not trained on. The mel filterbank comes from `librosa.filters.mel` once,
 at training time, and is stored in the ONNX model's metadata; at run time it is
 read back from there, so librosa's ~4 s cold start (numba JIT, lazy imports) is
 never paid by `qbsd`. The numpy pipeline follows `librosa.feature.mfcc` exactly

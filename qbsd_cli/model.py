@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import FeatureParams, MfccExtractor, decode_array, song_patches
+from .features import FeatureParams, MfccExtractor, TooShortError, decode_array, frames_to_patches, song_patches
 
 MODEL_FILENAME = "qbsd.onnx"
 PATCHES_PER_RUN = 256  # patches per onnxruntime call: large enough to amortise the call
+SEGMENT_SECONDS = 30.0  # the training clips' length
+DEFAULT_MAX_SEGMENTS = 4  # up to 2 minutes analysed per song; see the model card for the measurement
 
 
 class ModelError(Exception):
@@ -98,9 +100,27 @@ class TagModel:
         patches = song_patches(samples, self.extractor)
         return self.patch_outputs(patches).mean(axis=0).astype(np.float32)
 
-    def analyse(self, path: str) -> SongVector:
-        """Decode and analyse one file. Raises AudioError or TooShortError."""
-        from .audio import decode
+    def analyse(self, path: str, max_segments: int | None = DEFAULT_MAX_SEGMENTS) -> SongVector:
+        """Decode and analyse one file; raises AudioError or TooShortError.
 
-        audio = decode(path, self.params.sample_rate)
-        return SongVector(self.vector_from_samples(audio.samples), audio.duration)
+        The file is analysed in segments of SEGMENT_SECONDS (the length of the
+        training clips, each processed exactly like one), at most `max_segments`
+        of them evenly spread over the file (None: all). The vector is the mean
+        of the outputs of every patch of every analysed segment; `duration` is
+        the number of seconds analysed.
+        """
+        from .audio import decode_segments
+
+        total = np.zeros(len(self.tags), dtype=np.float64)
+        n_patches = 0
+        seconds = 0.0
+        for segment in decode_segments(path, self.params.sample_rate, SEGMENT_SECONDS, max_segments):
+            seconds += segment.duration
+            patches = frames_to_patches(self.extractor.frames(segment.samples), self.params)
+            if len(patches):
+                total += self.patch_outputs(patches).sum(axis=0, dtype=np.float64)
+                n_patches += len(patches)
+        if n_patches == 0:
+            raise TooShortError(f"too short: {seconds:.2f} s, needs at least "
+                                f"{self.params.patch_seconds:.2f} s")
+        return SongVector((total / n_patches).astype(np.float32), seconds)
