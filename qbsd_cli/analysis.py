@@ -1,19 +1,41 @@
-"""Analyse many files with the tag model, in parallel worker processes.
+"""Analyse many files with the tag model, in worker processes with a per-file time limit.
 
-Each worker loads the ONNX model once with one onnxruntime thread, so `--jobs N`
-uses N cores without oversubscription. Results come back in input order as
-soon as they are ready; a file that fails yields its one-line reason instead
-of a vector, and the batch goes on.
+Every file is analysed in a worker process, never in the command's own process, so
+that a file that makes a decoder hang (or crash, or eat all memory) costs one failed
+file, not the run: a worker that exceeds the time limit is killed and replaced, and a
+worker that dies is replaced, the file reported as failed either way. Workers are
+forked once per run (and again only to replace one), each loading the ONNX model with
+one onnxruntime thread, so `--jobs N` uses N cores without oversubscription and the
+normal path spawns no process per file. Results come back in input order; a file that
+fails yields its one-line reason instead of a vector, and the batch goes on.
+
+The workers are plain `os.fork()` children (Linux and macOS) that:
+  * ignore SIGINT: Ctrl-C reaches the whole process group, and the command (not the
+    workers) decides what to do; it kills the workers on its way out;
+  * die with the command (PR_SET_PDEATHSIG on Linux; elsewhere they exit when their
+    pipe closes), so a `kill -9` of `qbsd index` leaves no orphan holding its lock;
+  * write nothing to the command's stdout (it is /dev/null for them) and, unless
+    asked to keep it, nothing to its stderr: decoders print notes on damaged files,
+    and the command's stderr carries exactly one line per failure.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
+import signal
+import sys
+import time
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
+
+#: Seconds one file may take before its worker is killed and the file fails. The
+#: default analysis (at most 2 minutes of audio) takes well under a second per file;
+#: `--full` on a very long file takes longer (about 1 s per 5 minutes of audio).
+DEFAULT_TIMEOUT = 120.0
+#: How long workers may take to exit once their pipe is closed, before they are killed.
+_EXIT_GRACE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -26,51 +48,309 @@ class Analysis:
     error: str | None = None
 
 
-_worker_model = None
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _load_worker_model(model_path: str | None, max_segments: int | None) -> None:
-    global _worker_model, _worker_max_segments
-    from .model import TagModel
-
-    _worker_model = TagModel(model_path, threads=1)
-    _worker_max_segments = max_segments
-
-
-_worker_max_segments: int | None = None
-
-
-def _analyse_one(path: str) -> Analysis:
+def analyse_one(model, path: str, max_segments: int | None) -> Analysis:
+    """Analyse `path` with a TagModel; never raises for a bad file (the reason is in .error)."""
     from .audio import AudioError
     from .features import TooShortError
 
     try:
-        result = _worker_model.analyse(path, _worker_max_segments)
+        result = model.analyse(path, max_segments)
     except (AudioError, TooShortError) as error:
         return Analysis(path, error=str(error))
     except MemoryError:
         return Analysis(path, error="out of memory while analysing")
     except Exception as error:  # one bad file must not stop a batch
         return Analysis(path, error=f"unexpected error: {type(error).__name__}: {error}")
+    if not np.all(np.isfinite(result.vector)):
+        return Analysis(path, error="analysis produced invalid values (NaN or infinity)")
     return Analysis(path, result.vector, result.duration)
 
 
-def default_jobs() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+# --------------------------------------------------------------------------- the worker side
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (a no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _detach_std_streams(keep_stderr: bool) -> None:
+    """Fresh stdio for a forked worker: /dev/null for stdin and stdout (and stderr unless
+    kept), and new Python file objects, so that the worker never flushes the command's
+    buffered output or waits on a lock another thread of the command held at fork time."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    if not keep_stderr:
+        os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stdin = open(0, "r", closefd=False)
+    sys.stdout = open(1, "w", closefd=False)
+    sys.stderr = open(2, "w", closefd=False)
+
+
+def _worker_main(connection, parent: int, model_path: str | None, max_segments: int | None,
+                 keep_stderr: bool) -> None:
+    """Receive paths, send Analysis results, until the pipe closes or None arrives."""
+    _die_with_parent(parent)
+    _detach_std_streams(keep_stderr)
+    import warnings
+
+    warnings.simplefilter("ignore")  # e.g. numpy's on odd input: the reason is in the result
+    from .model import TagModel
+
+    try:
+        model = TagModel(model_path, threads=1)
+    except Exception as error:  # the command loaded it already, so this is rare
+        model, load_error = None, f"cannot load the model in a worker: {error}"
+    while True:
+        try:
+            path = connection.recv()
+        except (EOFError, OSError):
+            return
+        if path is None:
+            return
+        if model is None:
+            result = Analysis(path, error=load_error)
+        else:
+            result = analyse_one(model, path, max_segments)
+        try:
+            connection.send(result)
+        except (OSError, ValueError):
+            return
+
+
+class _Worker:
+    """One forked worker process and the command's end of its pipe."""
+
+    def __init__(self, model_path: str | None, max_segments: int | None, keep_stderr: bool):
+        from multiprocessing import Pipe
+
+        ours, theirs = Pipe(duplex=True)
+        parent = os.getpid()
+        # SIGINT stays blocked across the fork, so that a Ctrl-C cannot hit the child
+        # before it has set SIGINT to ignored; the command gets it as soon as it unblocks.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            pid = os.fork()
+            if pid == 0:  # the worker: never returns into the command's code
+                status = 0
+                try:
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+                    ours.close()
+                    _worker_main(theirs, parent, model_path, max_segments, keep_stderr)
+                except BaseException:
+                    status = 1
+                finally:
+                    os._exit(status)
+        finally:
+            if os.getpid() == parent:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        theirs.close()
+        self.pid = pid
+        self.connection = ours
+        self.task: tuple[int, str, float] | None = None  # (position, path, deadline)
+        self.alive = True
+
+    def send(self, position: int, path: str, timeout: float | None) -> None:
+        deadline = time.monotonic() + timeout if timeout else float("inf")
+        self.task = (position, path, deadline)
+        self.connection.send(path)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and reap it."""
+        if not self.alive:
+            return
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.reap(block=True)
+
+    def reap(self, block: bool) -> int | None:
+        """The wait status once the process has ended (None if it is still running)."""
+        if not self.alive:
+            return self.status
+        try:
+            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.pid, 0
+        if pid == 0:
+            return None
+        self.alive = False
+        self.status = status
+        self.connection.close()
+        return status
+
+    def death_reason(self) -> str:
+        """Why the worker ended, for the file it was analysing."""
+        status = self.reap(block=True)
+        if status is not None and os.WIFSIGNALED(status):
+            number = os.WTERMSIG(status)
+            try:
+                name = signal.Signals(number).name
+            except ValueError:
+                name = f"signal {number}"
+            hint = " (out of memory?)" if number == signal.SIGKILL else ""
+            return f"the analysis process was killed by {name}{hint}"
+        code = os.WEXITSTATUS(status) if status is not None else "?"
+        return f"the analysis process exited unexpectedly (status {code})"
+
+
+class AnalysisPool:
+    """`jobs` worker processes that analyse files with a per-file time limit.
+
+    Start it before anything else in the command starts threads (a progress bar):
+    workers are forked. Use as a context manager; leaving it (normally, on an error or
+    on Ctrl-C) ends every worker.
+    """
+
+    def __init__(self, model_path: str | None, jobs: int, max_segments: int | None,
+                 timeout: float | None = DEFAULT_TIMEOUT, keep_stderr: bool = False):
+        self.model_path = model_path
+        self.max_segments = max_segments
+        self.timeout = timeout if timeout and timeout > 0 else None
+        self.keep_stderr = keep_stderr
+        self.workers: list[_Worker] = []
+        self.size = max(1, jobs)
+        try:
+            for _ in range(self.size):
+                self.workers.append(self._start())
+        except BaseException:
+            self.close(kill=True)
+            raise
+
+    def _start(self) -> _Worker:
+        return _Worker(self.model_path, self.max_segments, self.keep_stderr)
+
+    def __enter__(self) -> AnalysisPool:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.close(kill=kind is not None)
+
+    def close(self, kill: bool = False) -> None:
+        """End the workers: politely when idle (close their pipes), else SIGKILL."""
+        workers, self.workers = self.workers, []
+        if kill:
+            for worker in workers:
+                worker.kill()
+            return
+        for worker in workers:
+            if worker.alive:
+                try:
+                    worker.connection.send(None)
+                except (OSError, ValueError):
+                    pass
+        deadline = time.monotonic() + _EXIT_GRACE_S
+        for worker in workers:
+            while worker.alive and worker.reap(block=False) is None:
+                if time.monotonic() > deadline:
+                    worker.kill()
+                    break
+                time.sleep(0.002)
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.kill()
+        index = self.workers.index(worker)
+        self.workers[index] = self._start()
+
+    def analyse(self, paths: Iterable[str], ordered: bool = True,
+                idle: float | None = None) -> Iterator[Analysis | None]:
+        """Yield an Analysis per path: in input order, or (ordered=False) as each finishes.
+        With `idle` seconds, also yield None whenever that long passes without a result
+        (a caller can commit its finished work while a slow file is being analysed)."""
+        from multiprocessing.connection import wait
+
+        paths = list(paths)
+        waiting = iter(enumerate(paths))
+        done: dict[int, Analysis] = {}
+        delivered = 0
+        next_out = 0
+        exhausted = False
+        last_yield = time.monotonic()
+        try:
+            while delivered < len(paths):
+                # Hand a file to every idle worker.
+                for worker in self.workers:
+                    if worker.task is None and not exhausted:
+                        item = next(waiting, None)
+                        if item is None:
+                            exhausted = True
+                            break
+                        try:
+                            worker.send(item[0], item[1], self.timeout)
+                        except (OSError, ValueError):  # it died while idle: the file is not lost
+                            done[item[0]] = Analysis(item[1], error=worker.death_reason())
+                            worker.task = None
+                            self._replace(worker)
+                if ordered:
+                    while next_out in done:
+                        yield done.pop(next_out)
+                        next_out += 1
+                        delivered += 1
+                        last_yield = time.monotonic()
+                else:
+                    for position in list(done):
+                        yield done.pop(position)
+                        delivered += 1
+                        last_yield = time.monotonic()
+                busy = [worker for worker in self.workers if worker.task is not None]
+                if not busy:
+                    continue
+                now = time.monotonic()
+                wake = min(worker.task[2] for worker in busy)
+                if idle is not None:
+                    if now - last_yield >= idle:
+                        yield None
+                        last_yield = now = time.monotonic()
+                    wake = min(wake, last_yield + idle)
+                remaining = None if wake == float("inf") else max(0.0, wake - now)
+                ready = set(wait([worker.connection for worker in busy], remaining))
+                for worker in busy:
+                    position, path, deadline = worker.task
+                    if worker.connection in ready:
+                        try:
+                            result = worker.connection.recv()
+                        except (EOFError, OSError):
+                            result = Analysis(path, error=worker.death_reason())
+                            self._replace(worker)
+                        worker.task = None
+                        done[position] = result
+                    elif time.monotonic() >= deadline:
+                        done[position] = Analysis(path, error=f"timed out after {self.timeout:g} s")
+                        worker.task = None
+                        self._replace(worker)
+        except BaseException:
+            # Ctrl-C or an error in the caller: busy workers may run for a long time.
+            self.close(kill=True)
+            raise
 
 
 def analyse_files(paths: Iterable[str], model_path: str | None, jobs: int,
-                  max_segments: int | None) -> Iterator[Analysis]:
-    """Yield an Analysis per path, in order. jobs=1 runs in this process.
-    max_segments: 30-second segments analysed per file (None: the whole file)."""
+                  max_segments: int | None, timeout: float | None = DEFAULT_TIMEOUT,
+                  keep_stderr: bool = False) -> Iterator[Analysis]:
+    """Yield an Analysis per path, in order, from min(jobs, len(paths)) worker processes.
+
+    max_segments: 30-second segments analysed per file (None: the whole file);
+    timeout: seconds per file (None or 0: no limit)."""
     paths = list(paths)
     if not paths:
         return
-    if jobs <= 1 or len(paths) == 1:
-        _load_worker_model(model_path, max_segments)
-        for path in paths:
-            yield _analyse_one(path)
-        return
-    with ProcessPoolExecutor(min(jobs, len(paths)), initializer=_load_worker_model,
-                             initargs=(model_path, max_segments)) as pool:
-        yield from pool.map(_analyse_one, paths, chunksize=1)
+    with AnalysisPool(model_path, min(jobs, len(paths)), max_segments, timeout, keep_stderr) as pool:
+        yield from pool.analyse(paths)

@@ -7,7 +7,9 @@ spawning anything; librosa/audioread is only tried for formats it cannot open
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,7 +49,8 @@ def is_audio_path(path: str) -> bool:
 
 def _to_mono(samples: np.ndarray) -> np.ndarray:
     if samples.ndim == 2:
-        samples = samples.mean(axis=1, dtype=np.float32)
+        with np.errstate(all="ignore"):  # inf or NaN samples (a damaged float file): see _finished
+            samples = samples.mean(axis=1, dtype=np.float32)
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
@@ -74,10 +77,16 @@ def _c_stderr_silenced():
         os.close(devnull)
 
 
-def _read_with_soundfile(path: str) -> tuple[np.ndarray, int]:
+def _open_soundfile(path: str):
+    """soundfile.SoundFile for `path`. On POSIX the name goes as bytes: soundfile encodes a
+    str strictly as UTF-8, which fails for names that are not UTF-8 (surrogate escapes)."""
     import soundfile
 
-    with _c_stderr_silenced(), soundfile.SoundFile(path) as handle:
+    return soundfile.SoundFile(path if os.name == "nt" else os.fsencode(path))
+
+
+def _read_with_soundfile(path: str) -> tuple[np.ndarray, int]:
+    with _c_stderr_silenced(), _open_soundfile(path) as handle:
         sample_rate = handle.samplerate
         samples = handle.read(dtype="float32", always_2d=True)
     return _to_mono(samples), sample_rate
@@ -104,14 +113,53 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
                                 dtype=np.float32)
 
 
+#: Samples beyond this magnitude are clipped: no real recording comes near it (decoders
+#: give -1..1, with overs up to about 2), but a float file can hold 1e38, whose power
+#: spectrum overflows to inf and turns the song vector into NaN.
+SAMPLE_LIMIT = 16.0
+#: Sample rates outside this range are not audio qbsd can analyse (a damaged header).
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 768_000
+#: Frames read per call when decoding a segment, scaled down for many channels, so that
+#: decoding memory stays near one mono segment whatever the header claims.
+_READ_BLOCK_SAMPLES = 1 << 21
+
+_FILE_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def stat_reason(path: str, error: OSError) -> str:
+    """One-line reason for an os.stat() failure, naming broken links and link loops."""
+    if error.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if error.errno in (errno.ENOENT, errno.ENOTDIR) and os.path.islink(path):
+        return "broken symbolic link (its target does not exist)"
+    return error.strerror or str(error)
+
+
+def not_regular_reason(mode: int) -> str | None:
+    """Why a file of this st_mode cannot be analysed, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    for test, kind in _FILE_KINDS:
+        if test(mode):
+            return f"is {kind}, not a regular file"
+    return "not a regular file"
+
+
 def _check_readable(path: str) -> None:
-    if os.path.isdir(path):
-        raise AudioError("is a directory")
+    """Reject anything but a non-empty, readable regular file before any decoder opens it:
+    opening a FIFO would block forever, and a device could stream without end."""
     try:
-        size = os.path.getsize(path)
+        info = os.stat(path)
     except OSError as error:
-        raise AudioError(error.strerror or str(error)) from None
-    if size == 0:
+        raise AudioError(stat_reason(path, error)) from None
+    reason = not_regular_reason(info.st_mode)
+    if reason:
+        raise AudioError(reason)
+    if info.st_size == 0:
         raise AudioError("empty file")
     try:
         with open(path, "rb"):
@@ -120,9 +168,17 @@ def _check_readable(path: str) -> None:
         raise AudioError(error.strerror or str(error)) from None
 
 
+def _check_format(rate: int, channels: int) -> None:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"unsupported sample rate {rate} Hz (damaged header?)")
+    if channels < 1:
+        raise AudioError(f"{channels} channels (damaged header?)")
+
+
 def _soundfile_reason(path: str, error: Exception) -> str:
     reason = str(error).splitlines()[0] if str(error) else "unreadable"
-    reason = reason.replace(f"Error opening {path!r}: ", "")
+    for name in (path, os.fsencode(path)):
+        reason = reason.replace(f"Error opening {name!r}: ", "")
     if reason.startswith("File does not exist"):  # libsndfile's words for a damaged MP3
         reason = "format not recognised or data damaged"
     return reason
@@ -133,7 +189,15 @@ def _finished(samples: np.ndarray, rate: int, sample_rate: int) -> DecodedAudio:
         raise AudioError("no audio samples")
     if not np.all(np.isfinite(samples)):
         samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
-    return DecodedAudio(resample(samples, rate, sample_rate), sample_rate)
+    if np.max(np.abs(samples)) > SAMPLE_LIMIT:
+        samples = np.clip(samples, -SAMPLE_LIMIT, SAMPLE_LIMIT)
+    try:
+        resampled = resample(samples, rate, sample_rate)
+    except MemoryError:
+        raise
+    except Exception as error:
+        raise AudioError(f"cannot resample from {rate} Hz ({error})") from None
+    return DecodedAudio(resampled, sample_rate)
 
 
 def decode(path: str, sample_rate: int = 22050) -> DecodedAudio:
@@ -153,6 +217,7 @@ def decode(path: str, sample_rate: int = 22050) -> DecodedAudio:
             samples, rate = _read_with_audioread(path, sample_rate)
         except Exception:
             raise AudioError(f"not decodable audio ({reason})") from None
+    _check_format(rate, 1)
     return _finished(samples, rate, sample_rate)
 
 
@@ -181,12 +246,10 @@ def decode_segments(path: str, sample_rate: int = 22050, segment_seconds: float 
     30-second one. Each segment is resampled on its own, exactly as a training
     clip of that length is. Formats that libsndfile cannot read are decoded whole.
     """
-    import soundfile
-
     _check_readable(path)
     try:
         with _c_stderr_silenced():
-            handle = soundfile.SoundFile(path)
+            handle = _open_soundfile(path)
     except Exception as soundfile_error:
         if os.path.splitext(path)[1].lower() not in AUDIOREAD_EXTENSIONS:
             raise AudioError(f"not decodable audio ({_soundfile_reason(path, soundfile_error)})") from None
@@ -198,23 +261,60 @@ def decode_segments(path: str, sample_rate: int = 22050, segment_seconds: float 
         return
     with handle:
         rate = handle.samplerate
+        _check_format(rate, handle.channels)
         total = handle.frames
         length = int(round(segment_seconds * rate))
-        # some files (streams, damaged headers) do not know their length: read it all
-        starts = segment_starts(total / rate, segment_seconds, max_segments) if total > 0 else [0.0]
+        if total > 0:
+            starts = segment_starts(total / rate, segment_seconds, max_segments)
+        else:  # a stream or a damaged header that does not tell the length: read on to the end
+            starts = None
         produced = False
-        for start in starts:
+        position = 0.0
+        while True:
+            if starts is not None:
+                if not starts:
+                    break
+                position = starts.pop(0)
             try:
                 with _c_stderr_silenced():
-                    if handle.seekable():
-                        handle.seek(int(round(start * rate)))
-                    samples = handle.read(length if total > 0 else -1, dtype="float32", always_2d=True)
+                    if starts is not None and handle.seekable():
+                        handle.seek(int(round(position * rate)))
+                    samples = _read_mono(handle, length)
+            except AudioError:
+                raise
+            except MemoryError:
+                raise AudioError(f"out of memory decoding at {position:.0f} s") from None
             except Exception as error:
-                raise AudioError(f"decoding failed at {start:.0f} s "
+                raise AudioError(f"decoding failed at {position:.0f} s "
                                  f"({_soundfile_reason(path, error)})") from None
             if len(samples) == 0:
+                if starts is None:
+                    break
                 continue
             produced = True
-            yield _finished(_to_mono(samples), rate, sample_rate)
+            yield _finished(samples, rate, sample_rate)
+            if starts is None:
+                position += len(samples) / rate
+                if len(samples) < length:
+                    break
         if not produced:
             raise AudioError("no audio samples")
+
+
+def _read_mono(handle, frames: int) -> np.ndarray:
+    """Up to `frames` frames from the current position, mixed to mono, read in blocks so
+    that many channels (or a header that claims a huge length) cannot exhaust memory."""
+    block = max(1024, _READ_BLOCK_SAMPLES // max(1, handle.channels))
+    parts = []
+    remaining = frames
+    while remaining > 0:
+        wanted = min(block, remaining)
+        chunk = handle.read(wanted, dtype="float32", always_2d=True)
+        if len(chunk):
+            parts.append(_to_mono(chunk))
+            remaining -= len(chunk)
+        if len(chunk) < wanted:
+            break
+    if not parts:
+        return np.zeros(0, dtype=np.float32)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
 
@@ -32,6 +33,8 @@ FormatOption = typer.Option(OutputFormat.auto, "--format", "-f",
 JobsOption = typer.Option(0, "--jobs", "-j", min=0, help="Files analysed in parallel [default: all cores].")
 FullOption = typer.Option(False, "--full", help="Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file.")
 ModelOption = typer.Option(None, "--model", envvar="QBSD_MODEL", help="ONNX model file [default: the shipped model].")
+TimeoutOption = typer.Option(120.0, "--timeout", min=0, metavar="SECONDS",
+                             help="Give up on a file after this long (it fails as \"timed out\"); 0: no limit.")
 
 
 def default_index_folder() -> Path:
@@ -53,6 +56,14 @@ def _jobs(jobs: int) -> int:
     from .analysis import default_jobs
 
     return jobs or default_jobs()
+
+
+def _analysis_pool(tag_model, jobs: int, full: bool, timeout: float, n_files: int):
+    """Worker processes for analysing `n_files` files (see analysis.AnalysisPool)."""
+    from .analysis import AnalysisPool
+
+    return AnalysisPool(str(tag_model.path), min(_jobs(jobs), n_files), _max_segments(full),
+                        timeout or None, keep_stderr=_debug)
 
 
 class Fatal(Exception):
@@ -90,7 +101,7 @@ def _open_store(index: Optional[Path], create: bool):
 def _open_index_for_query(index: Optional[Path]):
     """The index for similar/search; an index with no model bound yet (nothing indexed) is an error."""
     store = _open_store(index, create=False)
-    if store.model_id is None:
+    if store.model_id is None or store.song_count() == 0:
         from .output import display_path
 
         raise Fatal(f"the index at {display_path(str(store.folder))} holds no songs yet: "
@@ -133,11 +144,11 @@ def tag(
     vector: bool = typer.Option(False, "--vector", help="Add every score, in vocabulary order, as \"vector\"."),
     jobs: int = JobsOption,
     full: bool = FullOption,
+    timeout: float = TimeoutOption,
     output_format: OutputFormat = FormatOption,
     model: Optional[Path] = ModelOption,
 ):
     """Tag audio files: one JSON line per file with its strongest tags."""
-    from .analysis import analyse_files
     from .output import Progress, display_path, error, resolve_format, stderr_console, tag_record_output
 
     paths = _input_paths(files)
@@ -151,8 +162,12 @@ def tag(
 
         console = Console()
     failed = 0
-    with Progress("tagging", len(paths)) as progress:
-        for result in analyse_files(paths, str(tag_model.path), _jobs(jobs), _max_segments(full)):
+    if not paths:
+        return
+    # Workers are forked before the progress bar starts its thread.
+    with _analysis_pool(tag_model, jobs, full, timeout, len(paths)) as pool, \
+            Progress("tagging", len(paths)) as progress:
+        for result in pool.analyse(paths):
             progress.advance()
             if result.error:
                 failed += 1
@@ -165,26 +180,46 @@ def tag(
         raise typer.Exit(ExitStatus.FAILED)
 
 
-def _scan(folders: list[str]) -> tuple[dict[str, os.stat_result], list[tuple[str, str]]]:
-    """Audio files under `folders` (recursively, symlinked folders not followed, so loops
-    cannot trap the scan): path -> stat, plus (path, reason) for entries that cannot be read."""
-    from .audio import is_audio_path
+def _failure_identity(info: os.stat_result) -> tuple[int, int]:
+    """(size, time) recorded with a failure: a failed file is retried when either changes.
+    The time is the later of the modification and status-change times, so that fixing a
+    file's permissions (which changes only the latter) also gets it retried."""
+    return info.st_size, max(info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _scan(folders: list[str]) -> tuple[dict[str, os.stat_result], dict[str, tuple[int, int, str]]]:
+    """Audio files under `folders` (recursively; symlinked folders are not followed, so
+    loops cannot trap the scan): path -> stat of the regular files, and path -> (size,
+    time, reason) for audio-named entries that cannot be analysed (a directory, a FIFO,
+    a broken link, a link loop, an unreadable folder). Nothing is opened here."""
+    from .audio import is_audio_path, not_regular_reason, stat_reason
 
     found: dict[str, os.stat_result] = {}
-    problems: list[tuple[str, str]] = []
+    problems: dict[str, tuple[int, int, str]] = {}
 
-    def visit(path: str):
+    def problem(path: str, reason: str) -> None:
+        try:
+            size, when = _failure_identity(os.lstat(path))
+        except OSError:
+            size, when = 0, 0
+        problems[path] = (size, when, reason)
+
+    def visit(path: str) -> None:
         if not is_audio_path(path):
             return
         try:
             info = os.stat(path)
         except OSError as error:
-            problems.append((path, f"cannot read: {error.strerror or error}"))
+            problem(path, stat_reason(path, error))
             return
-        if os.path.isdir(path):
-            problems.append((path, "is a directory"))
-            return
-        found[path] = info
+        reason = not_regular_reason(info.st_mode)
+        if reason:
+            problem(path, reason)
+        else:
+            found[path] = info
+
+    def unreadable(error: OSError) -> None:
+        problem(error.filename, f"cannot read the folder: {error.strerror or error}")
 
     for folder in folders:
         folder = os.path.abspath(folder)
@@ -193,15 +228,57 @@ def _scan(folders: list[str]) -> tuple[dict[str, os.stat_result], list[tuple[str
             continue
         if not os.path.isdir(folder):
             raise Fatal(f"{folder}: no such folder", ExitStatus.USAGE)
-        for root, directories, names in os.walk(folder, onerror=lambda e: problems.append((e.filename, e.strerror or str(e)))):
+        for root, directories, names in os.walk(folder, onerror=unreadable):
             directories.sort()
             for name in directories:
                 candidate = os.path.join(root, name)
                 if is_audio_path(candidate) and not os.path.islink(candidate):
-                    problems.append((candidate, "is a directory"))
+                    visit(candidate)
             for name in sorted(names):
                 visit(os.path.join(root, name))
     return found, problems
+
+
+@contextmanager
+def _index_lock(folder: Path):
+    """The index's writer lock (`flock` on FOLDER/lock, as IndexStore.writer_lock takes it),
+    held for a whole `qbsd index` run, including --rebuild's deletions. The kernel drops
+    it when the process dies, so it never goes stale."""
+    import fcntl
+
+    from .output import display_path
+    from .store import LOCK_NAME
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        raise Fatal(f"cannot open the index at {display_path(str(folder))}: "
+                    f"{error.strerror or error}") from None
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Fatal(f"another `qbsd index` is running on the index at "
+                        f"{display_path(str(folder))}; try again when it has finished") from None
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _delete_index_files(folder: Path) -> None:
+    """--rebuild: remove the database (with its WAL files) and every Annoy file; not the lock."""
+    from .store import ANNOY_PREFIX, DATABASE_NAME
+
+    for name in os.listdir(folder):
+        if name.startswith(DATABASE_NAME) or name.startswith(ANNOY_PREFIX):
+            target = folder / name
+            try:
+                import shutil
+
+                shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+            except FileNotFoundError:
+                pass
 
 
 @app.command()
@@ -212,54 +289,70 @@ def index(
     rebuild: bool = typer.Option(False, "--rebuild", help="Start the index afresh (after a model change or damage)."),
     jobs: int = JobsOption,
     full: bool = FullOption,
+    timeout: float = TimeoutOption,
     index_folder: Optional[Path] = IndexOption,
     model: Optional[Path] = ModelOption,
 ):
     """Index folders: analyse new or changed files, forget deleted ones, rebuild the search index."""
-    from .output import display_path, error, json_line, note, write_line
+    from .output import display_path, json_line, note, write_line
 
     folder = _index_folder(index_folder)
     if errors:
         store = _open_store(index_folder, create=False)
-        for path, reason in store.failures():
+        for path, reason in _guarded_store(store.failures):
             write_line(json_line({"path": display_path(path), "error": reason}) if not sys.stdout.isatty()
                        else f"{display_path(path)}: {reason}")
         return
     if not folders and not from_jsonl:
         raise Fatal("give folders to index, or --from-jsonl FILE", ExitStatus.USAGE)
-    if rebuild and folder.exists():
-        import shutil
-
-        for name in os.listdir(folder):
-            if name == "songs.sqlite" or name.startswith("songs") or name == "lock":
-                target = folder / name
-                shutil.rmtree(target) if target.is_dir() else target.unlink()
-    store = _open_store(index_folder, create=True)
+    if folders:
+        for name in folders:
+            if not os.path.isdir(name) and not os.path.isfile(name):
+                raise Fatal(f"{os.path.abspath(name)}: no such folder", ExitStatus.USAGE)
     started = time.time()
-    from .store import IndexBusyError, StoreError
+    from .store import StoreError
 
-    try:
-        with store.writer_lock(wait=False):
+    with _index_lock(folder):
+        if rebuild:
+            _delete_index_files(folder)
+        store = _open_store(index_folder, create=True)
+        try:
             if from_jsonl:
                 counts = _ingest_jsonl(store, from_jsonl)
             else:
-                counts = _index_folders(store, folders, model, _jobs(jobs), _max_segments(full))
+                counts = _index_folders(store, folders, model, jobs, full, timeout)
             note("updating search index ...") if sys.stderr.isatty() else None
             store.rebuild_annoy()
-    except IndexBusyError as busy:
-        raise Fatal(str(busy)) from None
-    except StoreError as damaged:
-        raise Fatal(str(damaged)) from None
+            songs = store.song_count()
+        except StoreError as damaged:
+            raise Fatal(str(damaged)) from None
+        finally:
+            store.close()
     note(f"added {counts['added']}, updated {counts['updated']}, removed {counts['removed']}, "
          f"failed {counts['failed']}, unchanged {counts['unchanged']}; "
-         f"{store.song_count()} songs in {display_path(str(folder))}; {time.time() - started:.1f} s")
+         f"{songs} songs in {display_path(str(folder))}; {time.time() - started:.1f} s")
     if counts["failed_now"]:
         raise typer.Exit(ExitStatus.FAILED)
 
 
-def _index_folders(store, folders: list[str], model: Optional[Path], jobs: int,
-                   max_segments) -> dict:
-    from .analysis import analyse_files
+def _guarded_store(call, *args):
+    """Call a store method, turning StoreError (a damaged index) into Fatal."""
+    from .store import StoreError
+
+    try:
+        return call(*args)
+    except StoreError as damaged:
+        raise Fatal(str(damaged)) from None
+
+
+#: Analysed files are committed at least this often (and every _BATCH_FILES files), so a
+#: killed run loses at most this much work; SQLite commits in WAL mode cost about 1 ms.
+_BATCH_SECONDS = 1.0
+_BATCH_FILES = 16
+
+
+def _index_folders(store, folders: list[str], model: Optional[Path], jobs: int, full: bool,
+                   timeout: float) -> dict:
     from .output import Progress, error
 
     found, problems = _scan(folders)
@@ -270,49 +363,74 @@ def _index_folders(store, folders: list[str], model: Optional[Path], jobs: int,
     def under_roots(path: str) -> bool:
         return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
-    gone = [path for path in known if under_roots(path) and path not in found]
-    gone = [path for path in gone if path not in {p for p, _ in problems}]
-    counts["removed"] = store.remove(gone) and len(gone)
+    gone = [path for path in known if under_roots(path) and path not in found and path not in problems]
     todo = []
     for path, info in found.items():
         previous = known.get(path)
-        if previous and previous[0] == info.st_size and previous[1] == info.st_mtime_ns:
+        if previous and previous[2] == "ok" and previous[:2] == (info.st_size, info.st_mtime_ns):
             counts["unchanged"] += 1
-            if previous[2] == "failed":
-                counts["failed"] += 1
-            continue
-        todo.append((path, info, previous is not None))
-    for path, reason in problems:
+        elif previous and previous[2] == "failed" and previous[:2] == _failure_identity(info):
+            counts["failed"] += 1  # failed before and unchanged since: not retried
+        else:
+            todo.append((path, info, previous is not None and previous[2] == "ok"))
+    new_problems = []
+    for path, (size, when, reason) in problems.items():
         counts["failed"] += 1
-        counts["failed_now"] += 1
-        error(path, reason)
-        store.put_failure(path, 0, 0, reason)
+        previous = known.get(path)
+        if not (previous and previous[2] == "failed" and previous[:2] == (size, when)):
+            new_problems.append((path, size, when, reason))
 
+    # Check the model before writing anything: a refused run must leave the index as it was.
+    tag_model = None
     if todo:
         tag_model = _load_model(model)
         store.bind_model(tag_model.model_id, tag_model.tags)
-        by_path = {path: (info, existed) for path, info, existed in todo}
-        batch = []
-        with Progress("indexing", len(todo)) as progress:
-            for result in analyse_files([path for path, _, _ in todo], str(tag_model.path), jobs, max_segments):
-                progress.advance()
-                info, existed = by_path[result.path]
-                batch.append((result, info, existed))
-                if len(batch) >= 16:
+
+    with store.transaction():
+        counts["removed"] = store.remove(gone) and len(gone)
+        for path, size, when, reason in new_problems:
+            counts["failed_now"] += 1
+            error(path, reason)
+            store.put_failure(path, size, when, reason)
+    if not todo:
+        return counts
+
+    by_path = {path: (info, existed) for path, info, existed in todo}
+    batch: list = []
+    last_commit = time.monotonic()
+    # Workers are forked before the progress bar starts its thread.
+    with _analysis_pool(tag_model, jobs, full, timeout, len(todo)) as pool, \
+            Progress("indexing", len(todo)) as progress:
+        try:
+            # Any order, and a None now and then while a slow file holds everything up,
+            # so that finished files are committed within _BATCH_SECONDS.
+            for result in pool.analyse(list(by_path), ordered=False, idle=_BATCH_SECONDS):
+                if result is not None:
+                    progress.advance()
+                    info, existed = by_path[result.path]
+                    batch.append((result, info, existed))
+                if len(batch) >= _BATCH_FILES or time.monotonic() - last_commit >= _BATCH_SECONDS:
                     _store_batch(store, batch, counts)
                     batch = []
-            _store_batch(store, batch, counts)
+                    last_commit = time.monotonic()
+        except (Interrupted, KeyboardInterrupt):
+            _store_batch(store, batch, counts)  # Ctrl-C: what was analysed is kept
+            raise
+        _store_batch(store, batch, counts)
     return counts
 
 
 def _store_batch(store, batch, counts) -> None:
     from .output import error
 
+    if not batch:
+        return
     with store.transaction():
         for result, info, existed in batch:
             if result.error:
                 error(result.path, result.error)
-                store.put_failure(result.path, info.st_size, info.st_mtime_ns, result.error)
+                size, when = _failure_identity(info)
+                store.put_failure(result.path, size, when, result.error)
                 counts["failed"] += 1
                 counts["failed_now"] += 1
             else:
@@ -602,5 +720,12 @@ def main() -> None:
     except Exception as unexpected:
         if _debug:
             raise
+        from .store import StoreError
+
+        if isinstance(unexpected, StoreError):  # a damaged or busy index: the message says what to do
+            from .output import error
+
+            error(None, str(unexpected))
+            sys.exit(ExitStatus.FAILED)
         sys.stderr.write(f"qbsd: error: {type(unexpected).__name__}: {unexpected} (run with --debug for details)\n")
         sys.exit(ExitStatus.FAILED)

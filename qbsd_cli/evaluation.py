@@ -19,7 +19,7 @@ import numpy as np
 from . import metrics
 from .datasets import LabelledSongs
 from .features import FeatureParams
-from .training import RECIPES, song_summary
+from .training import ENSEMBLES, RECIPES, song_summary
 
 BASELINES = ("prior", "logreg", "mlp", "gmm-sml")
 
@@ -142,8 +142,11 @@ def cross_validate(songs: LabelledSongs, song_frames: list[np.ndarray], params: 
     fold_of = artist_folds(songs.groups, n_folds, seed)
     os.makedirs(results_dir, exist_ok=True)
     np.save(os.path.join(results_dir, "folds.npy"), fold_of)
+    # an ensemble needs its members' folds; it adds no training of its own
+    trained = list(dict.fromkeys(
+        member for method in methods for member in ENSEMBLES.get(method, [method])))
     pending = []
-    for method in methods:
+    for method in trained:
         os.makedirs(os.path.join(results_dir, "folds", method), exist_ok=True)
         for fold in range(n_folds):
             path = os.path.join(results_dir, "folds", method, f"fold{fold}.npy")
@@ -151,18 +154,19 @@ def cross_validate(songs: LabelledSongs, song_frames: list[np.ndarray], params: 
                 pending.append((method, fold, song_frames, songs.labels, songs.groups, fold_of,
                                 params, path, seed))
     if pending:
-        log(f"{len(pending)} folds to run ({len(methods) * n_folds - len(pending)} already done)")
+        log(f"{len(pending)} folds to run ({len(trained) * n_folds - len(pending)} already done)")
         with ProcessPoolExecutor(jobs) as pool:
             for method, fold, _, info in pool.map(_run_fold, pending):
                 log(f"  {method} fold {fold}: {info['seconds']:.0f} s "
                     + (f"(best epoch {info['best_epoch']}/{info['epochs_run']})" if "best_epoch" in info else ""))
-    results = {}
-    for method in methods:
+    def out_of_fold(method: str) -> np.ndarray:
         scores = np.zeros(songs.labels.shape, dtype=np.float32)
         for fold in range(n_folds):
             scores[fold_of == fold] = np.load(os.path.join(results_dir, "folds", method, f"fold{fold}.npy"))
-        results[method] = scores
-    return results
+        return scores
+
+    return {method: np.mean([out_of_fold(m) for m in ENSEMBLES[method]], axis=0)
+            if method in ENSEMBLES else out_of_fold(method) for method in methods}
 
 
 def summarise(songs: LabelledSongs, results: dict[str, np.ndarray], fold_of: np.ndarray) -> dict:
@@ -243,7 +247,8 @@ def run_evaluation(songs: LabelledSongs, params: FeatureParams, mel_basis: np.nd
         json.dump({"data": songs.description, "songs": len(songs.paths), "tags": len(songs.tags),
                    "folds": int(fold_of.max() + 1), "grouped_by": "artist", "seed": seed,
                    "methods": table,
-                   "recipes": {m: RECIPES[m].describe() for m in methods if m in RECIPES}},
+                   "recipes": {m: RECIPES[m].describe() for m in methods if m in RECIPES},
+                   "ensembles": {m: ENSEMBLES[m] for m in methods if m in ENSEMBLES}},
                   handle, indent=2)
     with open(os.path.join(results_dir, "results.md"), "w") as handle:
         handle.write(markdown_table(table) + "\n")

@@ -18,7 +18,7 @@ class PatchCNN(nn.Module):
     then a fully connected layer to the vocabulary and a sigmoid."""
 
     def __init__(self, n_tags: int, patch_shape: tuple[int, int] = (195, 10),
-                 filters: int = 32, frame_dim: int = 39):
+                 filters: int = 32, frame_dim: int = 39, dropout: float = 0.0):
         super().__init__()
         height, width = patch_shape
         self.register_buffer("feature_mean", torch.zeros(height, 1))
@@ -29,6 +29,8 @@ class PatchCNN(nn.Module):
             nn.Conv2d(filters, filters, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         )
         pooled = filters * (height // 2 // 2) * (width // 2 // 2)
+        # dropout is not in the paper (0 keeps it out); identity in the exported graph
+        self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(pooled, n_tags)
 
     def set_normalisation(self, frame_mean: np.ndarray, frame_std: np.ndarray) -> None:
@@ -42,7 +44,18 @@ class PatchCNN(nn.Module):
     def logits(self, patches: torch.Tensor) -> torch.Tensor:
         normalised = (patches - self.feature_mean) * self.feature_scale
         hidden = self.features(normalised.unsqueeze(1))
-        return self.classifier(hidden.flatten(1))
+        return self.classifier(self.dropout(hidden.flatten(1)))
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(patches))
+
+
+class EnsembleCNN(nn.Module):
+    """The mean of several PatchCNNs' sigmoid outputs, exported as one graph (beyond the paper)."""
+
+    def __init__(self, members: list[PatchCNN]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(patches) for member in self.members]).mean(0)

@@ -38,21 +38,35 @@ def _log(text) -> None:
     sys.stderr.flush()
 
 
+def _train_member(job):
+    import torch
+
+    from .training import RECIPES, train, with_overrides
+
+    name, epochs, frames, labels, groups, params, threads = job
+    torch.set_num_threads(threads)
+    recipe = with_overrides(RECIPES[name], epochs=epochs)
+    _log(f"training {name}: {recipe.describe()}")
+    trained = train(frames, labels, groups, params, recipe,
+                    log=lambda record: _log(json.dumps({"recipe": name, **record})))
+    return trained.network, f"{name} best epoch {trained.best_epoch} of {trained.epochs_run}"
+
+
 def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, epochs: int | None,
                      limit: int, cache: Path | None, jobs: int) -> str:
     """Train `recipe_name` on every song of `data` and write the ONNX model; returns its id."""
     _require_training_extra()
-    import torch
-
     from .export import export_onnx
     from .feature_cache import song_frames
-    from .training import RECIPES, train, with_overrides
+    from .network import EnsembleCNN
+    from .training import ENSEMBLES, RECIPES
 
-    if recipe_name not in RECIPES:
+    members = ENSEMBLES.get(recipe_name, [recipe_name])
+    unknown = [name for name in members if name not in RECIPES]
+    if unknown:
         from .cli import Fatal
 
-        raise Fatal(f"unknown recipe {recipe_name!r}; recipes: {', '.join(RECIPES)}", 2)
-    torch.set_num_threads(max(jobs, 1))
+        raise Fatal(f"unknown recipe {recipe_name!r}; recipes: {', '.join([*RECIPES, *ENSEMBLES])}", 2)
     songs = load_songs(data, layout)
     if limit:
         songs = songs.subset(range(min(limit, len(songs.paths))))
@@ -60,15 +74,31 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
     mel_basis = librosa_mel_basis(params)
     _log(f"{len(songs.paths)} songs, {len(songs.tags)} tags; computing features ...")
     frames = song_frames(songs.paths, params, mel_basis, cache_dir=str(cache) if cache else None, jobs=jobs)
-    recipe = with_overrides(RECIPES[recipe_name], epochs=epochs)
-    trained = train(frames, songs.labels, songs.groups, params, recipe,
-                    log=lambda record: _log(json.dumps(record)))
+    parallel = len(members) > 1 and jobs > 1
+    threads = 1 if parallel else max(jobs, 1)
+    jobs_list = [(name, epochs, frames, songs.labels, songs.groups, params, threads) for name in members]
+    if parallel:
+        # one member per process, one thread each: small convolutions scale better so
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(jobs, len(members))) as pool:
+            outcomes = list(pool.map(_train_member, jobs_list))
+    else:
+        outcomes = [_train_member(job) for job in jobs_list]
+    networks = [network for network, _ in outcomes]
+    notes = [note for _, note in outcomes]
+    recipe = RECIPES[members[0]]
+    if len(networks) == 1:
+        network, description, faithful = networks[0], recipe.describe(), recipe.paper_faithful
+    else:
+        network = EnsembleCNN(networks)
+        description = "mean of " + "; ".join(f"{n} ({RECIPES[n].describe()})" for n in members)
+        faithful = False
     output.parent.mkdir(parents=True, exist_ok=True)
     model_id = export_onnx(
-        trained.network, str(output), songs.tags, params, mel_basis, recipe.name, recipe.describe(),
-        f"{songs.description}; trained on all {len(songs.paths)} songs, best epoch "
-        f"{trained.best_epoch} of {trained.epochs_run} (early stopping on an artist-grouped 10% split)",
-        recipe.paper_faithful)
+        network, str(output), songs.tags, params, mel_basis, recipe_name, description,
+        f"{songs.description}; trained on all {len(songs.paths)} songs; "
+        + ", ".join(notes) + " (early stopping on an artist-grouped 15% split)", faithful)
     _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
     return model_id
 
@@ -77,9 +107,9 @@ def evaluate_methods(data: Path, layout: str, methods: list[str], results: Path,
                      cache: Path | None, jobs: int) -> None:
     _require_training_extra()
     from .evaluation import BASELINES, markdown_table, run_evaluation
-    from .training import RECIPES
+    from .training import ENSEMBLES, RECIPES
 
-    unknown = [m for m in methods if m not in RECIPES and m not in BASELINES]
+    unknown = [m for m in methods if m not in RECIPES and m not in BASELINES and m not in ENSEMBLES]
     if unknown:
         from .cli import Fatal
 

@@ -74,3 +74,19 @@ def test_imbalance_weights():
     ad = ad_weights(labels)  # eq. (4)-(5): 1 - f/sum(f) + 1/N
     np.testing.assert_allclose(ad, [1 - 50 / 56 + 1 / 3, 1 - 5 / 56 + 1 / 3, 1 - 1 / 56 + 1 / 3], rtol=1e-6)
     np.testing.assert_allclose(positive_weights(labels), [1.0, 19.0, 50.0])
+
+
+def test_ensemble_exports_as_one_averaged_graph(small_run, tmp_path):
+    from qbsd_cli.network import EnsembleCNN
+
+    songs, params, frames, trained, _, _ = small_run
+    second = train(frames, songs.labels, songs.groups, params,
+                   with_overrides(RECIPES["cnn-bce-pos"], epochs=1, patches_per_song=2, seed=1)).network
+    ensemble = EnsembleCNN([trained.network, second])
+    path = tmp_path / "ensemble.onnx"
+    export_onnx(ensemble, str(path), songs.tags, params, librosa_mel_basis(params), "cnn-ensemble",
+                "test", songs.description, False)
+    patches = frames_to_patches(frames[0], params)[:16]
+    with torch.no_grad():
+        expected = (trained.network(torch.from_numpy(patches)) + second(torch.from_numpy(patches))).numpy() / 2
+    assert np.abs(TagModel(path).patch_outputs(patches) - expected).max() < 1e-5

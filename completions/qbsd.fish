@@ -1,0 +1,81 @@
+# fish completion for qbsd. Generated from qbsd's command tree by qbsd_cli/completions.py:
+# do not edit; regenerate with `python -m qbsd_cli.completions completions/`.
+# Use: copy it to ~/.config/fish/completions/qbsd.fish
+
+# No file names unless a subcommand or an option asks for them.
+complete -c qbsd -f
+
+complete -c qbsd -n __fish_use_subcommand -l debug -d 'Show tracebacks for errors'
+complete -c qbsd -n __fish_use_subcommand -l install-completion -d 'Install completion for the current shell'
+complete -c qbsd -n __fish_use_subcommand -l show-completion -d 'Show completion for the current shell, to copy it or customize the installation'
+complete -c qbsd -n __fish_use_subcommand -l help -s h -d 'Show this message and exit'
+complete -c qbsd -n __fish_use_subcommand -a tag -d 'Tag audio files: one JSON line per file with its strongest tags'
+complete -c qbsd -n __fish_use_subcommand -a index -d 'Index folders: analyse new or changed files, forget deleted ones, rebuild the search index'
+complete -c qbsd -n __fish_use_subcommand -a similar -d 'Songs in the index most like QUERY (cosine similarity of tag vectors)'
+complete -c qbsd -n __fish_use_subcommand -a search -d 'Songs in the index that best fit WORDS (mean of their scores for those tags)'
+complete -c qbsd -n __fish_use_subcommand -a tags -d 'The model\'s vocabulary, one tag per line'
+complete -c qbsd -n __fish_use_subcommand -a train -d 'Train the CNN on labelled audio and export the ONNX model (needs the train extra)'
+complete -c qbsd -n __fish_use_subcommand -a evaluate -d 'Artist-grouped 5-fold cross-validation of baselines and CNN recipes (resumable)'
+
+# qbsd tag
+complete -c qbsd -n '__fish_seen_subcommand_from tag' -l top -s k -x -d 'Tags per file; 0 lists every tag'
+complete -c qbsd -n '__fish_seen_subcommand_from tag' -l vector -d 'Add every score, in vocabulary order, as "vector"'
+complete -c qbsd -n '__fish_seen_subcommand_from tag' -l jobs -s j -x -d 'Files analysed in parallel'
+complete -c qbsd -n '__fish_seen_subcommand_from tag' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
+complete -c qbsd -n '__fish_seen_subcommand_from tag' -l format -s f -x -a 'auto json table m3u' -d 'Output format; auto is a table on a terminal, JSON lines when piped'
+complete -c qbsd -n '__fish_seen_subcommand_from tag' -l model -r -F -d 'ONNX model file'
+complete -c qbsd -n '__fish_seen_subcommand_from tag' -l help -s h -d 'Show this message and exit'
+complete -c qbsd -n '__fish_seen_subcommand_from tag' -F
+
+# qbsd index
+complete -c qbsd -n '__fish_seen_subcommand_from index' -l from-jsonl -r -F -d 'Ingest `qbsd tag --vector` output (a file or \'-\') instead of analysing'
+complete -c qbsd -n '__fish_seen_subcommand_from index' -l errors -d 'List the files that failed, with their reasons, and stop'
+complete -c qbsd -n '__fish_seen_subcommand_from index' -l rebuild -d 'Start the index afresh (after a model change or damage)'
+complete -c qbsd -n '__fish_seen_subcommand_from index' -l jobs -s j -x -d 'Files analysed in parallel'
+complete -c qbsd -n '__fish_seen_subcommand_from index' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
+complete -c qbsd -n '__fish_seen_subcommand_from index' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder'
+complete -c qbsd -n '__fish_seen_subcommand_from index' -l model -r -F -d 'ONNX model file'
+complete -c qbsd -n '__fish_seen_subcommand_from index' -l help -s h -d 'Show this message and exit'
+complete -c qbsd -n '__fish_seen_subcommand_from index' -a '(__fish_complete_directories (commandline -ct))'
+
+# qbsd similar
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l top -s k -x -d 'How many songs'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l include-self -d 'Keep the query song in the results'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l exact -d 'Exact cosine search instead of the Annoy index'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l format -s f -x -a 'auto json table m3u' -d 'Output format; auto is a table on a terminal, JSON lines when piped'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l model -r -F -d 'ONNX model file'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l help -s h -d 'Show this message and exit'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -F
+
+# qbsd search
+complete -c qbsd -n '__fish_seen_subcommand_from search' -l top -s k -x -d 'How many songs'
+complete -c qbsd -n '__fish_seen_subcommand_from search' -l format -s f -x -a 'auto json table m3u' -d 'Output format; auto is a table on a terminal, JSON lines when piped'
+complete -c qbsd -n '__fish_seen_subcommand_from search' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder'
+complete -c qbsd -n '__fish_seen_subcommand_from search' -l help -s h -d 'Show this message and exit'
+
+# qbsd tags
+complete -c qbsd -n '__fish_seen_subcommand_from tags' -l verbose -s v -d 'Also print the model id and tag count (on stderr)'
+complete -c qbsd -n '__fish_seen_subcommand_from tags' -l model -r -F -d 'ONNX model file'
+complete -c qbsd -n '__fish_seen_subcommand_from tags' -l help -s h -d 'Show this message and exit'
+
+# qbsd train
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l data -r -F -d 'A 4Q folder, a CAL500 folder or a path,tags CSV'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l layout -x -d 'moods4q, cal500 or csv'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l recipe -x -d 'Training recipe (see the model card)'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l output -s o -r -F -d 'Where to write the ONNX model'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l epochs -x -d 'Override the recipe\'s epochs'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l limit -x -d 'Use only the first N songs (smoke tests)'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l cache -x -a '(__fish_complete_directories (commandline -ct))' -d 'Feature cache folder'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l jobs -s j -x -d 'Files analysed in parallel'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l help -s h -d 'Show this message and exit'
+
+# qbsd evaluate
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l data -r -F -d 'A 4Q folder, a CAL500 folder or a path,tags CSV'
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l layout -x -d 'moods4q, cal500 or csv'
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l methods -x -d 'Comma-separated baselines and recipes'
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l results -x -a '(__fish_complete_directories (commandline -ct))' -d 'Folder for the table, JSON, plots and per-fold scores'
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l cache -x -a '(__fish_complete_directories (commandline -ct))' -d 'Feature cache folder'
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l jobs -s j -x -d 'Files analysed in parallel'
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l help -s h -d 'Show this message and exit'
