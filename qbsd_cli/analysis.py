@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -144,14 +145,14 @@ class _Worker:
         parent = os.getpid()
         # SIGINT stays blocked across the fork, so that a Ctrl-C cannot hit the child
         # before it has set SIGINT to ignored; the command gets it as soon as it unblocks.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             pid = os.fork()
             if pid == 0:  # the worker: never returns into the command's code
                 status = 0
                 try:
                     signal.signal(signal.SIGINT, signal.SIG_IGN)
-                    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+                    signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
                     ours.close()
                     _worker_main(theirs, parent, model_path, max_segments, keep_stderr)
                 except BaseException:
@@ -160,12 +161,13 @@ class _Worker:
                     os._exit(status)
         finally:
             if os.getpid() == parent:
-                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         theirs.close()
         self.pid = pid
         self.connection = ours
         self.task: tuple[int, str, float] | None = None  # (position, path, deadline)
         self.alive = True
+        self.status: int | None = None
 
     def send(self, position: int, path: str, timeout: float | None) -> None:
         deadline = time.monotonic() + timeout if timeout else float("inf")
@@ -226,7 +228,7 @@ class AnalysisPool:
         self.max_segments = max_segments
         self.timeout = timeout if timeout and timeout > 0 else None
         self.keep_stderr = keep_stderr
-        self.workers: list[_Worker] = []
+        self.workers: list[_Worker | None] = []
         self.size = max(1, jobs)
         try:
             for _ in range(self.size):
@@ -245,8 +247,8 @@ class AnalysisPool:
         self.close(kill=kind is not None)
 
     def close(self, kill: bool = False) -> None:
-        """End the workers: politely when idle (close their pipes), else SIGKILL."""
-        workers, self.workers = self.workers, []
+        """End the workers: politely when idle (they exit when told), else with SIGKILL."""
+        workers, self.workers = [worker for worker in self.workers if worker is not None], []
         if kill:
             for worker in workers:
                 worker.kill()
@@ -265,10 +267,10 @@ class AnalysisPool:
                     break
                 time.sleep(0.002)
 
-    def _replace(self, worker: _Worker) -> None:
+    def _retire(self, worker: _Worker) -> None:
+        """Kill a worker that timed out or died; a new one starts when there is work for it."""
         worker.kill()
-        index = self.workers.index(worker)
-        self.workers[index] = self._start()
+        self.workers[self.workers.index(worker)] = None
 
     def analyse(self, paths: Iterable[str], ordered: bool = True,
                 idle: float | None = None) -> Iterator[Analysis | None]:
@@ -278,27 +280,35 @@ class AnalysisPool:
         from multiprocessing.connection import wait
 
         paths = list(paths)
-        waiting = iter(enumerate(paths))
+        waiting = deque(enumerate(paths))
         done: dict[int, Analysis] = {}
+        requeued: set[int] = set()
         delivered = 0
         next_out = 0
-        exhausted = False
         last_yield = time.monotonic()
         try:
             while delivered < len(paths):
-                # Hand a file to every idle worker.
-                for worker in self.workers:
-                    if worker.task is None and not exhausted:
-                        item = next(waiting, None)
-                        if item is None:
-                            exhausted = True
-                            break
+                # Hand a file to every idle worker (starting replacements as needed).
+                for slot, worker in enumerate(self.workers):
+                    if not waiting:
+                        break
+                    if worker is None:
+                        worker = self.workers[slot] = self._start()
+                    if worker.task is None:
+                        position, path = waiting.popleft()
                         try:
-                            worker.send(item[0], item[1], self.timeout)
-                        except (OSError, ValueError):  # it died while idle: the file is not lost
-                            done[item[0]] = Analysis(item[1], error=worker.death_reason())
+                            worker.send(position, path, self.timeout)
+                        except (OSError, ValueError):
+                            # It died while idle (killed from outside): the file goes to its
+                            # replacement, once; a second such death is reported for the file.
                             worker.task = None
-                            self._replace(worker)
+                            reason = worker.death_reason()
+                            self._retire(worker)
+                            if position in requeued:
+                                done[position] = Analysis(path, error=reason)
+                            else:
+                                requeued.add(position)
+                                waiting.appendleft((position, path))
                 if ordered:
                     while next_out in done:
                         yield done.pop(next_out)
@@ -310,7 +320,7 @@ class AnalysisPool:
                         yield done.pop(position)
                         delivered += 1
                         last_yield = time.monotonic()
-                busy = [worker for worker in self.workers if worker.task is not None]
+                busy = [worker for worker in self.workers if worker is not None and worker.task is not None]
                 if not busy:
                     continue
                 now = time.monotonic()
@@ -329,13 +339,13 @@ class AnalysisPool:
                             result = worker.connection.recv()
                         except (EOFError, OSError):
                             result = Analysis(path, error=worker.death_reason())
-                            self._replace(worker)
+                            self._retire(worker)
                         worker.task = None
                         done[position] = result
                     elif time.monotonic() >= deadline:
                         done[position] = Analysis(path, error=f"timed out after {self.timeout:g} s")
                         worker.task = None
-                        self._replace(worker)
+                        self._retire(worker)
         except BaseException:
             # Ctrl-C or an error in the caller: busy workers may run for a long time.
             self.close(kill=True)

@@ -219,8 +219,9 @@ class IndexStore:
 
     def _damaged(self, detail: str) -> StoreError:
         return StoreError(
-            f"the index at {self.folder} is damaged ({detail}): delete the folder "
-            f"{self.folder} and run `qbsd index` again, or run `qbsd index --rebuild`")
+            f"the index at {self.folder} is damaged ({detail}): rebuild it with "
+            f"`qbsd index --rebuild DIR` (DIR: your music folders), or delete the folder "
+            f"{self.folder} and run `qbsd index DIR` again")
 
     def _translate(self, error: sqlite3.DatabaseError) -> StoreError:
         message = str(error)
@@ -364,12 +365,12 @@ class IndexStore:
             if stored_id != model_id:
                 raise ModelMismatchError(
                     f"the index at {self.folder} was built with model {stored_id}, but the "
-                    f"current model is {model_id}: re-index with `qbsd index --rebuild`")
+                    f"current model is {model_id}: re-index with `qbsd index --rebuild DIR`")
             if json.loads(self._meta("tags")) != list(tags):
                 raise ModelMismatchError(
                     f"the index at {self.folder} was built with model {stored_id} and a "
                     f"different tag list than model {model_id} has now: re-index with "
-                    f"`qbsd index --rebuild`")
+                    f"`qbsd index --rebuild DIR`")
 
     # ------------------------------------------------------------------ songs and failures
 
