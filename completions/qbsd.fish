@@ -20,11 +20,11 @@ complete -c qbsd -n __fish_use_subcommand -a evaluate -d 'Artist-grouped 5-fold 
 # qbsd tag
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -l top -s k -x -d 'Tags per file; 0 lists every tag'
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -l vector -d 'Add every score, in vocabulary order, as "vector"'
-complete -c qbsd -n '__fish_seen_subcommand_from tag' -l jobs -s j -x -d 'Files analysed in parallel'
+complete -c qbsd -n '__fish_seen_subcommand_from tag' -l jobs -s j -x -d 'Files analysed in parallel; 0 (the default): all cores'
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -l timeout -x -d 'Give up on a file after this long (it fails as "timed out"); 0: no limit'
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -l format -s f -x -a 'auto json table m3u' -d 'Output format; auto is a table on a terminal, JSON lines when piped'
-complete -c qbsd -n '__fish_seen_subcommand_from tag' -l model -r -F -d 'ONNX model file'
+complete -c qbsd -n '__fish_seen_subcommand_from tag' -l model -r -F -d 'ONNX model file; if not given, the shipped model'
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -l help -s h -d 'Show this message and exit'
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -F
 
@@ -32,11 +32,11 @@ complete -c qbsd -n '__fish_seen_subcommand_from tag' -F
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l from-jsonl -r -F -d 'Ingest `qbsd tag --vector` output (a file or \'-\') instead of analysing'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l errors -d 'List the files that failed, with their reasons, and stop'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l rebuild -d 'Start the index afresh (after a model change or damage)'
-complete -c qbsd -n '__fish_seen_subcommand_from index' -l jobs -s j -x -d 'Files analysed in parallel'
+complete -c qbsd -n '__fish_seen_subcommand_from index' -l jobs -s j -x -d 'Files analysed in parallel; 0 (the default): all cores'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l timeout -x -d 'Give up on a file after this long (it fails as "timed out"); 0: no limit'
-complete -c qbsd -n '__fish_seen_subcommand_from index' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder'
-complete -c qbsd -n '__fish_seen_subcommand_from index' -l model -r -F -d 'ONNX model file'
+complete -c qbsd -n '__fish_seen_subcommand_from index' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e'
+complete -c qbsd -n '__fish_seen_subcommand_from index' -l model -r -F -d 'ONNX model file; if not given, the shipped model'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l help -s h -d 'Show this message and exit'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -a '(__fish_complete_directories (commandline -ct))'
 
@@ -46,20 +46,20 @@ complete -c qbsd -n '__fish_seen_subcommand_from similar' -l include-self -d 'Ke
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l exact -d 'Exact cosine search instead of the Annoy index'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l format -s f -x -a 'auto json table m3u' -d 'Output format; auto is a table on a terminal, JSON lines when piped'
-complete -c qbsd -n '__fish_seen_subcommand_from similar' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder'
-complete -c qbsd -n '__fish_seen_subcommand_from similar' -l model -r -F -d 'ONNX model file'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l model -r -F -d 'ONNX model file; if not given, the shipped model'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l help -s h -d 'Show this message and exit'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -F
 
 # qbsd search
 complete -c qbsd -n '__fish_seen_subcommand_from search' -l top -s k -x -d 'How many songs'
 complete -c qbsd -n '__fish_seen_subcommand_from search' -l format -s f -x -a 'auto json table m3u' -d 'Output format; auto is a table on a terminal, JSON lines when piped'
-complete -c qbsd -n '__fish_seen_subcommand_from search' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder'
+complete -c qbsd -n '__fish_seen_subcommand_from search' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e'
 complete -c qbsd -n '__fish_seen_subcommand_from search' -l help -s h -d 'Show this message and exit'
 
 # qbsd tags
 complete -c qbsd -n '__fish_seen_subcommand_from tags' -l verbose -s v -d 'Also print the model id and tag count (on stderr)'
-complete -c qbsd -n '__fish_seen_subcommand_from tags' -l model -r -F -d 'ONNX model file'
+complete -c qbsd -n '__fish_seen_subcommand_from tags' -l model -r -F -d 'ONNX model file; if not given, the shipped model'
 complete -c qbsd -n '__fish_seen_subcommand_from tags' -l help -s h -d 'Show this message and exit'
 
 # qbsd train
@@ -69,8 +69,8 @@ complete -c qbsd -n '__fish_seen_subcommand_from train' -l recipe -x -d 'Trainin
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l output -s o -r -F -d 'Where to write the ONNX model'
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l epochs -x -d 'Override the recipe\'s epochs'
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l limit -x -d 'Use only the first N songs (smoke tests)'
-complete -c qbsd -n '__fish_seen_subcommand_from train' -l cache -x -a '(__fish_complete_directories (commandline -ct))' -d 'Feature cache folder'
-complete -c qbsd -n '__fish_seen_subcommand_from train' -l jobs -s j -x -d 'Files analysed in parallel'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l cache -x -a '(__fish_complete_directories (commandline -ct))' -d 'Feature cache folder; if not given, ~/.cache/qbsd/frames'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l jobs -s j -x -d 'Files analysed in parallel; 0 (the default): all cores'
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l help -s h -d 'Show this message and exit'
 
 # qbsd evaluate
@@ -79,5 +79,5 @@ complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l layout -x -d 'mood
 complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l methods -x -d 'Comma-separated baselines and recipes'
 complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l results -x -a '(__fish_complete_directories (commandline -ct))' -d 'Folder for the table, JSON, plots and per-fold scores'
 complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l cache -x -a '(__fish_complete_directories (commandline -ct))' -d 'Feature cache folder'
-complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l jobs -s j -x -d 'Files analysed in parallel'
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l jobs -s j -x -d 'Files analysed in parallel; 0 (the default): all cores'
 complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l help -s h -d 'Show this message and exit'

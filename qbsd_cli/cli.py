@@ -27,12 +27,12 @@ app = typer.Typer(
 _debug = False
 
 IndexOption = typer.Option(None, "--index", "-i", envvar="QBSD_INDEX",
-                           help="Index folder [default: $XDG_DATA_HOME/qbsd, i.e. ~/.local/share/qbsd].")
+                           help="Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e. ~/.local/share/qbsd.", show_default=False)
 FormatOption = typer.Option(OutputFormat.auto, "--format", "-f",
                             help="Output format; auto is a table on a terminal, JSON lines when piped.")
-JobsOption = typer.Option(0, "--jobs", "-j", min=0, help="Files analysed in parallel [default: all cores].")
+JobsOption = typer.Option(0, "--jobs", "-j", min=0, show_default=False, help="Files analysed in parallel; 0 (the default): all cores.")
 FullOption = typer.Option(False, "--full", help="Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file.")
-ModelOption = typer.Option(None, "--model", envvar="QBSD_MODEL", help="ONNX model file [default: the shipped model].")
+ModelOption = typer.Option(None, "--model", envvar="QBSD_MODEL", help="ONNX model file; if not given, the shipped model.")
 TimeoutOption = typer.Option(120.0, "--timeout", min=0, metavar="SECONDS",
                              help="Give up on a file after this long (it fails as \"timed out\"); 0: no limit.")
 
@@ -665,7 +665,7 @@ def train(
     output: Path = typer.Option(Path("models/qbsd.onnx"), "--output", "-o", help="Where to write the ONNX model."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the recipe's epochs."),
     limit: int = typer.Option(0, "--limit", help="Use only the first N songs (smoke tests)."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="Feature cache folder [default: ~/.cache/qbsd/frames]."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Feature cache folder; if not given, ~/.cache/qbsd/frames."),
     jobs: int = JobsOption,
 ):
     """Train the CNN on labelled audio and export the ONNX model (needs the train extra)."""
