@@ -116,11 +116,11 @@ _qbsd_offer() {
             ;;
         train)
             case "$option" in
-                --data|--output|-o) _qbsd_compgen file "$cur"; return 0 ;;
+                --data|--output|-o|--epochs-from-cv) _qbsd_compgen file "$cur"; return 0 ;;
                 --layout|--recipe|--epochs|--limit|--jobs|-j) return 0 ;;
                 --cache) _qbsd_compgen dir "$cur"; return 0 ;;
             esac
-            _qbsd_compgen words "$cur" "--data --layout --recipe --output -o --epochs --limit --cache --jobs -j --help -h"
+            _qbsd_compgen words "$cur" "--data --layout --recipe --output -o --epochs --epochs-from-cv --limit --cache --jobs -j --help -h"
             ;;
         evaluate)
             case "$option" in

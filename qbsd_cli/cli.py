@@ -663,7 +663,8 @@ def train(
     layout: str = typer.Option("moods4q", "--layout", help="moods4q, cal500 or csv."),
     recipe: str = typer.Option("cnn-songpool", "--recipe", help="Training recipe (see the model card)."),
     output: Path = typer.Option(Path("models/qbsd.onnx"), "--output", "-o", help="Where to write the ONNX model."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override the recipe's epochs."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Train this many epochs on every song (no early stopping)."),
+    epochs_from_cv: Optional[Path] = typer.Option(None, "--epochs-from-cv", help="Train each recipe for its median best epoch in this `qbsd evaluate` results folder, on every song."),
     limit: int = typer.Option(0, "--limit", help="Use only the first N songs (smoke tests)."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Feature cache folder; if not given, ~/.cache/qbsd/frames."),
     jobs: int = JobsOption,
@@ -671,7 +672,7 @@ def train(
     """Train the CNN on labelled audio and export the ONNX model (needs the train extra)."""
     from .train_command import train_and_export
 
-    train_and_export(data, layout, recipe, output, epochs, limit, cache, _jobs(jobs))
+    train_and_export(data, layout, recipe, output, epochs, limit, cache, _jobs(jobs), epochs_from_cv)
 
 
 @app.command()

@@ -125,10 +125,13 @@ def ranking_output(records: list[dict], output_format: OutputFormat, title: str)
 def tag_record_output(record: dict, output_format: OutputFormat, console=None) -> None:
     """One `qbsd tag` result."""
     if output_format == OutputFormat.table:
+        from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title=f"{display_path(record['path'])}  ({record['duration']:.1f} s)",
-                      title_justify="left")
+        # the path on a line of its own: as a table title it would wrap to the table's width
+        console.print(f"[bold]{escape(display_path(record['path']))}[/bold]  "
+                      f"({record['duration']:.1f} s analysed)", soft_wrap=True)
+        table = Table()
         table.add_column("tag")
         table.add_column("score", justify="right")
         for entry in record["tags"]:

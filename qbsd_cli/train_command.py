@@ -45,16 +45,39 @@ def _train_member(job):
 
     name, epochs, frames, labels, groups, params, threads = job
     torch.set_num_threads(threads)
-    recipe = with_overrides(RECIPES[name], epochs=epochs)
+    if epochs is not None:  # a fixed length: no inner validation split, every song trains
+        recipe = with_overrides(RECIPES[name], epochs=epochs, patience=0)
+    else:
+        recipe = RECIPES[name]
     _log(f"training {name}: {recipe.describe()}")
     trained = train(frames, labels, groups, params, recipe,
                     log=lambda record: _log(json.dumps({"recipe": name, **record})))
-    return trained.network, f"{name} best epoch {trained.best_epoch} of {trained.epochs_run}"
+    if recipe.patience:
+        return trained.network, (f"{name}: best epoch {trained.best_epoch} of {trained.epochs_run} "
+                                 f"(early stopping on an artist-grouped {recipe.validation_fraction:.0%} split)")
+    return trained.network, f"{name}: {trained.epochs_run} epochs on every song"
+
+
+def cv_median_best_epoch(results: Path, recipe_name: str) -> int:
+    """The median early-stopping epoch of `recipe_name` over the folds of a `qbsd evaluate` run."""
+    import statistics
+
+    folder = Path(results) / "folds" / recipe_name
+    epochs = [json.loads(path.read_text())["best_epoch"] for path in sorted(folder.glob("fold*.npy.json"))]
+    if not epochs:
+        from .cli import Fatal
+
+        raise Fatal(f"no cross-validation folds of {recipe_name} in {folder}: run `qbsd evaluate` first")
+    return int(round(statistics.median(epochs)))
 
 
 def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, epochs: int | None,
-                     limit: int, cache: Path | None, jobs: int) -> str:
-    """Train `recipe_name` on every song of `data` and write the ONNX model; returns its id."""
+                     limit: int, cache: Path | None, jobs: int, epochs_from_cv: Path | None = None) -> str:
+    """Train `recipe_name` on every song of `data` and write the ONNX model; returns its id.
+
+    Epochs: by default each recipe early-stops on an artist-grouped inner split;
+    `epochs` fixes the length, and `epochs_from_cv` takes each recipe's median
+    best epoch over the cross-validation folds; both train on every song."""
     _require_training_extra()
     from .export import export_onnx
     from .feature_cache import song_frames
@@ -76,7 +99,12 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
     frames = song_frames(songs.paths, params, mel_basis, cache_dir=str(cache) if cache else None, jobs=jobs)
     parallel = len(members) > 1 and jobs > 1
     threads = 1 if parallel else max(jobs, 1)
-    jobs_list = [(name, epochs, frames, songs.labels, songs.groups, params, threads) for name in members]
+    member_epochs = {name: epochs for name in members}
+    if epochs_from_cv:
+        member_epochs = {name: cv_median_best_epoch(epochs_from_cv, name) for name in members}
+        _log("epochs from cross-validation: " + ", ".join(f"{k} {v}" for k, v in member_epochs.items()))
+    jobs_list = [(name, member_epochs[name], frames, songs.labels, songs.groups, params, threads)
+                 for name in members]
     if parallel:
         # one member per process, one thread each: small convolutions scale better so
         from concurrent.futures import ProcessPoolExecutor
@@ -98,7 +126,7 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
     model_id = export_onnx(
         network, str(output), songs.tags, params, mel_basis, recipe_name, description,
         f"{songs.description}; trained on all {len(songs.paths)} songs; "
-        + ", ".join(notes) + " (early stopping on an artist-grouped 15% split)", faithful)
+        + ", ".join(notes), faithful)
     _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
     return model_id
 
