@@ -204,6 +204,10 @@ def markdown_table(table: dict) -> str:
     return "\n".join(lines)
 
 
+# matplotlib cycles 10 colours; later methods get another line style so no two look alike
+_STYLES = ("-", "--", ":")
+
+
 def plots(songs: LabelledSongs, results: dict[str, np.ndarray], results_dir: str) -> list[str]:
     import matplotlib
 
@@ -213,18 +217,18 @@ def plots(songs: LabelledSongs, results: dict[str, np.ndarray], results_dir: str
     written = []
     figure, axis = plt.subplots(figsize=(7, 4.5))
     ks = np.arange(1, 51)
-    for method, scores in results.items():
+    for number, (method, scores) in enumerate(results.items()):
         _, rank = metrics.hit_at_k(songs.labels, scores)
-        axis.plot(ks, [(rank <= k).mean() for k in ks], label=method)
+        axis.plot(ks, [(rank <= k).mean() for k in ks], label=method, linestyle=_STYLES[number // 10])
     axis.set_xlabel("k"); axis.set_ylabel("Hit@k"); axis.set_title("Query by example (800 clips, out-of-fold)")
     axis.grid(alpha=0.3); axis.legend(fontsize=7)
     path = os.path.join(results_dir, "hit_at_k.png"); figure.tight_layout(); figure.savefig(path, dpi=110)
     written.append(path); plt.close(figure)
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for method, scores in results.items():
+    for number, (method, scores) in enumerate(results.items()):
         _, aroc, _ = metrics.per_tag_retrieval(songs.labels, scores)
-        axis.plot(np.sort(aroc)[::-1], label=method)
+        axis.plot(np.sort(aroc)[::-1], label=method, linestyle=_STYLES[number // 10])
     axis.axhline(0.5, color="grey", lw=0.8)
     axis.set_xlabel("tag (sorted)"); axis.set_ylabel("AROC"); axis.set_title("Per-tag AROC, tags with >= 5 positives")
     axis.grid(alpha=0.3); axis.legend(fontsize=7)
