@@ -149,7 +149,7 @@ def tag(
     model: Optional[Path] = ModelOption,
 ):
     """Tag audio files: one JSON line per file with its strongest tags."""
-    from .output import Progress, display_path, error, resolve_format, stderr_console, tag_record_output
+    from .output import Progress, display_path, error, resolve_format, tag_record_output
 
     paths = _input_paths(files)
     tag_model = _load_model(model)

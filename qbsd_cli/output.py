@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 import os
 import sys
 
@@ -139,7 +138,3 @@ def tag_record_output(record: dict, output_format: OutputFormat, console=None) -
         console.print(table)
     else:
         write_line(json_line(record))
-
-
-def finite_round(value: float, digits: int) -> float:
-    return round(float(value), digits) if math.isfinite(value) else 0.0
