@@ -1,7 +1,10 @@
 """Where one job's time goes: `TagModel.analyse` run in this process with timers
 wrapped around the stage functions it calls (the real code, monkeypatched).
 
-    python benchmarks/profile_stages.py MODEL.onnx {default|full} FILE...
+    python benchmarks/profile_stages.py MODEL.onnx {default|full}[+monofix] FILE...
+
+`+monofix` replaces `audio._to_mono` in this process with a column sum (the same float32
+result for stereo), to measure what that one-line change would buy.
 
 Prints one JSON object: seconds per stage, summed over the files, plus process
 start-up (imports and model load) and the wall time of the analysis loop.
@@ -67,7 +70,17 @@ def main(argv: list[str]) -> int:
         read = timed("decode", real_soundfile.read)
 
     soundfile.SoundFile = TimedSoundFile
-    audio._to_mono = timed("mono", audio._to_mono)
+    mode, _, fix = mode.partition("+")
+    to_mono = audio._to_mono
+    if fix == "monofix":
+        def to_mono(samples):
+            if samples.ndim == 2 and samples.shape[1] > 1:
+                mixed = samples[:, 0].astype(np.float32)  # a copy
+                for channel in range(1, samples.shape[1]):
+                    mixed += samples[:, channel]
+                return mixed * np.float32(1.0 / samples.shape[1])
+            return np.ascontiguousarray(samples.reshape(len(samples), -1)[:, 0], dtype=np.float32)
+    audio._to_mono = timed("mono", to_mono)
     audio.resample = timed("resample", audio.resample)
     np.fft.rfft = timed("stft", np.fft.rfft)
     features.MfccExtractor.mfcc = timed("mel+dct", features.MfccExtractor.mfcc)

@@ -80,23 +80,20 @@ class Runner:
         child and its reaped children). `sample_memory`: also the peak of the summed PSS of
         the child's whole process tree, sampled every 20 ms (MB)."""
         err_path = self.home / "stderr.txt"
+        measured = self.home / "measured.json"
         with open(err_path, "wb") as err:
-            started = time.perf_counter()
-            child = subprocess.Popen(command, stdout=stdout, stderr=err, env=env or self.env,
-                                     cwd=self.home,
+            child = subprocess.Popen([sys.executable, str(HERE / "measure.py"), str(measured)] + command,
+                                     stdout=stdout, stderr=err, env=env or self.env, cwd=self.home,
                                      stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL)
             sampler = TreeMemorySampler(child.pid) if sample_memory else None
             if stdin_text is not None:
                 child.stdin.write(stdin_text.encode())
                 child.stdin.close()
-            _pid, status, usage = os.wait4(child.pid, 0)
-            wall = time.perf_counter() - started
-            child.returncode = os.waitstatus_to_exitcode(status)
+            returncode = child.wait()
         stderr = err_path.read_text(errors="replace")
-        if child.returncode != 0:
-            raise RuntimeError(f"{' '.join(command[:6])} ... exited {child.returncode}:\n{stderr[-3000:]}")
-        outcome = {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
-                   "maxrss_mb": usage.ru_maxrss / 1024.0, "stderr": stderr}
+        if returncode != 0:
+            raise RuntimeError(f"{' '.join(command[:6])} ... exited {returncode}:\n{stderr[-3000:]}")
+        outcome = {**json.loads(measured.read_text()), "stderr": stderr}
         if sampler:
             outcome["tree_pss_mb"] = sampler.stop()
         return outcome
@@ -106,7 +103,7 @@ class Runner:
 
 
 class TreeMemorySampler:
-    """Polls the summed proportional set size (PSS) of a process and its descendants."""
+    """Polls the summed proportional set size (PSS) of a process's descendants."""
 
     def __init__(self, pid: int, interval: float = 0.02):
         import threading
@@ -132,7 +129,7 @@ class TreeMemorySampler:
     def _loop(self) -> None:
         while not self._stop.is_set():
             total = 0
-            for pid in self._tree():
+            for pid in self._tree()[1:]:  # not the measuring launcher itself
                 try:
                     with open(f"/proc/{pid}/smaps_rollup") as handle:
                         for line in handle:
@@ -328,11 +325,44 @@ def _measure_store(runner: Runner, folder: Path, queries: np.ndarray, query_clip
     runner.qbsd_run("similar", query_clip, "--index", folder)  # warm the page cache
     walls = [runner.qbsd_run("similar", query_clip, "--index", folder)["wall"] for _ in range(reps)]
     log(f"  agreement {np.mean(agreement):.3f}; similar wall median {median(walls):.2f} s")
-    return {"build_seconds": build_seconds, "disk": disk,
+    breakdown = _similar_breakdown(runner, folder, query_clip)
+    log("  similar under cProfile: " + ", ".join(f"{k} {v:.2f} s" for k, v in breakdown.items()))
+    return {"breakdown": breakdown, "build_seconds": build_seconds, "disk": disk,
             "agreement_mean": float(np.mean(agreement)), "agreement_min": float(np.min(agreement)),
             "perfect_fraction": perfect / len(queries),
             "annoy_query_ms": 1000 * median(annoy_times), "exact_query_ms": 1000 * median(exact_times),
             "similar_wall_median": median(walls), "similar_walls": walls}
+
+
+SIMILAR_STEPS = {  # cumulative time of these functions in one `qbsd similar` run
+    "whole command (cli.similar)": ("cli.py", "similar"),
+    "open the index": ("cli.py", "_open_index_for_query"),
+    "known_files() (every stored path, to look up the query)": ("store.py", "known_files"),
+    "load the model": ("model.py", "__init__"),
+    "analyse the query clip": ("model.py", "analyse"),
+    "check (CRC32) and load the Annoy file": ("store.py", "_load_annoy"),
+    "Annoy search and SQL lookups": ("store.py", "_annoy_search"),
+}
+
+
+def _similar_breakdown(runner: Runner, folder: Path, query_clip: str) -> dict:
+    """One `qbsd similar` under cProfile: seconds in its main steps (cProfile slows Python
+    code a little; the whole-process figures above are without it)."""
+    import pstats
+
+    stats_file = runner.home / "similar.pstats"
+    runner.run([sys.executable, "-m", "cProfile", "-o", str(stats_file), "-m", "qbsd_cli", "similar",
+                query_clip, "--index", str(folder)],
+               env={**runner.env, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), runner.env.get("PYTHONPATH")]))})
+    stats = pstats.Stats(str(stats_file)).stats
+    found = {}
+    for label, (filename, function) in SIMILAR_STEPS.items():
+        total = 0.0
+        for (path, _line, name), (_cc, _nc, _tt, cumulative, _callers) in stats.items():
+            if name == function and path.endswith(os.sep + filename) and "qbsd_cli" in path:
+                total = max(total, cumulative)
+        found[label] = total
+    return found
 
 
 def bench_similar(runner: Runner, clip_index: Path, query_clip: str, home: Path, sizes: list[int],
@@ -619,6 +649,11 @@ def write_report(out: Path, results: dict, settings: dict) -> None:
                          f"**{entry['similar_wall_median']:.2f} s**",
                          f"< {TARGET_SIMILAR_S:.0f} s" if primary else "(context)",
                          fmt_met(entry["similar_wall_median"] < TARGET_SIMILAR_S) if primary else "n/a"))
+            if entry.get("breakdown"):
+                steps = "; ".join(f"{k} {v:.2f} s" for k, v in entry["breakdown"].items())
+                rows.append((f"where `qbsd similar` spends its time, {label} songs",
+                             "one run under cProfile (cumulative seconds of the main steps)", steps,
+                             "(context)", "n/a"))
             rows.append((f"Annoy top-10 agreement with exact cosine, {label} songs",
                          f"{similar['queries']} queries (real clip vectors), mean over queries of (songs in both top-10s) / 10, "
                          "through `IndexStore.nearest` / `exact_nearest`",
@@ -700,12 +735,15 @@ def write_report(out: Path, results: dict, settings: dict) -> None:
                       ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()) + "."]
         lines.append("")
 
-    for mode in ["default", "full"]:
+    for mode in ["default", "full", "full+monofix"]:
         profile = results.get(f"profile_{mode}")
         if not profile:
             continue
         table, _ranked = profile_table(profile)
-        lines += [f"## Profile: one job, {mode} mode, library", "",
+        title = mode if mode != "full+monofix" else (
+            "full mode with `audio._to_mono` replaced in-process by a column sum (what the one-line "
+            "fix would give)")
+        lines += [f"## Profile: one job, {title}, library", "",
                   f"`benchmarks/profile_stages.py`: `TagModel.analyse` in one process over the "
                   f"{settings['songs']} songs, with timers around the stage functions it calls "
                   f"(exclusive times). Analysed {profile['analysed_seconds'] / 3600:.2f} h of audio.", ""]
@@ -721,9 +759,7 @@ def write_report(out: Path, results: dict, settings: dict) -> None:
         settings["notes"].append(
             f"Stereo to mono on a 30 s 44.1 kHz segment: `audio._to_mono` (`mean(axis=1)`) takes "
             f"{1000 * micro['to_mono_current']:.1f} ms, `(x[:, 0] + x[:, 1]) * 0.5` "
-            f"{1000 * micro['to_mono_column_sum']:.1f} ms (the same float32 result for two channels). "
-            f"`np.fft.rfft` of one segment's 2584x512 frames: {1000 * micro['rfft_float32']:.1f} ms in "
-            f"float32, {1000 * micro['rfft_float64']:.1f} ms in float64 (numpy's float32 FFT path is slower).")
+            f"{1000 * micro['to_mono_column_sum']:.1f} ms (the same float32 result for two channels).")
     if tag and "default-j1" in tag["runs"] and "default-j2" in tag["runs"]:
         for mode in ["default", "full"]:
             one, two = tag["runs"].get(f"{mode}-j1"), tag["runs"].get(f"{mode}-j2")
@@ -735,6 +771,21 @@ def write_report(out: Path, results: dict, settings: dict) -> None:
                     f"CPU (all processes). Perfect scaling would halve the wall time at equal CPU time; "
                     f"extra CPU time with 2 jobs means the two cores slow each other down (memory "
                     f"bandwidth, shared caches, another load on the machine).")
+    full_profile = results.get("profile_full")
+    if tag and full_profile and "naive-j1" in tag["runs"]:
+        decode = full_profile["stages"]["decode"] * tag["library_seconds"] / full_profile["analysed_seconds"]
+        naive_wall = median([r["wall"] for r in tag["runs"]["naive-j1"]])
+        settings["notes"].append(
+            f"Ceiling of the like-for-like ratio: decoding the library (libsndfile, the same library "
+            f"the naive reference's `librosa.load` uses) takes {decode:.1f} s of one job's "
+            f"{full_profile['loop']:.1f} s; even if every other stage cost nothing, `qbsd tag --full` "
+            f"would be {naive_wall / decode:.1f}x faster than the reference's {naive_wall:.1f} s.")
+    fixed = results.get("profile_full+monofix")
+    if full_profile and fixed:
+        settings["notes"].append(
+            f"With the one-line `_to_mono` fix the full-mode loop takes {fixed['loop']:.1f} s instead of "
+            f"{full_profile['loop']:.1f} s: {fixed['analysed_seconds'] / fixed['loop']:,.0f}x realtime "
+            f"per core instead of {full_profile['analysed_seconds'] / full_profile['loop']:,.0f}x.")
     if settings.get("notes"):
         lines += ["## Notes", ""] + [f"- {note}" for note in settings["notes"]] + [""]
 
@@ -799,6 +850,9 @@ def main() -> int:
     settings = {"quick": quick, "songs": songs, "long_minutes": long_minutes,
                 "similar_sizes": " and ".join(f"{s:,}" for s in sizes), "notes": [],
                 "argv": "".join(" " + a for a in sys.argv[1:])}
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean the temporary folder on kill
     temporary = Path(tempfile.mkdtemp(prefix="qbsd-bench-"))
     try:
         home = temporary / "home"
@@ -827,7 +881,7 @@ def main() -> int:
             bench_tagging(runner, model, "library", library, runs,
                           ["default-j1", "default-j2", "full-j1", "full-j2", "naive-j1"], results)
         if "profile" in sections:
-            for mode in ["default", "full"]:
+            for mode in ["default", "full", "full+monofix"]:
                 log(f"profile: one job in-process, {mode} mode, {len(library)} files")
                 results[f"profile_{mode}"] = run_profile(runner, model, library, mode)
         if "clips" in sections:
