@@ -852,7 +852,11 @@ def main() -> int:
                 "argv": "".join(" " + a for a in sys.argv[1:])}
     import signal
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean the temporary folder on kill
+    def terminated(signum, _frame):  # clean the temporary folder on kill
+        log(f"stopped by signal {signum}")
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
     temporary = Path(tempfile.mkdtemp(prefix="qbsd-bench-"))
     try:
         home = temporary / "home"

@@ -50,11 +50,17 @@ def check_queries(qbsd, index, music) -> int:
 
 def test_sigkill_at_random_moments_then_resume(qbsd, tmp_path, music):
     index = tmp_path / "index"
+    # kill moments relative to how long a whole run takes on this machine, so that a
+    # faster qbsd or machine cannot let every run finish before its kill
+    started = time.monotonic()
+    complete = qbsd("index", "--jobs", "2", tmp_path / "music", index=tmp_path / "timing-index")
+    assert complete.returncode == 0, complete
+    whole_run = time.monotonic() - started
     chooser = random.Random(20240611)
     outcomes = []
     for _ in range(KILLS):
         run = Background(qbsd, "index", "--jobs", "2", tmp_path / "music", index=index)
-        time.sleep(chooser.uniform(0.2, 2.0))
+        time.sleep(chooser.uniform(0.1, 0.7) * whole_run)
         run.kill_main()
         status = run.wait(60)
         # the workers die with it (else they would hold the index lock)
