@@ -71,15 +71,16 @@ def main(argv: list[str]) -> int:
 
     soundfile.SoundFile = TimedSoundFile
     mode, _, fix = mode.partition("+")
-    to_mono = audio._to_mono
-    if fix == "monofix":
-        def to_mono(samples):
-            if samples.ndim == 2 and samples.shape[1] > 1:
-                mixed = samples[:, 0].astype(np.float32)  # a copy
-                for channel in range(1, samples.shape[1]):
-                    mixed += samples[:, channel]
-                return mixed * np.float32(1.0 / samples.shape[1])
-            return np.ascontiguousarray(samples.reshape(len(samples), -1)[:, 0], dtype=np.float32)
+
+    def column_sum(samples):
+        if samples.ndim == 2 and samples.shape[1] > 1:
+            mixed = samples[:, 0].astype(np.float32)  # a copy
+            for channel in range(1, samples.shape[1]):
+                mixed += samples[:, channel]
+            return mixed * np.float32(1.0 / samples.shape[1])
+        return np.ascontiguousarray(samples.reshape(len(samples), -1)[:, 0], dtype=np.float32)
+
+    to_mono = column_sum if fix == "monofix" else audio._to_mono
     audio._to_mono = timed("mono", to_mono)
     audio.resample = timed("resample", audio.resample)
     np.fft.rfft = timed("stft", np.fft.rfft)
