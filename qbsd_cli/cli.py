@@ -149,7 +149,7 @@ def tag(
     model: Optional[Path] = ModelOption,
 ):
     """Tag audio files: one JSON line per file with its strongest tags."""
-    from .output import Progress, display_path, error, resolve_format, tag_record_output
+    from .output import Progress, display_path, error, resolve_format, table_console, tag_record_output
 
     paths = _input_paths(files)
     tag_model = _load_model(model)
@@ -158,9 +158,7 @@ def tag(
         raise Fatal("--format m3u is for similar and search", ExitStatus.USAGE)
     console = None
     if chosen == OutputFormat.table:
-        from rich.console import Console
-
-        console = Console()
+        console = table_console()
     failed = 0
     if not paths:
         return

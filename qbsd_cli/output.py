@@ -65,6 +65,20 @@ def note(text: str) -> None:
     sys.stderr.flush()
 
 
+def table_console(content_width: int = 0):
+    """A console for tables on stdout.
+
+    On a terminal, rich folds long cells to the terminal's width. Redirected to a file or
+    a pipe there is no width to respect, and rich's default of 80 columns would cut paths
+    in two, so the console is made as wide as the content needs.
+    """
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console()
+    return Console(width=max(80, content_width))
+
+
 def stderr_console():
     from rich.console import Console
 
@@ -109,16 +123,19 @@ def ranking_output(records: list[dict], output_format: OutputFormat, title: str)
             write_line(f"#EXTINF:-1,{os.path.basename(display_path(record['path']))}")
             write_line(display_path(record["path"]))
     else:
-        from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=title)
         table.add_column("#", justify="right")
         table.add_column("score", justify="right")
         table.add_column("path", overflow="fold")
-        for record in records:
-            table.add_row(str(record["rank"]), f"{record['score']:.3f}", display_path(record["path"]))
-        Console().print(table)
+        paths = [display_path(record["path"]) for record in records]
+        for record, path in zip(records, paths):
+            # Text, not a plain string: a file called "[live] x.mp3" is not rich markup
+            table.add_row(str(record["rank"]), f"{record['score']:.3f}", Text(path))
+        longest = max((len(path) for path in paths), default=0)
+        table_console(content_width=longest + 20).print(table)
 
 
 def tag_record_output(record: dict, output_format: OutputFormat, console=None) -> None:

@@ -139,3 +139,16 @@ def test_index_from_another_model_is_refused(qbsd, tmp_path):
     still = qbsd("search", "calm", "--top", "10", "--format", "json", index=index)
     assert sorted(r["path"] for r in still.json()) == [str(music.folder / "chord.wav"),
                                                        str(music.folder / "noise.flac")]
+
+
+def test_table_keeps_long_and_bracketed_names_whole(qbsd, make_audio, tmp_path):
+    """A table piped to a file is as wide as its rows, and names are not read as rich markup."""
+    deep = "a folder with a rather long name " * 3
+    names = ["[live] first take.wav", "[bold]second[/bold].wav"]
+    files = [make_audio.chord(f"{deep}/{name}", seconds=3.0) for name in names]
+    index = tmp_path / "index"
+    assert qbsd("index", make_audio.folder, index=index).returncode == 0
+    table = qbsd("similar", files[0], "--include-self", "--format", "table", index=index)
+    assert table.returncode == 0, table
+    for path in files:
+        assert str(path) in table.stdout
