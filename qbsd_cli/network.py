@@ -15,20 +15,46 @@ from torch import nn
 
 class PatchCNN(nn.Module):
     """Two 3x3 convolutions (32 filters, ReLU), each followed by 2x2 max-pooling,
-    then a fully connected layer to the vocabulary and a sigmoid."""
+    then a fully connected layer to the vocabulary and a sigmoid.
+
+    `layout` says what the convolutions slide over:
+    - "paper": the patch as it is, a (195, 10) image whose rows are 5 stacked frames
+      of 39 coefficients and whose columns are the 10 long frames (Qin et al.);
+    - "time_frequency" (beyond the paper): the same patch rearranged inside the graph
+      into 3 channels (static, delta, delta-delta) of 13 cepstral coefficients by
+      50 frames, so that a 3x3 kernel sees neighbouring coefficients at neighbouring
+      times instead of straddling the seams between stacked frames. The model's input
+      is unchanged.
+    """
 
     def __init__(self, n_tags: int, patch_shape: tuple[int, int] = (195, 10),
-                 filters: int = 32, frame_dim: int = 39, dropout: float = 0.0):
+                 filters: int = 32, frame_dim: int = 39, dropout: float = 0.0,
+                 layout: str = "paper", time_pooling: bool = False):
         super().__init__()
         height, width = patch_shape
         self.register_buffer("feature_mean", torch.zeros(height, 1))
         self.register_buffer("feature_scale", torch.ones(height, 1))
         self.frame_dim = frame_dim
+        self.layout = layout
+        if layout == "paper":
+            channels, image_height, image_width = 1, height, width
+        elif layout == "time_frequency":
+            stacked = height // frame_dim
+            channels, image_height, image_width = 3, frame_dim // 3, stacked * width
+        else:
+            raise ValueError(f"unknown layout {layout!r}")
         self.features = nn.Sequential(
-            nn.Conv2d(1, filters, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, filters, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(filters, filters, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         )
-        pooled = filters * (height // 2 // 2) * (width // 2 // 2)
+        # time_pooling (beyond the paper): mean and max over time of the last feature
+        # maps instead of flattening them, so the classifier sees statistics of the
+        # whole patch and has far fewer weights to fit
+        self.time_pooling = time_pooling
+        if time_pooling:
+            pooled = 2 * filters * (image_height // 2 // 2)
+        else:
+            pooled = filters * (image_height // 2 // 2) * (image_width // 2 // 2)
         # dropout is not in the paper (0 keeps it out); identity in the exported graph
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(pooled, n_tags)
@@ -41,9 +67,22 @@ class PatchCNN(nn.Module):
         self.feature_mean.copy_(torch.from_numpy(mean))
         self.feature_scale.copy_(torch.from_numpy(scale[:, None]))
 
+    def image(self, normalised: torch.Tensor) -> torch.Tensor:
+        """(batch, 195, 10) patches as the (batch, channels, height, width) input of the convolutions."""
+        if self.layout == "paper":
+            return normalised.unsqueeze(1)
+        batch, height, width = normalised.shape
+        stacked = height // self.frame_dim
+        # rows are (short frame, coefficient), columns long frames; frame t = long * 5 + short
+        frames = normalised.reshape(batch, stacked, self.frame_dim, width).permute(0, 2, 3, 1)
+        frames = frames.reshape(batch, self.frame_dim, width * stacked)
+        return frames.reshape(batch, 3, self.frame_dim // 3, width * stacked)
+
     def logits(self, patches: torch.Tensor) -> torch.Tensor:
         normalised = (patches - self.feature_mean) * self.feature_scale
-        hidden = self.features(normalised.unsqueeze(1))
+        hidden = self.features(self.image(normalised))
+        if self.time_pooling:
+            hidden = torch.cat([hidden.mean(3), hidden.amax(3)], 1)
         return self.classifier(self.dropout(hidden.flatten(1)))
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:

@@ -82,7 +82,7 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
     from .export import export_onnx
     from .feature_cache import song_frames
     from .network import EnsembleCNN
-    from .training import ENSEMBLES, RECIPES
+    from .training import ENSEMBLES, RECIPES, recipe_feature_params
 
     members = ENSEMBLES.get(recipe_name, [recipe_name])
     unknown = [name for name in members if name not in RECIPES]
@@ -90,6 +90,9 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
         from .cli import Fatal
 
         raise Fatal(f"unknown recipe {recipe_name!r}; recipes: {', '.join([*RECIPES, *ENSEMBLES])}", 2)
+    patch_lengths = {RECIPES[name].long_frames_per_patch for name in members}
+    if len(patch_lengths) > 1:  # one graph, one way of cutting patches
+        raise ValueError(f"ensemble {recipe_name} mixes patch lengths {sorted(patch_lengths)}")
     songs = load_songs(data, layout)
     if limit:
         songs = songs.subset(range(min(limit, len(songs.paths))))
@@ -124,7 +127,7 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
         faithful = False
     output.parent.mkdir(parents=True, exist_ok=True)
     model_id = export_onnx(
-        network, str(output), songs.tags, params, mel_basis, recipe_name, description,
+        network, str(output), songs.tags, recipe_feature_params(params, recipe), mel_basis, recipe_name, description,
         f"{songs.description}; trained on all {len(songs.paths)} songs; "
         + ", ".join(notes), faithful)
     _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")

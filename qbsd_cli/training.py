@@ -31,6 +31,10 @@ class TrainingRecipe:
     song_pooling: int = 0          # >0: average this many patches' outputs per song before the loss
     gain_db: float = 0.0           # random gain augmentation range (+-dB), acts on MFCC c0
     dropout: float = 0.0           # before the fully connected layer (not in the paper)
+    layout: str = "paper"          # what the convolutions slide over (see network.PatchCNN)
+    long_frames_per_patch: int = 10  # patch context: 10 long frames = 0.58 s (the paper)
+    time_pooling: bool = False     # mean and max over time before the classifier (network.PatchCNN)
+    filters: int = 32              # per convolution (the paper: 32)
     weight_decay: float = 0.0      # L2 penalty (Adam only; not in the paper)
     patience: int = 8              # early stopping on the inner validation split (0: off)
     validation_fraction: float = 0.15
@@ -65,7 +69,32 @@ RECIPES: dict[str, TrainingRecipe] = {
                                        weight_decay=1e-4, gain_db=6.0),
     "cnn-songpool": TrainingRecipe("cnn-songpool", loss="bce_pos", song_pooling=8, batch_size=4,
                                    patches_per_song=8, gain_db=6.0),
+    # Beyond the paper: the same patches, convolved as 3 x 13 x 50 (see network.PatchCNN).
+    "cnn-tf-pos": TrainingRecipe("cnn-tf-pos", loss="bce_pos", layout="time_frequency"),
+    "cnn-tf-pos-drop": TrainingRecipe("cnn-tf-pos-drop", loss="bce_pos", dropout=0.5,
+                                      weight_decay=1e-4, gain_db=6.0, layout="time_frequency"),
+    "cnn-tf-pos-ctx20": TrainingRecipe("cnn-tf-pos-ctx20", loss="bce_pos", layout="time_frequency",
+                                       long_frames_per_patch=20),
+    "cnn-tf-pos-ctx50": TrainingRecipe("cnn-tf-pos-ctx50", loss="bce_pos", layout="time_frequency",
+                                       long_frames_per_patch=50),
+    "cnn-tf-pool-ctx50": TrainingRecipe("cnn-tf-pool-ctx50", loss="bce_pos", layout="time_frequency",
+                                        long_frames_per_patch=50, time_pooling=True),
+    "cnn-tf-pool": TrainingRecipe("cnn-tf-pool", loss="bce_pos", layout="time_frequency",
+                                  time_pooling=True),
+    "cnn-tf-pool-ctx20": TrainingRecipe("cnn-tf-pool-ctx20", loss="bce_pos", layout="time_frequency",
+                                        time_pooling=True, long_frames_per_patch=20),
+    "cnn-tf-pool-f64": TrainingRecipe("cnn-tf-pool-f64", loss="bce_pos", layout="time_frequency",
+                                      time_pooling=True, filters=64),
+    "cnn-tf-pool-drop": TrainingRecipe("cnn-tf-pool-drop", loss="bce_pos", layout="time_frequency",
+                                       time_pooling=True, dropout=0.3, gain_db=6.0),
 }
+
+
+# Seed variants: the same recipe from other random starts, as ensemble members.
+for _base in ("cnn-tf-pos", "cnn-tf-pool"):
+    for _seed in range(1, 5):
+        RECIPES[f"{_base}-seed{_seed}"] = replace(RECIPES[_base], name=f"{_base}-seed{_seed}", seed=_seed)
+del _base, _seed
 
 
 # Ensembles (beyond the paper): the mean of the song vectors of several recipes' models.
@@ -73,6 +102,14 @@ RECIPES: dict[str, TrainingRecipe] = {
 ENSEMBLES: dict[str, list[str]] = {
     "cnn-ensemble": ["cnn-bce-pos", "cnn-bce-pos-drop", "cnn-songpool"],
 }
+
+
+def recipe_feature_params(params: FeatureParams, recipe: TrainingRecipe) -> FeatureParams:
+    """The feature parameters a recipe's model sees: `params` with the recipe's patch length.
+
+    Only the cutting of frames into patches changes, so cached frames stay valid; the
+    exported model stores these parameters, and `qbsd` cuts its patches by them."""
+    return replace(params, long_frames_per_patch=recipe.long_frames_per_patch)
 
 
 def ad_weights(labels: np.ndarray) -> np.ndarray:
@@ -235,6 +272,7 @@ def train(song_frames: list[np.ndarray], labels: np.ndarray, groups: list[str],
 
     from .network import PatchCNN
 
+    params = recipe_feature_params(params, recipe)
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
     labels = labels.astype(np.float32)
@@ -249,7 +287,8 @@ def train(song_frames: list[np.ndarray], labels: np.ndarray, groups: list[str],
     train_frames = [song_frames[i] for i in train_index]
     train_labels = labels[train_index]
     network = PatchCNN(labels.shape[1], params.patch_shape, frame_dim=params.frame_dim,
-                       dropout=recipe.dropout)
+                       dropout=recipe.dropout, layout=recipe.layout,
+                       time_pooling=recipe.time_pooling, filters=recipe.filters)
     network.set_normalisation(*frame_statistics(train_frames))
     loss_function = _loss_function(recipe, train_labels)
     optimizer, scheduler = _optimizer(recipe, network.parameters())
