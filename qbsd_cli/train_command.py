@@ -140,6 +140,8 @@ def evaluate_methods(data: Path, layout: str, methods: list[str], results: Path,
     from .evaluation import BASELINES, markdown_table, run_evaluation
     from .training import ENSEMBLES, RECIPES
 
+    if methods == ["all"]:
+        methods = [*BASELINES, *RECIPES, *ENSEMBLES]
     unknown = [m for m in methods if m not in RECIPES and m not in BASELINES and m not in ENSEMBLES]
     if unknown:
         from .cli import Fatal

@@ -35,6 +35,7 @@ class TrainingRecipe:
     long_frames_per_patch: int = 10  # patch context: 10 long frames = 0.58 s (the paper)
     time_pooling: bool = False     # mean and max over time before the classifier (network.PatchCNN)
     filters: int = 32              # per convolution (the paper: 32)
+    mixup: float = 0.0             # >0: mix pairs of patches and their labels, Beta(a, a) weights
     weight_decay: float = 0.0      # L2 penalty (Adam only; not in the paper)
     patience: int = 8              # early stopping on the inner validation split (0: off)
     validation_fraction: float = 0.15
@@ -69,7 +70,8 @@ RECIPES: dict[str, TrainingRecipe] = {
                                        weight_decay=1e-4, gain_db=6.0),
     "cnn-songpool": TrainingRecipe("cnn-songpool", loss="bce_pos", song_pooling=8, batch_size=4,
                                    patches_per_song=8, gain_db=6.0),
-    # Beyond the paper: the same patches, convolved as 3 x 13 x 50 (see network.PatchCNN).
+    # Beyond the paper: the same patches, convolved as 3 x 13 x 50 (see network.PatchCNN);
+    # "pool": mean and max over time before the classifier; "ctxN": N long frames per patch.
     "cnn-tf-pos": TrainingRecipe("cnn-tf-pos", loss="bce_pos", layout="time_frequency"),
     "cnn-tf-pos-drop": TrainingRecipe("cnn-tf-pos-drop", loss="bce_pos", dropout=0.5,
                                       weight_decay=1e-4, gain_db=6.0, layout="time_frequency"),
@@ -77,14 +79,16 @@ RECIPES: dict[str, TrainingRecipe] = {
                                        long_frames_per_patch=20),
     "cnn-tf-pos-ctx50": TrainingRecipe("cnn-tf-pos-ctx50", loss="bce_pos", layout="time_frequency",
                                        long_frames_per_patch=50),
-    "cnn-tf-pool-ctx50": TrainingRecipe("cnn-tf-pool-ctx50", loss="bce_pos", layout="time_frequency",
-                                        long_frames_per_patch=50, time_pooling=True),
     "cnn-tf-pool": TrainingRecipe("cnn-tf-pool", loss="bce_pos", layout="time_frequency",
                                   time_pooling=True),
     "cnn-tf-pool-ctx20": TrainingRecipe("cnn-tf-pool-ctx20", loss="bce_pos", layout="time_frequency",
                                         time_pooling=True, long_frames_per_patch=20),
     "cnn-tf-pool-f64": TrainingRecipe("cnn-tf-pool-f64", loss="bce_pos", layout="time_frequency",
                                       time_pooling=True, filters=64),
+    "cnn-tf-pool-mixup": TrainingRecipe("cnn-tf-pool-mixup", loss="bce_pos", layout="time_frequency",
+                                        time_pooling=True, mixup=0.4),
+    "cnn-tf-pool-slow": TrainingRecipe("cnn-tf-pool-slow", loss="bce_pos", layout="time_frequency",
+                                       time_pooling=True, learning_rate=3e-4, patches_per_song=16),
     "cnn-tf-pool-drop": TrainingRecipe("cnn-tf-pool-drop", loss="bce_pos", layout="time_frequency",
                                        time_pooling=True, dropout=0.3, gain_db=6.0),
 }
@@ -101,6 +105,9 @@ del _base, _seed
 # Cross-validated from the members' out-of-fold scores; shipped as one averaged graph.
 ENSEMBLES: dict[str, list[str]] = {
     "cnn-ensemble": ["cnn-bce-pos", "cnn-bce-pos-drop", "cnn-songpool"],
+    "cnn-tf-pos-seeds": ["cnn-tf-pos"] + [f"cnn-tf-pos-seed{seed}" for seed in range(1, 5)],
+    # the shipped model: five random starts of the best single recipe
+    "cnn-tf-ensemble": ["cnn-tf-pool"] + [f"cnn-tf-pool-seed{seed}" for seed in range(1, 5)],
 }
 
 
@@ -326,6 +333,14 @@ def train(song_frames: list[np.ndarray], labels: np.ndarray, groups: list[str],
             gains = rng.uniform(-recipe.gain_db, recipe.gain_db, size=len(patches)).astype(np.float32)
             patches[:, 0:params.frame_dim * params.frames_per_long_frame:params.frame_dim, :] += (
                 gains[:, None, None] * math.sqrt(params.n_mels))
+        if recipe.mixup > 0:
+            if recipe.song_pooling:
+                raise ValueError("mixup mixes single patches; it cannot be combined with song pooling")
+            # mixing raw MFCC is mixing normalised inputs too: the normalisation is affine
+            weights = rng.beta(recipe.mixup, recipe.mixup, size=len(patches)).astype(np.float32)
+            partners = rng.permutation(len(patches))
+            patches = weights[:, None, None] * patches + (1 - weights[:, None, None]) * patches[partners]
+            targets = weights[:, None] * targets + (1 - weights[:, None]) * targets[partners]
         total_loss = 0.0
         step = recipe.batch_size * max(recipe.song_pooling, 1)
         for start in range(0, len(patches), step):

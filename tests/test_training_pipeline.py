@@ -60,7 +60,7 @@ def test_model_is_self_describing(small_run):
 
 def test_every_recipe_runs_one_short_epoch(small_run):
     songs, params, frames, _, _, _ = small_run
-    for name in ("paper", "paper-ad-smote", "cnn-bce-pos-smote"):
+    for name in ("paper", "paper-ad-smote", "cnn-bce-pos-smote", "cnn-tf-pool-mixup", "cnn-tf-pos-ctx20"):
         recipe = with_overrides(RECIPES[name], epochs=1, patches_per_song=1)
         trained = train(frames, songs.labels, songs.groups, params, recipe)
         assert np.isfinite(trained.history[-1]["loss"])
