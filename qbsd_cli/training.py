@@ -36,6 +36,7 @@ class TrainingRecipe:
     time_pooling: bool = False     # mean and max over time before the classifier (network.PatchCNN)
     filters: int = 32              # per convolution (the paper: 32)
     mixup: float = 0.0             # >0: mix pairs of patches and their labels, Beta(a, a) weights
+    tempo_stretch: float = 0.0     # >0: random tempo change of each excerpt by up to this fraction
     weight_decay: float = 0.0      # L2 penalty (Adam only; not in the paper)
     patience: int = 8              # early stopping on the inner validation split (0: off)
     validation_fraction: float = 0.15
@@ -89,6 +90,8 @@ RECIPES: dict[str, TrainingRecipe] = {
                                         time_pooling=True, mixup=0.4),
     "cnn-tf-pool-slow": TrainingRecipe("cnn-tf-pool-slow", loss="bce_pos", layout="time_frequency",
                                        time_pooling=True, learning_rate=3e-4, patches_per_song=16),
+    "cnn-tf-pool-tempo": TrainingRecipe("cnn-tf-pool-tempo", loss="bce_pos", layout="time_frequency",
+                                        time_pooling=True, tempo_stretch=0.2, gain_db=3.0),
     "cnn-tf-pool-drop": TrainingRecipe("cnn-tf-pool-drop", loss="bce_pos", layout="time_frequency",
                                        time_pooling=True, dropout=0.3, gain_db=6.0),
 }
@@ -195,13 +198,22 @@ class MultiLabelSmote:
         return np.stack(patches), np.stack(labels)
 
 
-def random_patch(frames: np.ndarray, params: FeatureParams, rng: np.random.Generator) -> np.ndarray:
-    """One patch (195, 10) starting at a random frame: a random excerpt of the song."""
+def random_patch(frames: np.ndarray, params: FeatureParams, rng: np.random.Generator,
+                 tempo_stretch: float = 0.0) -> np.ndarray:
+    """One patch (195, 10) starting at a random frame: a random excerpt of the song.
+
+    `tempo_stretch` > 0 (augmentation, beyond the paper): the excerpt spans a random
+    (1 +- tempo_stretch) times the usual 50 frames and is resampled to 50 by taking the
+    nearest frame, a cheap change of tempo in the feature domain."""
     length = params.frames_per_patch
-    start = int(rng.integers(0, max(len(frames) - length, 0) + 1))
-    window = frames[start:start + length]
-    if len(window) < length:  # shorter than a patch: repeat the song to fill it
-        window = np.resize(window, (length, frames.shape[1]))
+    rate = 1.0 + rng.uniform(-tempo_stretch, tempo_stretch) if tempo_stretch > 0 else 1.0
+    span = max(int(round(length * rate)), 1)
+    start = int(rng.integers(0, max(len(frames) - span, 0) + 1))
+    window = frames[start:start + span]
+    if len(window) < span:  # shorter than a patch: repeat the song to fill it
+        window = np.resize(window, (span, frames.shape[1]))
+    if span != length:
+        window = window[np.minimum((np.arange(length) * rate).astype(int), span - 1)]
     return frames_to_patches(window, params)[0]
 
 
@@ -318,7 +330,8 @@ def train(song_frames: list[np.ndarray], labels: np.ndarray, groups: list[str],
         else:
             song_order = np.repeat(np.arange(len(train_frames)), recipe.patches_per_song)
             rng.shuffle(song_order)
-        patches = np.stack([random_patch(train_frames[s], params, rng) for s in song_order])
+        patches = np.stack([random_patch(train_frames[s], params, rng, recipe.tempo_stretch)
+                            for s in song_order])
         targets = train_labels[song_order]
         if smote is not None:
             extra, extra_labels = smote.sample(train_frames, params, len(song_order) // 4)
