@@ -1,0 +1,20 @@
+"""`qbsd train` as a user runs it: a short real run of the default (shipped) recipe, then the
+model it wrote tags a clip and names itself."""
+
+import pytest
+
+pytest.importorskip("torch", reason="the train extra (PyTorch) is not installed")
+
+
+def test_default_recipe_trains_exports_and_tags(qbsd, moods4q_root, clip_paths, tmp_path):
+    model = tmp_path / "small.onnx"
+    trained = qbsd("train", "--data", moods4q_root, "--limit", "24", "--epochs", "1",
+                   "--output", model, "--cache", tmp_path / "cache", "--jobs", "2", timeout=600)
+    assert trained.returncode == 0, trained
+    assert model.stat().st_size > 0
+    tagged = qbsd("tag", "--model", model, "--top", "3", clip_paths[0])
+    assert tagged.returncode == 0, tagged
+    record = tagged.json()[0]
+    assert record["model"].startswith("qbsd-cnn-tf-ensemble-")
+    assert record["model"] in trained.stderr  # the id it reported is the id the file carries
+    assert len(record["tags"]) == 3
