@@ -75,7 +75,6 @@ class PatchCNN(nn.Module):
         stacked = height // self.frame_dim
         # rows are (short frame, coefficient), columns long frames; frame t = long * 5 + short
         frames = normalised.reshape(batch, stacked, self.frame_dim, width).permute(0, 2, 3, 1)
-        frames = frames.reshape(batch, self.frame_dim, width * stacked)
         return frames.reshape(batch, 3, self.frame_dim // 3, width * stacked)
 
     def logits(self, patches: torch.Tensor) -> torch.Tensor:

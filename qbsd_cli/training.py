@@ -98,19 +98,18 @@ RECIPES: dict[str, TrainingRecipe] = {
 
 
 # Seed variants: the same recipe from other random starts, as ensemble members.
-for _base in ("cnn-tf-pos", "cnn-tf-pool"):
-    for _seed in range(1, 5):
-        RECIPES[f"{_base}-seed{_seed}"] = replace(RECIPES[_base], name=f"{_base}-seed{_seed}", seed=_seed)
-del _base, _seed
+EXTRA_SEEDS = range(1, 5)
+RECIPES.update({f"{base}-seed{seed}": replace(RECIPES[base], name=f"{base}-seed{seed}", seed=seed)
+                for base in ("cnn-tf-pos", "cnn-tf-pool") for seed in EXTRA_SEEDS})
 
 
 # Ensembles (beyond the paper): the mean of the song vectors of several recipes' models.
 # Cross-validated from the members' out-of-fold scores; shipped as one averaged graph.
 ENSEMBLES: dict[str, list[str]] = {
     "cnn-ensemble": ["cnn-bce-pos", "cnn-bce-pos-drop", "cnn-songpool"],
-    "cnn-tf-pos-seeds": ["cnn-tf-pos"] + [f"cnn-tf-pos-seed{seed}" for seed in range(1, 5)],
+    "cnn-tf-pos-seeds": ["cnn-tf-pos", *(f"cnn-tf-pos-seed{seed}" for seed in EXTRA_SEEDS)],
     # the shipped model: five random starts of the best single recipe
-    "cnn-tf-ensemble": ["cnn-tf-pool"] + [f"cnn-tf-pool-seed{seed}" for seed in range(1, 5)],
+    "cnn-tf-ensemble": ["cnn-tf-pool", *(f"cnn-tf-pool-seed{seed}" for seed in EXTRA_SEEDS)],
 }
 
 
@@ -313,6 +312,8 @@ def train(song_frames: list[np.ndarray], labels: np.ndarray, groups: list[str],
     optimizer, scheduler = _optimizer(recipe, network.parameters())
     if recipe.smote and recipe.song_pooling:
         raise ValueError("SMOTE makes single synthetic patches; it cannot be combined with song pooling")
+    if recipe.mixup and recipe.song_pooling:
+        raise ValueError("mixup mixes single patches; it cannot be combined with song pooling")
     smote = None
     if recipe.smote:
         summaries = np.stack([song_summary(frames) for frames in train_frames])
@@ -347,8 +348,6 @@ def train(song_frames: list[np.ndarray], labels: np.ndarray, groups: list[str],
             patches[:, 0:params.frame_dim * params.frames_per_long_frame:params.frame_dim, :] += (
                 gains[:, None, None] * math.sqrt(params.n_mels))
         if recipe.mixup > 0:
-            if recipe.song_pooling:
-                raise ValueError("mixup mixes single patches; it cannot be combined with song pooling")
             # mixing raw MFCC is mixing normalised inputs too: the normalisation is affine
             weights = rng.beta(recipe.mixup, recipe.mixup, size=len(patches)).astype(np.float32)
             partners = rng.permutation(len(patches))

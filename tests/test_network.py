@@ -7,6 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (PyTorch) is not installed")
 
+from qbsd_cli.audio import decode  # noqa: E402
 from qbsd_cli.export import export_onnx  # noqa: E402
 from qbsd_cli.features import FeatureParams, MfccExtractor, frames_to_patches, librosa_mel_basis  # noqa: E402
 from qbsd_cli.model import TagModel  # noqa: E402
@@ -39,7 +40,7 @@ def test_longer_patches_with_time_pooling_run_end_to_end(long_frames, tmp_path, 
     model = TagModel(path)
     assert model.params == params
     audio = make_audio.noise("noise.flac", seconds=8.0)
-    frames = MfccExtractor(params, mel_basis).frames(model_samples(audio, params))
+    frames = MfccExtractor(params, mel_basis).frames(decode(str(audio), params.sample_rate).samples)
     patches = frames_to_patches(frames, params)
     assert patches.shape[1:] == (195, long_frames)
     with torch.no_grad():
@@ -47,8 +48,3 @@ def test_longer_patches_with_time_pooling_run_end_to_end(long_frames, tmp_path, 
     np.testing.assert_allclose(model.patch_outputs(patches), expected, atol=1e-5)
     np.testing.assert_allclose(model.analyse(str(audio)).vector, expected.mean(0), atol=1e-4)
 
-
-def model_samples(path, params):
-    from qbsd_cli.audio import decode
-
-    return decode(str(path), params.sample_rate).samples
