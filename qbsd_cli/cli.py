@@ -656,7 +656,7 @@ def tags(
 def train(
     data: Path = typer.Option(..., "--data", help="A 4Q folder, a CAL500 folder or a path,tags CSV."),
     layout: str = typer.Option("moods4q", "--layout", help="moods4q, cal500 or csv."),
-    recipe: str = typer.Option("cnn-tf-ensemble", "--recipe", help="Training recipe or ensemble (see the model card; the default is the shipped one)."),
+    recipe: str = typer.Option("cnn-tf-stats", "--recipe", help="Training recipe, ensemble or blend (see the model card; the default is the shipped one)."),
     output: Path = typer.Option(Path("models/qbsd.onnx"), "--output", "-o", help="Where to write the ONNX model."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Train this many epochs on every song (no early stopping)."),
     epochs_from_cv: Optional[Path] = typer.Option(None, "--epochs-from-cv", help="Train each recipe for its median best epoch in this `qbsd evaluate` results folder, on every song."),

@@ -18,8 +18,8 @@ import numpy as np
 
 from . import metrics
 from .datasets import LabelledSongs
-from .features import FeatureParams
-from .training import ENSEMBLES, RECIPES, song_summary
+from .features import FeatureParams, song_statistics
+from .training import BLENDS, ENSEMBLES, RECIPES, fit_statistics_model
 
 BASELINES = ("prior", "logreg", "mlp", "gmm-sml")
 
@@ -40,28 +40,20 @@ def _baseline_scores(method: str, train_frames, train_labels, test_frames, seed:
 
     if method == "prior":
         return np.tile(train_labels.mean(axis=0), (len(test_frames), 1))
-    if method in ("logreg", "mlp"):
-        scaler = StandardScaler().fit(np.stack([song_summary(f) for f in train_frames]))
-        x_train = scaler.transform(np.stack([song_summary(f) for f in train_frames]))
-        x_test = scaler.transform(np.stack([song_summary(f) for f in test_frames]))
+    if method == "mlp":
+        return fit_statistics_model(train_frames, train_labels, seed).predict(
+            np.stack([song_statistics(f) for f in test_frames]))
+    if method == "logreg":
+        from sklearn.linear_model import LogisticRegression
+
+        scaler = StandardScaler().fit(np.stack([song_statistics(f) for f in train_frames]))
+        x_train = scaler.transform(np.stack([song_statistics(f) for f in train_frames]))
+        x_test = scaler.transform(np.stack([song_statistics(f) for f in test_frames]))
         scores = np.tile(train_labels.mean(axis=0), (len(test_frames), 1)).astype(np.float64)
         trainable = np.flatnonzero((train_labels.sum(0) > 0) & (train_labels.sum(0) < len(train_labels)))
-        if method == "logreg":
-            from sklearn.linear_model import LogisticRegression
-
-            for tag in trainable:
-                model = LogisticRegression(C=0.1, max_iter=1000).fit(x_train, train_labels[:, tag])
-                scores[:, tag] = model.predict_proba(x_test)[:, 1]
-        else:
-            from sklearn.neural_network import MLPClassifier
-
-            # alpha chosen on these folds (0.1 to 10 tried): the baseline gets the benefit of
-            # the doubt. No early_stopping: sklearn scores it by exact-match accuracy on
-            # multi-label data, which stops training after a few iterations.
-            model = MLPClassifier(hidden_layer_sizes=(256,), alpha=1.0, max_iter=200,
-                                  random_state=seed)
-            model.fit(x_train, train_labels[:, trainable])
-            scores[:, trainable] = model.predict_proba(x_test)
+        for tag in trainable:
+            model = LogisticRegression(C=0.1, max_iter=1000).fit(x_train, train_labels[:, tag])
+            scores[:, tag] = model.predict_proba(x_test)[:, 1]
         return scores
     if method == "gmm-sml":
         return _gmm_sml_scores(train_frames, train_labels, test_frames, seed)
@@ -136,6 +128,13 @@ def _run_fold(job) -> tuple[str, int, str, dict]:
     return method, fold, out_path, info
 
 
+def trained_members(method: str) -> list[str]:
+    """The recipes and baselines whose folds `method` is made of (itself, for a single one)."""
+    if method in BLENDS:
+        return [*trained_members(BLENDS[method].patch_model), "mlp"]
+    return list(ENSEMBLES.get(method, [method]))
+
+
 def cross_validate(songs: LabelledSongs, song_frames: list[np.ndarray], params: FeatureParams,
                    methods: list[str], results_dir: str, n_folds: int = 5, jobs: int = 2,
                    seed: int = 0, log=print) -> dict[str, np.ndarray]:
@@ -143,9 +142,8 @@ def cross_validate(songs: LabelledSongs, song_frames: list[np.ndarray], params: 
     fold_of = artist_folds(songs.groups, n_folds, seed)
     os.makedirs(results_dir, exist_ok=True)
     np.save(os.path.join(results_dir, "folds.npy"), fold_of)
-    # an ensemble needs its members' folds; it adds no training of its own
-    trained = list(dict.fromkeys(
-        member for method in methods for member in ENSEMBLES.get(method, [method])))
+    # ensembles and blends need their members' folds; they add no training of their own
+    trained = list(dict.fromkeys(member for method in methods for member in trained_members(method)))
     pending = []
     for method in trained:
         os.makedirs(os.path.join(results_dir, "folds", method), exist_ok=True)
@@ -166,8 +164,16 @@ def cross_validate(songs: LabelledSongs, song_frames: list[np.ndarray], params: 
             scores[fold_of == fold] = np.load(os.path.join(results_dir, "folds", method, f"fold{fold}.npy"))
         return scores
 
-    return {method: np.mean([out_of_fold(m) for m in ENSEMBLES[method]], axis=0)
-            if method in ENSEMBLES else out_of_fold(method) for method in methods}
+    def combined(method: str) -> np.ndarray:
+        if method in BLENDS:
+            blend = BLENDS[method]
+            weight = blend.statistics_weight
+            return (1 - weight) * combined(blend.patch_model) + weight * out_of_fold("mlp")
+        if method in ENSEMBLES:
+            return np.mean([out_of_fold(m) for m in ENSEMBLES[method]], axis=0)
+        return out_of_fold(method)
+
+    return {method: combined(method) for method in methods}
 
 
 def summarise(songs: LabelledSongs, results: dict[str, np.ndarray], fold_of: np.ndarray) -> dict:
@@ -207,13 +213,14 @@ def markdown_table(table: dict) -> str:
 
 def compare_with_baseline(songs: LabelledSongs, results: dict[str, np.ndarray],
                           baseline: str = "mlp") -> dict:
-    """Paired bootstrap (metrics.paired_bootstrap) of every ensemble against `baseline`,
-    the strongest baseline; only ensembles, the shipped kind, as each costs about 3 min
-    on 2 cores (200 resamples of sklearn's per-tag AROC and AP)."""
-    if baseline not in results:
-        return {}
-    return {f"{method} vs {baseline}": metrics.paired_bootstrap(songs.labels, scores, results[baseline])
-            for method, scores in results.items() if method in ENSEMBLES}
+    """Paired bootstrap (metrics.paired_bootstrap) of every ensemble and blend against
+    `baseline`, the strongest baseline, and of every blend against its patch model alone;
+    only these, the shipped kinds, as each costs about 3 min on 2 cores (200 resamples
+    of sklearn's per-tag AROC and AP)."""
+    pairs = [(method, baseline) for method in results if method in ENSEMBLES or method in BLENDS]
+    pairs += [(method, BLENDS[method].patch_model) for method in results if method in BLENDS]
+    return {f"{method} vs {other}": metrics.paired_bootstrap(songs.labels, results[method], results[other])
+            for method, other in pairs if other in results}
 
 
 def comparison_table(comparisons: dict) -> str:
@@ -237,7 +244,8 @@ def plots(songs: LabelledSongs, results: dict[str, np.ndarray], results_dir: str
     import matplotlib.pyplot as plt
 
     # with many variants, the headline rows only: a plot of 30 lines says nothing
-    headline = {m: s for m, s in results.items() if m in BASELINES or m == "paper" or m in ENSEMBLES}
+    headline = {m: s for m, s in results.items()
+                if m in BASELINES or m == "paper" or m in ENSEMBLES or m in BLENDS}
     if len(results) > 10 and headline:
         results = headline
     written = []
@@ -280,6 +288,9 @@ def run_evaluation(songs: LabelledSongs, params: FeatureParams, mel_basis: np.nd
                    "methods": table,
                    "recipes": {m: RECIPES[m].describe() for m in methods if m in RECIPES},
                    "ensembles": {m: ENSEMBLES[m] for m in methods if m in ENSEMBLES},
+                   "blends": {m: {"patch_model": BLENDS[m].patch_model, "statistics_model": "mlp",
+                                  "statistics_weight": BLENDS[m].statistics_weight}
+                              for m in methods if m in BLENDS},
                    "comparisons": comparisons},
                   handle, indent=2)
     with open(os.path.join(results_dir, "results.md"), "w") as handle:

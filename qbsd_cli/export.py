@@ -1,4 +1,4 @@
-"""Export a trained PatchCNN to a self-describing ONNX file (needs the `train` extra)."""
+"""Export a trained PatchCNN (or a HybridTagger) to a self-describing ONNX file (needs the `train` extra)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def export_onnx(network, path: str, tags: list[str], params: FeatureParams, mel_
     so a retrained or changed model always gets a new id.
     """
     import onnx
+    from onnx import numpy_helper
     import torch
 
     network.eval()
@@ -31,14 +32,33 @@ def export_onnx(network, path: str, tags: list[str], params: FeatureParams, mel_
         digest.update(tensor.detach().cpu().numpy().tobytes())
     digest.update(json.dumps(tags).encode())
     digest.update(params.to_json().encode())
+
+    from .network import HybridTagger
+
+    hybrid = isinstance(network, HybridTagger)
+    if hybrid:
+        digest.update(repr(network.statistics_weight).encode())
     model_id = f"qbsd-{recipe_name}-{digest.hexdigest()[:10]}"
 
     example = torch.zeros((2, *params.patch_shape), dtype=torch.float32)
     temporary = path + ".tmp"
-    torch.onnx.export(network, (example,), temporary, input_names=["patches"], output_names=["tags"],
-                      dynamic_axes={"patches": {0: "batch"}, "tags": {0: "batch"}},
-                      opset_version=OPSET, dynamo=False)
+    if hybrid:
+        statistics_example = torch.zeros((1, 2 * params.frame_dim), dtype=torch.float32)
+        torch.onnx.export(network, (example, statistics_example), temporary,
+                          input_names=["patches", "song_statistics"], output_names=["tags", "statistics_tags"],
+                          dynamic_axes={"patches": {0: "batch"}, "tags": {0: "batch"},
+                                        "song_statistics": {0: "songs"}, "statistics_tags": {0: "songs"}},
+                          opset_version=OPSET, dynamo=False)
+    else:
+        torch.onnx.export(network, (example,), temporary, input_names=["patches"], output_names=["tags"],
+                          dynamic_axes={"patches": {0: "batch"}, "tags": {0: "batch"}},
+                          opset_version=OPSET, dynamo=False)
     model = onnx.load(temporary)
+    if hybrid:
+        # a default for song_statistics makes it optional: a caller that only wants the
+        # per-patch `tags` (the documented single-input interface) feeds patches alone
+        model.graph.initializer.append(numpy_helper.from_array(
+            np.zeros((1, 2 * params.frame_dim), dtype=np.float32), "song_statistics"))
     metadata = {
         "qbsd.model_id": model_id,
         "qbsd.tags": json.dumps(tags),
@@ -49,6 +69,13 @@ def export_onnx(network, path: str, tags: list[str], params: FeatureParams, mel_
                                    "paper_faithful": paper_faithful}),
         "qbsd.song_vector": "mean of per-patch outputs over non-overlapping patches",
     }
+    if hybrid:
+        metadata["qbsd.statistics_weight"] = repr(float(network.statistics_weight))
+        metadata["qbsd.song_vector"] = (
+            f"{1 - network.statistics_weight:g} x the mean of per-patch `tags` over non-overlapping "
+            f"patches + {network.statistics_weight:g} x `statistics_tags` of the song_statistics "
+            "(per-coefficient MFCC mean and standard deviation over the frames); for songs longer "
+            "than a training clip, per 30 s segment, weighted by the segment's patches")
     metadata.update(extra or {})
     del model.metadata_props[:]
     for key, value in metadata.items():

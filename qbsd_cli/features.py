@@ -21,7 +21,7 @@ Units and shapes
   50 p + 5 j ... 50 p + 5 j + 4, concatenated frame after frame (39 values
   each). Patches do not overlap; the trailing < 50 frames are dropped. A file
   with fewer than 50 frames (under 0.58 s at 22,050 Hz) has no patch and is
-  rejected by `song_patches` with `TooShortError`.
+  rejected by the model (model.TagModel) with `TooShortError`.
 """
 
 from __future__ import annotations
@@ -205,13 +205,8 @@ def frames_to_patches(frames: np.ndarray, params: FeatureParams) -> np.ndarray:
     return np.ascontiguousarray(grouped.transpose(0, 2, 1), dtype=np.float32)
 
 
-def song_patches(samples: np.ndarray, extractor: MfccExtractor) -> np.ndarray:
-    """All patches of a song, shape (n_patches, 195, 10); TooShortError if there are none."""
-    frames = extractor.frames(samples)
-    patches = frames_to_patches(frames, extractor.params)
-    if len(patches) == 0:
-        params = extractor.params
-        raise TooShortError(
-            f"too short: {len(samples) / params.sample_rate:.2f} s, "
-            f"needs at least {params.patch_seconds:.2f} s")
-    return patches
+def song_statistics(frames: np.ndarray) -> np.ndarray:
+    """Mean and standard deviation of each coefficient over (n_frames, 39) frames, shape (78,)
+    float32: the input of the song-statistics model and of the MFCC-statistics baselines,
+    and the space in which SMOTE looks for neighbours."""
+    return np.concatenate([frames.mean(axis=0), frames.std(axis=0)]).astype(np.float32)

@@ -6,6 +6,12 @@ order = output order), `qbsd.feature_params` (JSON of FeatureParams),
 `qbsd.training_data`, `qbsd.recipe`. Input `patches` (batch, 195, 10) float32,
 raw MFCC values (normalisation is inside the graph); output `tags`
 (batch, n_tags), per-patch sigmoid probabilities.
+
+A blended model (metadata `qbsd.statistics_weight` = w) has a second, optional
+input `song_statistics` (songs, 78), each song's per-coefficient MFCC mean and
+standard deviation (features.song_statistics), and a second output
+`statistics_tags` (songs, n_tags); its song vector is (1 - w) x the mean of
+`tags` + w x `statistics_tags`.
 """
 
 from __future__ import annotations
@@ -17,12 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import FeatureParams, MfccExtractor, TooShortError, decode_array, frames_to_patches, song_patches
+from .features import (FeatureParams, MfccExtractor, TooShortError, decode_array, frames_to_patches,
+                       song_statistics)
 
 MODEL_FILENAME = "qbsd.onnx"
 PATCHES_PER_RUN = 256  # patches per onnxruntime call: large enough to amortise the call
 SEGMENT_SECONDS = 30.0  # the training clips' length
 DEFAULT_MAX_SEGMENTS = 4  # up to 2 minutes analysed per song; see the model card for the measurement
+# onnxruntime warns at every load that song_statistics, an input with a default, is not
+# constant-folded; that is intended (model.py docstring), and the warning would reach stderr
+ORT_ERRORS_ONLY = 3
 
 
 class ModelError(Exception):
@@ -54,6 +64,7 @@ def read_metadata(path: Path | str) -> dict[str, str]:
 
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = ORT_ERRORS_ONLY
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return dict(session.get_modelmeta().custom_metadata_map)
 
@@ -72,6 +83,7 @@ class TagModel:
         # so several sessions never compete for the same cores.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.log_severity_level = ORT_ERRORS_ONLY
         try:
             self.session = onnxruntime.InferenceSession(str(self.path), options,
                                                         providers=["CPUExecutionProvider"])
@@ -87,18 +99,45 @@ class TagModel:
             raise ModelError(f"{self.path} is not a qbsd model (metadata {error})") from None
         self.metadata = metadata
         self.extractor = MfccExtractor(self.params, mel_basis)
-        self.input_name = self.session.get_inputs()[0].name
+        try:
+            self.statistics_weight = float(metadata.get("qbsd.statistics_weight", "0"))
+        except ValueError as error:
+            raise ModelError(f"{self.path} is not a qbsd model (metadata {error})") from None
 
     def patch_outputs(self, patches: np.ndarray) -> np.ndarray:
         """Per-patch tag probabilities, (n_patches, n_tags), for patches (n_patches, 195, 10)."""
-        outputs = [self.session.run(None, {self.input_name: patches[i:i + PATCHES_PER_RUN]})[0]
+        outputs = [self.session.run(["tags"], {"patches": patches[i:i + PATCHES_PER_RUN]})[0]
                    for i in range(0, len(patches), PATCHES_PER_RUN)]
         return np.concatenate(outputs)
 
+    def statistics_outputs(self, statistics: np.ndarray) -> np.ndarray:
+        """The song-statistics model's tag probabilities, (n, n_tags), for statistics (n, 78)."""
+        # the graph's patches input is required; one blank patch costs well under a millisecond
+        blank = np.zeros((1, *self.params.patch_shape), dtype=np.float32)
+        return self.session.run(["statistics_tags"], {"patches": blank,
+                                                      "song_statistics": statistics.astype(np.float32)})[0]
+
+    def _song_vector(self, patch_sum: np.ndarray, n_patches: int,
+                     statistics: list[np.ndarray], patch_counts: list[int]) -> np.ndarray:
+        """The song vector from the summed patch outputs and, for a blended model, the
+        statistics of each analysed segment, weighted by the segment's patches."""
+        vector = patch_sum / n_patches
+        if self.statistics_weight:
+            per_segment = self.statistics_outputs(np.stack(statistics)).astype(np.float64)
+            statistics_vector = np.asarray(patch_counts, dtype=np.float64) @ per_segment / n_patches
+            vector = (1 - self.statistics_weight) * vector + self.statistics_weight * statistics_vector
+        return vector.astype(np.float32)
+
     def vector_from_samples(self, samples: np.ndarray) -> np.ndarray:
-        """Song vector (n_tags,) float32 from mono samples at the model's sample rate."""
-        patches = song_patches(samples, self.extractor)
-        return self.patch_outputs(patches).mean(axis=0).astype(np.float32)
+        """Song vector (n_tags,) float32 from mono samples at the model's sample rate,
+        analysed as one piece; TooShortError if shorter than a patch."""
+        frames = self.extractor.frames(samples)
+        patches = frames_to_patches(frames, self.params)
+        if len(patches) == 0:
+            raise TooShortError(f"too short: {len(samples) / self.params.sample_rate:.2f} s, "
+                                f"needs at least {self.params.patch_seconds:.2f} s")
+        patch_sum = self.patch_outputs(patches).sum(axis=0, dtype=np.float64)
+        return self._song_vector(patch_sum, len(patches), [song_statistics(frames)], [len(patches)])
 
     def analyse(self, path: str, max_segments: int | None = DEFAULT_MAX_SEGMENTS) -> SongVector:
         """Decode and analyse one file; raises AudioError or TooShortError.
@@ -106,21 +145,27 @@ class TagModel:
         The file is analysed in segments of SEGMENT_SECONDS (the length of the
         training clips, each processed exactly like one), at most `max_segments`
         of them evenly spread over the file (None: all). The vector is the mean
-        of the outputs of every patch of every analysed segment; `duration` is
-        the number of seconds analysed.
+        of the outputs of every patch of every analysed segment (for a blended
+        model, mixed with the statistics model's output per segment, each
+        weighted by its patches); `duration` is the number of seconds analysed.
         """
         from .audio import decode_segments
 
         total = np.zeros(len(self.tags), dtype=np.float64)
         n_patches = 0
         seconds = 0.0
+        statistics, patch_counts = [], []
         for segment in decode_segments(path, self.params.sample_rate, SEGMENT_SECONDS, max_segments):
             seconds += segment.duration
-            patches = frames_to_patches(self.extractor.frames(segment.samples), self.params)
+            frames = self.extractor.frames(segment.samples)
+            patches = frames_to_patches(frames, self.params)
             if len(patches):
                 total += self.patch_outputs(patches).sum(axis=0, dtype=np.float64)
                 n_patches += len(patches)
+                if self.statistics_weight:
+                    statistics.append(song_statistics(frames))
+                    patch_counts.append(len(patches))
         if n_patches == 0:
             raise TooShortError(f"too short: {seconds:.2f} s, needs at least "
                                 f"{self.params.patch_seconds:.2f} s")
-        return SongVector((total / n_patches).astype(np.float32), seconds)
+        return SongVector(self._song_vector(total, n_patches, statistics, patch_counts), seconds)

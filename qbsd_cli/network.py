@@ -97,3 +97,51 @@ class EnsembleCNN(nn.Module):
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         return torch.stack([member(patches) for member in self.members]).mean(0)
+
+
+class StatisticsMLP(nn.Module):
+    """training.StatisticsModel (sklearn) as a torch module, for export: input a song's
+    MFCC mean and standard deviation, shape (batch, 78); output per-tag probabilities,
+    shape (batch, n_tags), exactly sklearn's predict_proba (untrainable tags: their prior)."""
+
+    def __init__(self, model):
+        super().__init__()
+        n_tags = len(model.prior)
+        hidden_weight, output_weight = (np.asarray(w, dtype=np.float32) for w in model.mlp.coefs_)
+        hidden_bias, output_bias = (np.asarray(b, dtype=np.float32) for b in model.mlp.intercepts_)
+        # untrainable tags get zero weights and are replaced by their prior via the mask
+        full_weight = np.zeros((output_weight.shape[0], n_tags), dtype=np.float32)
+        full_bias = np.zeros(n_tags, dtype=np.float32)
+        full_weight[:, model.trainable] = output_weight
+        full_bias[model.trainable] = output_bias
+        mask = np.zeros(n_tags, dtype=np.float32)
+        mask[model.trainable] = 1.0
+        for name, value in [("mean", model.scaler.mean_), ("scale", 1.0 / model.scaler.scale_),
+                            ("hidden_weight", hidden_weight), ("hidden_bias", hidden_bias),
+                            ("output_weight", full_weight), ("output_bias", full_bias),
+                            ("trainable", mask), ("prior", model.prior)]:
+            self.register_buffer(name, torch.from_numpy(np.asarray(value, dtype=np.float32)))
+
+    def forward(self, statistics: torch.Tensor) -> torch.Tensor:
+        hidden = torch.relu(((statistics - self.mean) * self.scale) @ self.hidden_weight + self.hidden_bias)
+        probabilities = torch.sigmoid(hidden @ self.output_weight + self.output_bias)
+        return self.prior + self.trainable * (probabilities - self.prior)
+
+
+class HybridTagger(nn.Module):
+    """A patch model and a song-statistics model in one graph (beyond the paper).
+
+    forward(patches (batch, 195, 10), song_statistics (songs, 78)) returns both models'
+    probabilities, (batch, n_tags) and (songs, n_tags); the song vector mixes them as
+    (1 - statistics_weight) * mean over patches + statistics_weight * statistics output
+    (model.TagModel; the weight is in the ONNX metadata).
+    """
+
+    def __init__(self, patch_model: nn.Module, statistics_model: StatisticsMLP, statistics_weight: float):
+        super().__init__()
+        self.patch_model = patch_model
+        self.statistics_model = statistics_model
+        self.statistics_weight = statistics_weight
+
+    def forward(self, patches: torch.Tensor, song_statistics: torch.Tensor):
+        return self.patch_model(patches), self.statistics_model(song_statistics)

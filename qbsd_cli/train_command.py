@@ -73,7 +73,8 @@ def cv_median_best_epoch(results: Path, recipe_name: str) -> int:
 
 def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, epochs: int | None,
                      limit: int, cache: Path | None, jobs: int, epochs_from_cv: Path | None = None) -> str:
-    """Train `recipe_name` on every song of `data` and write the ONNX model; returns its id.
+    """Train `recipe_name` (a recipe, ensemble or blend) on every song of `data` and write
+    the ONNX model; returns its id.
 
     Epochs: by default each recipe early-stops on an artist-grouped inner split;
     `epochs` fixes the length, and `epochs_from_cv` takes each recipe's median
@@ -81,15 +82,18 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
     _require_training_extra()
     from .export import export_onnx
     from .feature_cache import song_frames
-    from .network import EnsembleCNN
-    from .training import ENSEMBLES, RECIPES, recipe_feature_params
+    from .network import EnsembleCNN, HybridTagger, StatisticsMLP
+    from .training import BLENDS, ENSEMBLES, RECIPES, fit_statistics_model, recipe_feature_params
 
-    members = ENSEMBLES.get(recipe_name, [recipe_name])
+    blend = BLENDS.get(recipe_name)
+    patch_model = blend.patch_model if blend else recipe_name
+    members = ENSEMBLES.get(patch_model, [patch_model])
     unknown = [name for name in members if name not in RECIPES]
     if unknown:
         from .cli import Fatal
 
-        raise Fatal(f"unknown recipe {recipe_name!r}; recipes: {', '.join([*RECIPES, *ENSEMBLES])}", 2)
+        raise Fatal(f"unknown recipe {recipe_name!r}; recipes: {', '.join(RECIPES)}; "
+                    f"ensembles and blends: {', '.join([*ENSEMBLES, *BLENDS])}", 2)
     patch_lengths = {RECIPES[name].long_frames_per_patch for name in members}
     if len(patch_lengths) > 1:  # one graph, one way of cutting patches
         raise ValueError(f"ensemble {recipe_name} mixes patch lengths {sorted(patch_lengths)}")
@@ -125,6 +129,14 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
         network = EnsembleCNN(networks)
         description = "mean of " + "; ".join(f"{n} ({RECIPES[n].describe()})" for n in members)
         faithful = False
+    if blend:
+        _log("training the song-statistics MLP ...")
+        statistics_model = fit_statistics_model(frames, songs.labels)
+        network = HybridTagger(network, StatisticsMLP(statistics_model), blend.statistics_weight)
+        description = (f"{1 - blend.statistics_weight:g} x [{description}] + {blend.statistics_weight:g} x "
+                       "an MLP (256 hidden, alpha 1.0) on each song's MFCC mean and standard deviation")
+        faithful = False
+        notes.append(f"song-statistics MLP: {statistics_model.mlp.n_iter_} iterations on every song")
     output.parent.mkdir(parents=True, exist_ok=True)
     model_id = export_onnx(
         network, str(output), songs.tags, recipe_feature_params(params, recipe), mel_basis, recipe_name, description,
@@ -138,16 +150,17 @@ def evaluate_methods(data: Path, layout: str, methods: list[str], results: Path,
                      cache: Path | None, jobs: int) -> None:
     _require_training_extra()
     from .evaluation import BASELINES, markdown_table, run_evaluation
-    from .training import ENSEMBLES, RECIPES
+    from .training import BLENDS, ENSEMBLES, RECIPES
 
     if methods == ["all"]:
-        methods = [*BASELINES, *RECIPES, *ENSEMBLES]
-    unknown = [m for m in methods if m not in RECIPES and m not in BASELINES and m not in ENSEMBLES]
+        methods = [*BASELINES, *RECIPES, *ENSEMBLES, *BLENDS]
+    unknown = [m for m in methods if m not in {*RECIPES, *BASELINES, *ENSEMBLES, *BLENDS}]
     if unknown:
         from .cli import Fatal
 
         raise Fatal(f"unknown methods {', '.join(unknown)}; baselines: {', '.join(BASELINES)}; "
-                    f"recipes: {', '.join(RECIPES)}", 2)
+                    f"recipes: {', '.join(RECIPES)}; ensembles and blends: "
+                    f"{', '.join([*ENSEMBLES, *BLENDS])}", 2)
     songs = load_songs(data, layout)
     params = FeatureParams()
     table = run_evaluation(songs, params, librosa_mel_basis(params), methods, str(results),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from qbsd_cli.audio import decode
-from qbsd_cli.features import FeatureParams, MfccExtractor, TooShortError, frames_to_patches, librosa_mel_basis, song_patches
+from qbsd_cli.features import FeatureParams, MfccExtractor, frames_to_patches, librosa_mel_basis
 
 librosa = pytest.importorskip("librosa")
 
@@ -44,9 +44,10 @@ def test_patch_layout():
     np.testing.assert_array_equal(patches[1][:, 3], frames[50 + 15:50 + 20].reshape(-1))
 
 
-def test_too_short_is_rejected():
+def test_under_one_patch_of_audio_gives_no_patch():
     params = FeatureParams()
     extractor = MfccExtractor(params, librosa_mel_basis(params))
-    with pytest.raises(TooShortError, match="too short"):
-        song_patches(np.zeros(int(0.3 * params.sample_rate), dtype=np.float32), extractor)
-    assert song_patches(np.zeros(int(0.6 * params.sample_rate), dtype=np.float32), extractor).shape == (1, 195, 10)
+    short = extractor.frames(np.zeros(int(0.3 * params.sample_rate), dtype=np.float32))
+    assert frames_to_patches(short, params).shape == (0, 195, 10)
+    enough = extractor.frames(np.zeros(int(0.6 * params.sample_rate), dtype=np.float32))
+    assert frames_to_patches(enough, params).shape == (1, 195, 10)

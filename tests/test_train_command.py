@@ -15,6 +15,6 @@ def test_default_recipe_trains_exports_and_tags(qbsd, moods4q_root, clip_paths, 
     tagged = qbsd("tag", "--model", model, "--top", "3", clip_paths[0])
     assert tagged.returncode == 0, tagged
     record = tagged.json()[0]
-    assert record["model"].startswith("qbsd-cnn-tf-ensemble-")
+    assert record["model"].startswith("qbsd-cnn-tf-stats-")
     assert record["model"] in trained.stderr  # the id it reported is the id the file carries
     assert len(record["tags"]) == 3

@@ -90,3 +90,50 @@ def test_ensemble_exports_as_one_averaged_graph(small_run, tmp_path):
     with torch.no_grad():
         expected = (trained.network(torch.from_numpy(patches)) + second(torch.from_numpy(patches))).numpy() / 2
     assert np.abs(TagModel(path).patch_outputs(patches) - expected).max() < 1e-5
+
+
+def test_blend_exports_both_models_and_mixes_them_by_the_stored_weight(small_run, tmp_path):
+    from qbsd_cli.features import song_statistics
+    from qbsd_cli.network import HybridTagger, StatisticsMLP
+    from qbsd_cli.training import fit_statistics_model
+
+    songs, params, frames, trained, _, _ = small_run
+    statistics_model = fit_statistics_model(frames, songs.labels, seed=0)
+    hybrid = HybridTagger(trained.network, StatisticsMLP(statistics_model), 0.3)
+    path = tmp_path / "blend.onnx"
+    model_id = export_onnx(hybrid, str(path), songs.tags, params, librosa_mel_basis(params), "cnn-tf-stats",
+                           "test", songs.description, False)
+    assert model_id.startswith("qbsd-cnn-tf-stats-")
+    model = TagModel(path)
+    assert model.statistics_weight == 0.3
+    statistics = np.stack([song_statistics(f) for f in frames[:6]])
+    # the exported MLP is sklearn's, including the prior of tags it could not learn
+    np.testing.assert_allclose(model.statistics_outputs(statistics), statistics_model.predict(statistics),
+                               atol=1e-5)
+    # the patch model alone is unchanged, and a caller may feed patches without statistics
+    patches = frames_to_patches(frames[0], params)[:16]
+    with torch.no_grad():
+        expected_patches = trained.network(torch.from_numpy(patches)).numpy()
+    np.testing.assert_allclose(model.patch_outputs(patches), expected_patches, atol=1e-5)
+    # end to end from the audio file: 0.7 x mean of patches + 0.3 x statistics model
+    vector = model.analyse(songs.paths[0]).vector
+    with torch.no_grad():
+        patch_mean = trained.network(torch.from_numpy(frames_to_patches(frames[0], params))).numpy().mean(0)
+    expected = 0.7 * patch_mean + 0.3 * statistics_model.predict(song_statistics(frames[0])[None])[0]
+    assert np.abs(vector - expected).max() < 1e-4
+
+
+def test_cross_validated_blend_mixes_its_members_out_of_fold_scores(small_run, tmp_path, monkeypatch):
+    from qbsd_cli import evaluation, training
+
+    songs, params, frames, _, _, _ = small_run
+    monkeypatch.setitem(training.RECIPES, "tiny", with_overrides(RECIPES["cnn-tf-pool"], name="tiny", epochs=1,
+                                                                 patience=0, patches_per_song=2))
+    monkeypatch.setitem(training.BLENDS, "tiny-stats", training.Blend("tiny", 0.3))
+    results = evaluation.cross_validate(songs, frames, params, ["tiny-stats", "tiny", "mlp"], str(tmp_path),
+                                        n_folds=3, jobs=1, log=lambda _: None)
+    # the blend trains nothing of its own: its members' folds are all there is
+    assert sorted(p.name for p in (tmp_path / "folds").iterdir()) == ["mlp", "tiny"]
+    np.testing.assert_allclose(results["tiny-stats"], 0.7 * results["tiny"] + 0.3 * results["mlp"], atol=1e-6)
+    comparisons = evaluation.compare_with_baseline(songs, results)
+    assert set(comparisons) == {"tiny-stats vs mlp", "tiny-stats vs tiny"}
