@@ -14,8 +14,8 @@ complete -c qbsd -n __fish_use_subcommand -a index -d 'Index folders: analyse ne
 complete -c qbsd -n __fish_use_subcommand -a similar -d 'Songs in the index most like QUERY (cosine similarity of tag vectors)'
 complete -c qbsd -n __fish_use_subcommand -a search -d 'Songs in the index that best fit WORDS (mean of their scores for those tags)'
 complete -c qbsd -n __fish_use_subcommand -a tags -d 'The model\'s vocabulary, one tag per line'
-complete -c qbsd -n __fish_use_subcommand -a train -d 'Train the CNN on labelled audio and export the ONNX model (needs the train extra)'
-complete -c qbsd -n __fish_use_subcommand -a evaluate -d 'Artist-grouped 5-fold cross-validation of baselines and CNN recipes (resumable)'
+complete -c qbsd -n __fish_use_subcommand -a train -d 'Train the tag model on labelled audio and export it as ONNX (needs the train extra)'
+complete -c qbsd -n __fish_use_subcommand -a evaluate -d 'Artist-grouped 5-fold cross-validation of baselines, CNN recipes and blends (resumable)'
 
 # qbsd tag
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -l top -s k -x -d 'Tags per file; 0 lists every tag'
@@ -77,7 +77,7 @@ complete -c qbsd -n '__fish_seen_subcommand_from train' -l help -s h -d 'Show th
 # qbsd evaluate
 complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l data -r -F -d 'A 4Q folder, a CAL500 folder or a path,tags CSV'
 complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l layout -x -d 'moods4q, cal500 or csv'
-complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l methods -x -d 'Comma-separated baselines, recipes and ensembles; all: every one (well over an hour on 2 cores the first time; finished folds are reused)'
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l methods -x -d 'Comma-separated baselines, recipes, ensembles and blends; all: every one (well over an hour on 2 cores the first time; finished folds are reused)'
 complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l results -x -a '(__fish_complete_directories (commandline -ct))' -d 'Folder for the table, JSON, plots and per-fold scores'
 complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l cache -x -a '(__fish_complete_directories (commandline -ct))' -d 'Feature cache folder'
 complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l jobs -s j -x -d 'Files analysed in parallel; 0 (the default): all cores'

@@ -664,7 +664,7 @@ def train(
     cache: Optional[Path] = typer.Option(None, "--cache", help="Feature cache folder; if not given, ~/.cache/qbsd/frames."),
     jobs: int = JobsOption,
 ):
-    """Train the CNN on labelled audio and export the ONNX model (needs the train extra)."""
+    """Train the tag model on labelled audio and export it as ONNX (needs the train extra)."""
     from .train_command import train_and_export
 
     train_and_export(data, layout, recipe, output, epochs, limit, cache, _jobs(jobs), epochs_from_cv)
@@ -675,13 +675,13 @@ def evaluate(
     data: Path = typer.Option(..., "--data", help="A 4Q folder, a CAL500 folder or a path,tags CSV."),
     layout: str = typer.Option("moods4q", "--layout", help="moods4q, cal500 or csv."),
     methods: str = typer.Option("all", "--methods",
-                                help="Comma-separated baselines, recipes and ensembles; all: every one "
+                                help="Comma-separated baselines, recipes, ensembles and blends; all: every one "
                                      "(well over an hour on 2 cores the first time; finished folds are reused)."),
     results: Path = typer.Option(Path("results"), "--results", help="Folder for the table, JSON, plots and per-fold scores."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Feature cache folder."),
     jobs: int = JobsOption,
 ):
-    """Artist-grouped 5-fold cross-validation of baselines and CNN recipes (resumable)."""
+    """Artist-grouped 5-fold cross-validation of baselines, CNN recipes and blends (resumable)."""
     from .train_command import evaluate_methods
 
     evaluate_methods(data, layout, methods.split(","), results, cache, _jobs(jobs))

@@ -18,10 +18,10 @@ import numpy as np
 
 from . import metrics
 from .datasets import LabelledSongs
-from .features import FeatureParams, song_statistics
-from .training import BLENDS, ENSEMBLES, RECIPES, fit_statistics_model
+from .features import FeatureParams, coefficient_mean_std, song_statistics
+from .training import BLENDS, ENSEMBLES, RECIPES, SONG_STATISTICS_ALPHA, fit_statistics_model
 
-BASELINES = ("prior", "logreg", "mlp", "gmm-sml")
+BASELINES = ("prior", "logreg", "mlp", "mlp-rich", "gmm-sml")
 
 
 def artist_folds(groups: list[str], n_folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -40,15 +40,17 @@ def _baseline_scores(method: str, train_frames, train_labels, test_frames, seed:
 
     if method == "prior":
         return np.tile(train_labels.mean(axis=0), (len(test_frames), 1))
-    if method == "mlp":
-        return fit_statistics_model(train_frames, train_labels, seed).predict(
-            np.stack([song_statistics(f) for f in test_frames]))
+    if method in ("mlp", "mlp-rich"):
+        # alpha chosen on these folds: the baselines get the benefit of the doubt
+        statistics, alpha = (coefficient_mean_std, 1.0) if method == "mlp" else (song_statistics, SONG_STATISTICS_ALPHA)
+        model = fit_statistics_model(np.stack([statistics(f) for f in train_frames]), train_labels, seed, alpha)
+        return model.predict(np.stack([statistics(f) for f in test_frames]))
     if method == "logreg":
         from sklearn.linear_model import LogisticRegression
 
-        scaler = StandardScaler().fit(np.stack([song_statistics(f) for f in train_frames]))
-        x_train = scaler.transform(np.stack([song_statistics(f) for f in train_frames]))
-        x_test = scaler.transform(np.stack([song_statistics(f) for f in test_frames]))
+        scaler = StandardScaler().fit(np.stack([coefficient_mean_std(f) for f in train_frames]))
+        x_train = scaler.transform(np.stack([coefficient_mean_std(f) for f in train_frames]))
+        x_test = scaler.transform(np.stack([coefficient_mean_std(f) for f in test_frames]))
         scores = np.tile(train_labels.mean(axis=0), (len(test_frames), 1)).astype(np.float64)
         trainable = np.flatnonzero((train_labels.sum(0) > 0) & (train_labels.sum(0) < len(train_labels)))
         for tag in trainable:
@@ -131,7 +133,7 @@ def _run_fold(job) -> tuple[str, int, str, dict]:
 def trained_members(method: str) -> list[str]:
     """The recipes and baselines whose folds `method` is made of (itself, for a single one)."""
     if method in BLENDS:
-        return [*trained_members(BLENDS[method].patch_model), "mlp"]
+        return [*trained_members(BLENDS[method].patch_model), "mlp-rich"]
     return list(ENSEMBLES.get(method, [method]))
 
 
@@ -168,7 +170,7 @@ def cross_validate(songs: LabelledSongs, song_frames: list[np.ndarray], params: 
         if method in BLENDS:
             blend = BLENDS[method]
             weight = blend.statistics_weight
-            return (1 - weight) * combined(blend.patch_model) + weight * out_of_fold("mlp")
+            return (1 - weight) * combined(blend.patch_model) + weight * out_of_fold("mlp-rich")
         if method in ENSEMBLES:
             return np.mean([out_of_fold(m) for m in ENSEMBLES[method]], axis=0)
         return out_of_fold(method)
@@ -214,11 +216,12 @@ def markdown_table(table: dict) -> str:
 def compare_with_baseline(songs: LabelledSongs, results: dict[str, np.ndarray],
                           baseline: str = "mlp") -> dict:
     """Paired bootstrap (metrics.paired_bootstrap) of every ensemble and blend against
-    `baseline`, the strongest baseline, and of every blend against its patch model alone;
-    only these, the shipped kinds, as each costs about 3 min on 2 cores (200 resamples
-    of sklearn's per-tag AROC and AP)."""
+    `baseline`, and of every blend against each of its halves alone; only these, the
+    shipped kinds, as each costs about 3 min on 2 cores (200 resamples of sklearn's
+    per-tag AROC and AP)."""
     pairs = [(method, baseline) for method in results if method in ENSEMBLES or method in BLENDS]
-    pairs += [(method, BLENDS[method].patch_model) for method in results if method in BLENDS]
+    pairs += [(method, half) for method in results if method in BLENDS
+              for half in (BLENDS[method].patch_model, "mlp-rich") if half != baseline]
     return {f"{method} vs {other}": metrics.paired_bootstrap(songs.labels, results[method], results[other])
             for method, other in pairs if other in results}
 
@@ -288,7 +291,7 @@ def run_evaluation(songs: LabelledSongs, params: FeatureParams, mel_basis: np.nd
                    "methods": table,
                    "recipes": {m: RECIPES[m].describe() for m in methods if m in RECIPES},
                    "ensembles": {m: ENSEMBLES[m] for m in methods if m in ENSEMBLES},
-                   "blends": {m: {"patch_model": BLENDS[m].patch_model, "statistics_model": "mlp",
+                   "blends": {m: {"patch_model": BLENDS[m].patch_model, "statistics_model": "mlp-rich",
                                   "statistics_weight": BLENDS[m].statistics_weight}
                               for m in methods if m in BLENDS},
                    "comparisons": comparisons},

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from .features import FeatureParams, encode_array
+from .features import SONG_STATISTICS_DIM, FeatureParams, encode_array
 
 OPSET = 17
 
@@ -43,7 +43,7 @@ def export_onnx(network, path: str, tags: list[str], params: FeatureParams, mel_
     example = torch.zeros((2, *params.patch_shape), dtype=torch.float32)
     temporary = path + ".tmp"
     if hybrid:
-        statistics_example = torch.zeros((1, 2 * params.frame_dim), dtype=torch.float32)
+        statistics_example = torch.zeros((1, SONG_STATISTICS_DIM), dtype=torch.float32)
         torch.onnx.export(network, (example, statistics_example), temporary,
                           input_names=["patches", "song_statistics"], output_names=["tags", "statistics_tags"],
                           dynamic_axes={"patches": {0: "batch"}, "tags": {0: "batch"},
@@ -58,7 +58,7 @@ def export_onnx(network, path: str, tags: list[str], params: FeatureParams, mel_
         # a default for song_statistics makes it optional: a caller that only wants the
         # per-patch `tags` (the documented single-input interface) feeds patches alone
         model.graph.initializer.append(numpy_helper.from_array(
-            np.zeros((1, 2 * params.frame_dim), dtype=np.float32), "song_statistics"))
+            np.zeros((1, SONG_STATISTICS_DIM), dtype=np.float32), "song_statistics"))
     metadata = {
         "qbsd.model_id": model_id,
         "qbsd.tags": json.dumps(tags),
@@ -74,7 +74,8 @@ def export_onnx(network, path: str, tags: list[str], params: FeatureParams, mel_
         metadata["qbsd.song_vector"] = (
             f"{1 - network.statistics_weight:g} x the mean of per-patch `tags` over non-overlapping "
             f"patches + {network.statistics_weight:g} x `statistics_tags` of the song_statistics "
-            "(per-coefficient MFCC mean and standard deviation over the frames); for songs longer "
+            "(182: per-coefficient MFCC mean and standard deviation, correlations, skewness and "
+            "kurtosis of the 13 cepstral coefficients over the frames); for songs longer "
             "than a training clip, per 30 s segment, weighted by the segment's patches")
     metadata.update(extra or {})
     del model.metadata_props[:]

@@ -205,8 +205,31 @@ def frames_to_patches(frames: np.ndarray, params: FeatureParams) -> np.ndarray:
     return np.ascontiguousarray(grouped.transpose(0, 2, 1), dtype=np.float32)
 
 
-def song_statistics(frames: np.ndarray) -> np.ndarray:
+def coefficient_mean_std(frames: np.ndarray) -> np.ndarray:
     """Mean and standard deviation of each coefficient over (n_frames, 39) frames, shape (78,)
-    float32: the input of the song-statistics model and of the MFCC-statistics baselines,
-    and the space in which SMOTE looks for neighbours."""
+    float32: the input of the MFCC-statistics baselines and the space in which SMOTE looks
+    for neighbours."""
     return np.concatenate([frames.mean(axis=0), frames.std(axis=0)]).astype(np.float32)
+
+
+SONG_STATISTICS_DIM = 78 + 78 + 26  # see song_statistics
+
+
+def song_statistics(frames: np.ndarray, cepstral: int = 13) -> np.ndarray:
+    """The song-statistics model's input, shape (182,) float32, from (n_frames, 39) frames:
+    the mean and standard deviation of each coefficient (78), the correlations between
+    the 13 cepstral coefficients (upper triangle, 78), and their skewness (13) and excess
+    kurtosis (13). A coefficient that is constant up to rounding (digital silence) has
+    correlation, skewness and kurtosis 0."""
+    mean = frames.mean(axis=0, dtype=np.float64)
+    std = frames.std(axis=0, dtype=np.float64)
+    centred = frames[:, :cepstral] - mean[:cepstral]
+    # constant up to float32 rounding (digital silence): standardising would blow the
+    # rounding noise up into large, meaningless skewness and kurtosis
+    varies = std[:cepstral] > 1e-3 * (1.0 + np.abs(mean[:cepstral]))
+    standardised = centred / np.where(varies, std[:cepstral], np.inf)  # x / inf = 0
+    correlation = standardised.T @ standardised / len(frames)
+    upper = np.triu_indices(cepstral, 1)
+    skewness = (standardised ** 3).mean(axis=0)
+    kurtosis = np.where(varies, (standardised ** 4).mean(axis=0) - 3.0, 0.0)
+    return np.concatenate([mean, std, correlation[upper], skewness, kurtosis]).astype(np.float32)

@@ -8,8 +8,8 @@ raw MFCC values (normalisation is inside the graph); output `tags`
 (batch, n_tags), per-patch sigmoid probabilities.
 
 A blended model (metadata `qbsd.statistics_weight` = w) has a second, optional
-input `song_statistics` (songs, 78), each song's per-coefficient MFCC mean and
-standard deviation (features.song_statistics), and a second output
+input `song_statistics` (songs, 182), each song's MFCC statistics
+(features.song_statistics), and a second output
 `statistics_tags` (songs, n_tags); its song vector is (1 - w) x the mean of
 `tags` + w x `statistics_tags`.
 """
@@ -111,7 +111,7 @@ class TagModel:
         return np.concatenate(outputs)
 
     def statistics_outputs(self, statistics: np.ndarray) -> np.ndarray:
-        """The song-statistics model's tag probabilities, (n, n_tags), for statistics (n, 78)."""
+        """The song-statistics model's tag probabilities, (n, n_tags), for statistics (n, 182)."""
         # the graph's patches input is required; one blank patch costs well under a millisecond
         blank = np.zeros((1, *self.params.patch_shape), dtype=np.float32)
         return self.session.run(["statistics_tags"], {"patches": blank,

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .datasets import LabelledSongs, load_cal500, load_moods4q, load_tag_csv
 from .features import FeatureParams, librosa_mel_basis
 
@@ -83,7 +85,9 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
     from .export import export_onnx
     from .feature_cache import song_frames
     from .network import EnsembleCNN, HybridTagger, StatisticsMLP
-    from .training import BLENDS, ENSEMBLES, RECIPES, fit_statistics_model, recipe_feature_params
+    from .features import song_statistics
+    from .training import (BLENDS, ENSEMBLES, RECIPES, SONG_STATISTICS_ALPHA, fit_statistics_model,
+                           recipe_feature_params)
 
     blend = BLENDS.get(recipe_name)
     patch_model = blend.patch_model if blend else recipe_name
@@ -131,10 +135,12 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
         faithful = False
     if blend:
         _log("training the song-statistics MLP ...")
-        statistics_model = fit_statistics_model(frames, songs.labels)
+        statistics_model = fit_statistics_model(np.stack([song_statistics(f) for f in frames]), songs.labels)
         network = HybridTagger(network, StatisticsMLP(statistics_model), blend.statistics_weight)
         description = (f"{1 - blend.statistics_weight:g} x [{description}] + {blend.statistics_weight:g} x "
-                       "an MLP (256 hidden, alpha 1.0) on each song's MFCC mean and standard deviation")
+                       f"an MLP (256 hidden, alpha {SONG_STATISTICS_ALPHA:g}) on each song's statistics "
+                       "(features.song_statistics: MFCC mean, standard deviation, correlations, "
+                       "skewness, kurtosis)")
         faithful = False
         notes.append(f"song-statistics MLP: {statistics_model.mlp.n_iter_} iterations on every song")
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from qbsd_cli.audio import decode
-from qbsd_cli.features import FeatureParams, MfccExtractor, frames_to_patches, librosa_mel_basis
+from qbsd_cli.features import (SONG_STATISTICS_DIM, FeatureParams, MfccExtractor, frames_to_patches,
+                               librosa_mel_basis, song_statistics)
 
 librosa = pytest.importorskip("librosa")
 
@@ -51,3 +52,24 @@ def test_under_one_patch_of_audio_gives_no_patch():
     assert frames_to_patches(short, params).shape == (0, 195, 10)
     enough = extractor.frames(np.zeros(int(0.6 * params.sample_rate), dtype=np.float32))
     assert frames_to_patches(enough, params).shape == (1, 195, 10)
+
+
+def test_song_statistics_are_the_textbook_ones_on_a_real_clip(clip_paths):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    params = FeatureParams()
+    frames = MfccExtractor(params, librosa_mel_basis(params)).frames(decode(clip_paths[0]).samples)
+    statistics = song_statistics(frames)
+    assert statistics.shape == (SONG_STATISTICS_DIM,) == (182,)
+    cepstral = frames[:, :13].astype(np.float64)
+    expected = np.concatenate([frames.mean(0), frames.std(0),
+                               np.corrcoef(cepstral.T)[np.triu_indices(13, 1)],
+                               scipy_stats.skew(cepstral), scipy_stats.kurtosis(cepstral)])
+    np.testing.assert_allclose(statistics, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_song_statistics_of_digital_silence_are_finite():
+    params = FeatureParams()
+    frames = MfccExtractor(params, librosa_mel_basis(params)).frames(np.zeros(params.sample_rate, dtype=np.float32))
+    statistics = song_statistics(frames)
+    assert np.isfinite(statistics).all()
+    assert not statistics[78:].any()  # no correlation, skewness or kurtosis without variation

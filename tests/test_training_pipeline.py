@@ -98,7 +98,7 @@ def test_blend_exports_both_models_and_mixes_them_by_the_stored_weight(small_run
     from qbsd_cli.training import fit_statistics_model
 
     songs, params, frames, trained, _, _ = small_run
-    statistics_model = fit_statistics_model(frames, songs.labels, seed=0)
+    statistics_model = fit_statistics_model(np.stack([song_statistics(f) for f in frames]), songs.labels)
     hybrid = HybridTagger(trained.network, StatisticsMLP(statistics_model), 0.3)
     path = tmp_path / "blend.onnx"
     model_id = export_onnx(hybrid, str(path), songs.tags, params, librosa_mel_basis(params), "cnn-tf-stats",
@@ -130,10 +130,11 @@ def test_cross_validated_blend_mixes_its_members_out_of_fold_scores(small_run, t
     monkeypatch.setitem(training.RECIPES, "tiny", with_overrides(RECIPES["cnn-tf-pool"], name="tiny", epochs=1,
                                                                  patience=0, patches_per_song=2))
     monkeypatch.setitem(training.BLENDS, "tiny-stats", training.Blend("tiny", 0.3))
-    results = evaluation.cross_validate(songs, frames, params, ["tiny-stats", "tiny", "mlp"], str(tmp_path),
-                                        n_folds=3, jobs=1, log=lambda _: None)
+    results = evaluation.cross_validate(songs, frames, params, ["tiny-stats", "tiny", "mlp-rich", "mlp"],
+                                        str(tmp_path), n_folds=3, jobs=1, log=lambda _: None)
     # the blend trains nothing of its own: its members' folds are all there is
-    assert sorted(p.name for p in (tmp_path / "folds").iterdir()) == ["mlp", "tiny"]
-    np.testing.assert_allclose(results["tiny-stats"], 0.7 * results["tiny"] + 0.3 * results["mlp"], atol=1e-6)
+    assert sorted(p.name for p in (tmp_path / "folds").iterdir()) == ["mlp", "mlp-rich", "tiny"]
+    np.testing.assert_allclose(results["tiny-stats"], 0.7 * results["tiny"] + 0.3 * results["mlp-rich"],
+                               atol=1e-6)
     comparisons = evaluation.compare_with_baseline(songs, results)
-    assert set(comparisons) == {"tiny-stats vs mlp", "tiny-stats vs tiny"}
+    assert set(comparisons) == {"tiny-stats vs mlp", "tiny-stats vs tiny", "tiny-stats vs mlp-rich"}
