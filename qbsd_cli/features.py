@@ -221,15 +221,20 @@ def song_statistics(frames: np.ndarray, cepstral: int = 13) -> np.ndarray:
     the 13 cepstral coefficients (upper triangle, 78), and their skewness (13) and excess
     kurtosis (13). A coefficient that is constant up to rounding (digital silence) has
     correlation, skewness and kurtosis 0."""
+    # float32 products with float64 sums: 0.4 ms for a 30 s segment where the obvious
+    # float64 version takes 4.5 ms, on the hot path of every analysed segment
+    count = len(frames)
     mean = frames.mean(axis=0, dtype=np.float64)
-    std = frames.std(axis=0, dtype=np.float64)
-    centred = frames[:, :cepstral] - mean[:cepstral]
+    centred = frames - mean.astype(np.float32)
+    std = np.sqrt(np.einsum("ij,ij->j", centred, centred, dtype=np.float64) / count)
     # constant up to float32 rounding (digital silence): standardising would blow the
     # rounding noise up into large, meaningless skewness and kurtosis
     varies = std[:cepstral] > 1e-3 * (1.0 + np.abs(mean[:cepstral]))
-    standardised = centred / np.where(varies, std[:cepstral], np.inf)  # x / inf = 0
-    correlation = standardised.T @ standardised / len(frames)
+    inverse_std = np.where(varies, 1.0 / np.where(varies, std[:cepstral], 1.0), 0.0)
+    standardised = centred[:, :cepstral] * inverse_std.astype(np.float32)
+    correlation = (standardised.T @ standardised).astype(np.float64) / count
     upper = np.triu_indices(cepstral, 1)
-    skewness = (standardised ** 3).mean(axis=0)
-    kurtosis = np.where(varies, (standardised ** 4).mean(axis=0) - 3.0, 0.0)
+    squared = standardised * standardised
+    skewness = np.einsum("ij,ij->j", squared, standardised, dtype=np.float64) / count
+    kurtosis = np.where(varies, np.einsum("ij,ij->j", squared, squared, dtype=np.float64) / count - 3.0, 0.0)
     return np.concatenate([mean, std, correlation[upper], skewness, kurtosis]).astype(np.float32)

@@ -103,6 +103,9 @@ class TagModel:
             self.statistics_weight = float(metadata.get("qbsd.statistics_weight", "0"))
         except ValueError as error:
             raise ModelError(f"{self.path} is not a qbsd model (metadata {error})") from None
+        outputs = {output.name for output in self.session.get_outputs()}
+        if "tags" not in outputs or (self.statistics_weight and "statistics_tags" not in outputs):
+            raise ModelError(f"{self.path} is not a qbsd model (outputs {sorted(outputs)})")
 
     def patch_outputs(self, patches: np.ndarray) -> np.ndarray:
         """Per-patch tag probabilities, (n_patches, n_tags), for patches (n_patches, 195, 10)."""

@@ -84,8 +84,8 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
     _require_training_extra()
     from .export import export_onnx
     from .feature_cache import song_frames
-    from .network import EnsembleCNN, HybridTagger, StatisticsMLP
     from .features import song_statistics
+    from .network import EnsembleCNN, HybridTagger, StatisticsMLP
     from .training import (BLENDS, ENSEMBLES, RECIPES, SONG_STATISTICS_ALPHA, fit_statistics_model,
                            recipe_feature_params)
 
