@@ -138,3 +138,17 @@ def test_cross_validated_blend_mixes_its_members_out_of_fold_scores(small_run, t
                                atol=1e-6)
     comparisons = evaluation.compare_with_baseline(songs, results)
     assert set(comparisons) == {"tiny-stats vs mlp", "tiny-stats vs tiny", "tiny-stats vs mlp-rich"}
+
+
+def test_a_blend_weight_without_the_statistics_output_is_refused(small_run, tmp_path):
+    import onnx
+
+    from qbsd_cli.model import ModelError
+
+    path = tmp_path / "inconsistent.onnx"
+    model = onnx.load(str(small_run[4]))  # a CNN alone: no statistics_tags output
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "qbsd.statistics_weight", "0.6"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match="not a qbsd model"):
+        TagModel(path)
