@@ -3,8 +3,9 @@
 Every method produces out-of-fold song vectors for all songs on the same 5
 folds; each (method, fold) result is saved as soon as it is finished, so an
 interrupted evaluation resumes where it stopped and never recomputes a fold.
-The report pools the out-of-fold scores of all songs (and also gives the mean of
-per-fold AROC/MAP, which runs higher on small folds).
+Ensembles and blends train nothing of their own: they combine their members'
+out-of-fold scores. The report pools the out-of-fold scores of all songs (and
+also gives the mean of per-fold AROC/MAP, which runs higher on small folds).
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ Units and shapes
   each). Patches do not overlap; the trailing < 50 frames are dropped. A file
   with fewer than 50 frames (under 0.58 s at 22,050 Hz) has no patch and is
   rejected by the model (model.TagModel) with `TooShortError`.
+- song statistics: shape (182,), float32, summaries of one 30 s segment's
+  frames (`song_statistics`), the input of a blended model's statistics part.
 """
 
 from __future__ import annotations
