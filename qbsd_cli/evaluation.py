@@ -19,10 +19,11 @@ import numpy as np
 
 from . import metrics
 from .datasets import LabelledSongs
-from .features import FeatureParams, coefficient_mean_std, song_statistics
-from .training import BLENDS, ENSEMBLES, RECIPES, SONG_STATISTICS_ALPHA, fit_statistics_model
+from .features import FeatureParams, coefficient_mean_std
+from .training import (BLEND_STATISTICS_MODEL, BLENDS, ENSEMBLES, RECIPES, STATISTICS_MODELS,
+                       fit_statistics_model)
 
-BASELINES = ("prior", "logreg", "mlp", "mlp-rich", "gmm-sml")
+BASELINES = ("prior", "logreg", *STATISTICS_MODELS, "gmm-sml")
 
 
 def artist_folds(groups: list[str], n_folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -41,16 +42,16 @@ def _baseline_scores(method: str, train_frames, train_labels, test_frames, seed:
 
     if method == "prior":
         return np.tile(train_labels.mean(axis=0), (len(test_frames), 1))
-    if method in ("mlp", "mlp-rich"):
-        # alpha chosen on these folds: the baselines get the benefit of the doubt
-        statistics, alpha = (coefficient_mean_std, 1.0) if method == "mlp" else (song_statistics, SONG_STATISTICS_ALPHA)
+    if method in STATISTICS_MODELS:
+        statistics, alpha = STATISTICS_MODELS[method]
         model = fit_statistics_model(np.stack([statistics(f) for f in train_frames]), train_labels, seed, alpha)
         return model.predict(np.stack([statistics(f) for f in test_frames]))
     if method == "logreg":
         from sklearn.linear_model import LogisticRegression
 
-        scaler = StandardScaler().fit(np.stack([coefficient_mean_std(f) for f in train_frames]))
-        x_train = scaler.transform(np.stack([coefficient_mean_std(f) for f in train_frames]))
+        train_statistics = np.stack([coefficient_mean_std(f) for f in train_frames])
+        scaler = StandardScaler().fit(train_statistics)
+        x_train = scaler.transform(train_statistics)
         x_test = scaler.transform(np.stack([coefficient_mean_std(f) for f in test_frames]))
         scores = np.tile(train_labels.mean(axis=0), (len(test_frames), 1)).astype(np.float64)
         trainable = np.flatnonzero((train_labels.sum(0) > 0) & (train_labels.sum(0) < len(train_labels)))
@@ -134,7 +135,7 @@ def _run_fold(job) -> tuple[str, int, str, dict]:
 def trained_members(method: str) -> list[str]:
     """The recipes and baselines whose folds `method` is made of (itself, for a single one)."""
     if method in BLENDS:
-        return [*trained_members(BLENDS[method].patch_model), "mlp-rich"]
+        return [*trained_members(BLENDS[method].patch_model), BLEND_STATISTICS_MODEL]
     return list(ENSEMBLES.get(method, [method]))
 
 
@@ -171,7 +172,7 @@ def cross_validate(songs: LabelledSongs, song_frames: list[np.ndarray], params: 
         if method in BLENDS:
             blend = BLENDS[method]
             weight = blend.statistics_weight
-            return (1 - weight) * combined(blend.patch_model) + weight * out_of_fold("mlp-rich")
+            return (1 - weight) * combined(blend.patch_model) + weight * out_of_fold(BLEND_STATISTICS_MODEL)
         if method in ENSEMBLES:
             return np.mean([out_of_fold(m) for m in ENSEMBLES[method]], axis=0)
         return out_of_fold(method)
@@ -222,7 +223,7 @@ def compare_with_baseline(songs: LabelledSongs, results: dict[str, np.ndarray],
     per-tag AROC and AP)."""
     pairs = [(method, baseline) for method in results if method in ENSEMBLES or method in BLENDS]
     pairs += [(method, half) for method in results if method in BLENDS
-              for half in (BLENDS[method].patch_model, "mlp-rich") if half != baseline]
+              for half in (BLENDS[method].patch_model, BLEND_STATISTICS_MODEL) if half != baseline]
     return {f"{method} vs {other}": metrics.paired_bootstrap(songs.labels, results[method], results[other])
             for method, other in pairs if other in results}
 
@@ -292,7 +293,7 @@ def run_evaluation(songs: LabelledSongs, params: FeatureParams, mel_basis: np.nd
                    "methods": table,
                    "recipes": {m: RECIPES[m].describe() for m in methods if m in RECIPES},
                    "ensembles": {m: ENSEMBLES[m] for m in methods if m in ENSEMBLES},
-                   "blends": {m: {"patch_model": BLENDS[m].patch_model, "statistics_model": "mlp-rich",
+                   "blends": {m: {"patch_model": BLENDS[m].patch_model, "statistics_model": BLEND_STATISTICS_MODEL,
                                   "statistics_weight": BLENDS[m].statistics_weight}
                               for m in methods if m in BLENDS},
                    "comparisons": comparisons},

@@ -22,8 +22,10 @@ def export_onnx(network, path: str, tags: list[str], params: FeatureParams, mel_
     so a retrained or changed model always gets a new id.
     """
     import onnx
-    from onnx import numpy_helper
     import torch
+    from onnx import numpy_helper
+
+    from .network import HybridTagger
 
     network.eval()
     digest = hashlib.sha256()
@@ -33,26 +35,21 @@ def export_onnx(network, path: str, tags: list[str], params: FeatureParams, mel_
     digest.update(json.dumps(tags).encode())
     digest.update(params.to_json().encode())
 
-    from .network import HybridTagger
-
     hybrid = isinstance(network, HybridTagger)
     if hybrid:
         digest.update(repr(network.statistics_weight).encode())
     model_id = f"qbsd-{recipe_name}-{digest.hexdigest()[:10]}"
 
-    example = torch.zeros((2, *params.patch_shape), dtype=torch.float32)
-    temporary = path + ".tmp"
+    inputs, input_names, output_names = (torch.zeros((2, *params.patch_shape)),), ["patches"], ["tags"]
+    dynamic_axes = {"patches": {0: "batch"}, "tags": {0: "batch"}}
     if hybrid:
-        statistics_example = torch.zeros((1, SONG_STATISTICS_DIM), dtype=torch.float32)
-        torch.onnx.export(network, (example, statistics_example), temporary,
-                          input_names=["patches", "song_statistics"], output_names=["tags", "statistics_tags"],
-                          dynamic_axes={"patches": {0: "batch"}, "tags": {0: "batch"},
-                                        "song_statistics": {0: "songs"}, "statistics_tags": {0: "songs"}},
-                          opset_version=OPSET, dynamo=False)
-    else:
-        torch.onnx.export(network, (example,), temporary, input_names=["patches"], output_names=["tags"],
-                          dynamic_axes={"patches": {0: "batch"}, "tags": {0: "batch"}},
-                          opset_version=OPSET, dynamo=False)
+        inputs += (torch.zeros((1, SONG_STATISTICS_DIM)),)
+        input_names.append("song_statistics")
+        output_names.append("statistics_tags")
+        dynamic_axes.update({"song_statistics": {0: "songs"}, "statistics_tags": {0: "songs"}})
+    temporary = path + ".tmp"
+    torch.onnx.export(network, inputs, temporary, input_names=input_names, output_names=output_names,
+                      dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
     model = onnx.load(temporary)
     if hybrid:
         # a default for song_statistics makes it optional: a caller that only wants the

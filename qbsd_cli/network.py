@@ -100,9 +100,10 @@ class EnsembleCNN(nn.Module):
 
 
 class StatisticsMLP(nn.Module):
-    """training.StatisticsModel (sklearn) as a torch module, for export: input a song's
-    MFCC mean and standard deviation, shape (batch, 78); output per-tag probabilities,
-    shape (batch, n_tags), exactly sklearn's predict_proba (untrainable tags: their prior)."""
+    """training.StatisticsModel (sklearn) as a torch module, for export: input per-song
+    statistics, shape (batch, n_statistics) (182 for features.song_statistics); output
+    per-tag probabilities, shape (batch, n_tags), exactly sklearn's predict_proba
+    (untrainable tags: their prior)."""
 
     def __init__(self, model):
         super().__init__()
@@ -131,7 +132,7 @@ class StatisticsMLP(nn.Module):
 class HybridTagger(nn.Module):
     """A patch model and a song-statistics model in one graph (beyond the paper).
 
-    forward(patches (batch, 195, 10), song_statistics (songs, 78)) returns both models'
+    forward(patches (batch, 195, 10), song_statistics (songs, 182)) returns both models'
     probabilities, (batch, n_tags) and (songs, n_tags); the song vector mixes them as
     (1 - statistics_weight) * mean over patches + statistics_weight * statistics output
     (model.TagModel; the weight is in the ONNX metadata).

@@ -84,10 +84,9 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
     _require_training_extra()
     from .export import export_onnx
     from .feature_cache import song_frames
-    from .features import song_statistics
     from .network import EnsembleCNN, HybridTagger, StatisticsMLP
-    from .training import (BLENDS, ENSEMBLES, RECIPES, SONG_STATISTICS_ALPHA, fit_statistics_model,
-                           recipe_feature_params)
+    from .training import (BLEND_STATISTICS_MODEL, BLENDS, ENSEMBLES, RECIPES, STATISTICS_MODELS,
+                           fit_statistics_model, recipe_feature_params)
 
     blend = BLENDS.get(recipe_name)
     patch_model = blend.patch_model if blend else recipe_name
@@ -135,10 +134,12 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
         faithful = False
     if blend:
         _log("training the song-statistics MLP ...")
-        statistics_model = fit_statistics_model(np.stack([song_statistics(f) for f in frames]), songs.labels)
+        statistics, alpha = STATISTICS_MODELS[BLEND_STATISTICS_MODEL]
+        statistics_model = fit_statistics_model(np.stack([statistics(f) for f in frames]), songs.labels,
+                                                alpha=alpha)
         network = HybridTagger(network, StatisticsMLP(statistics_model), blend.statistics_weight)
         description = (f"{1 - blend.statistics_weight:g} x [{description}] + {blend.statistics_weight:g} x "
-                       f"an MLP (256 hidden, alpha {SONG_STATISTICS_ALPHA:g}) on each song's statistics "
+                       f"an MLP (256 hidden, alpha {alpha:g}) on each song's statistics "
                        "(features.song_statistics: MFCC mean, standard deviation, correlations, "
                        "skewness, kurtosis)")
         faithful = False

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from .features import FeatureParams, coefficient_mean_std, frames_to_patches
+from .features import FeatureParams, coefficient_mean_std, frames_to_patches, song_statistics
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,15 @@ BLENDS: dict[str, Blend] = {
 # The song-statistics MLP's L2 penalty, chosen on the cross-validation folds (1 and 3
 # tried; 3 has the higher MAP alone with these 182 inputs)
 SONG_STATISTICS_ALPHA = 3.0
+
+# MLPs on per-song statistics: name -> (statistics of a song's frames, L2 alpha), each
+# alpha chosen on the cross-validation folds (the baselines get the benefit of the doubt)
+STATISTICS_MODELS = {
+    "mlp": (coefficient_mean_std, 1.0),
+    "mlp-rich": (song_statistics, SONG_STATISTICS_ALPHA),
+}
+# A blend's statistics part: model.TagModel computes features.song_statistics at run time
+BLEND_STATISTICS_MODEL = "mlp-rich"
 
 
 @dataclass
