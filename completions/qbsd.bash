@@ -1,5 +1,5 @@
-# bash completion for qbsd. Generated from qbsd's command tree by qbsd_cli/completions.py:
-# do not edit; regenerate with `python -m qbsd_cli.completions completions/`.
+# bash completion for qbsd. Generated from qbsd's command tree by completions/generate.py:
+# do not edit; regenerate with `python completions/generate.py completions/`.
 # Use: `source` this file from ~/.bashrc, or copy it to ~/.local/share/bash-completion/completions/qbsd
 
 # _qbsd_compgen KIND WORD [WORDS]: fill COMPREPLY with files, folders or WORDS starting with WORD.

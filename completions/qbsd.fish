@@ -1,5 +1,5 @@
-# fish completion for qbsd. Generated from qbsd's command tree by qbsd_cli/completions.py:
-# do not edit; regenerate with `python -m qbsd_cli.completions completions/`.
+# fish completion for qbsd. Generated from qbsd's command tree by completions/generate.py:
+# do not edit; regenerate with `python completions/generate.py completions/`.
 # Use: copy it to ~/.config/fish/completions/qbsd.fish
 
 # No file names unless a subcommand or an option asks for them.

@@ -31,10 +31,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-#: Seconds one file may take before its worker is killed and the file fails. The
-#: default analysis (at most 2 minutes of audio) takes well under a second per file;
-#: `--full` on a very long file takes longer (about 1 s per 5 minutes of audio).
-DEFAULT_TIMEOUT = 120.0
+from .errors import AudioError
+from .settings import DEFAULT_TIMEOUT
+
 #: How long workers may take to exit once their pipe is closed, before they are killed.
 _EXIT_GRACE_S = 2.0
 
@@ -49,18 +48,11 @@ class Analysis:
     error: str | None = None
 
 
-def default_jobs() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def analyse_one(model, path: str, max_segments: int | None) -> Analysis:
     """Analyse `path` with a TagModel; never raises for a bad file (the reason is in .error)."""
-    from .audio import AudioError
-    from .features import TooShortError
-
     try:
         result = model.analyse(path, max_segments)
-    except (AudioError, TooShortError) as error:
+    except AudioError as error:  # TooShortError too
         return Analysis(path, error=str(error))
     except MemoryError:
         return Analysis(path, error="out of memory while analysing")
@@ -351,16 +343,3 @@ class AnalysisPool:
             self.close(kill=True)
             raise
 
-
-def analyse_files(paths: Iterable[str], model_path: str | None, jobs: int,
-                  max_segments: int | None, timeout: float | None = DEFAULT_TIMEOUT,
-                  keep_stderr: bool = False) -> Iterator[Analysis]:
-    """Yield an Analysis per path, in order, from min(jobs, len(paths)) worker processes.
-
-    max_segments: 30-second segments analysed per file (None: the whole file);
-    timeout: seconds per file (None or 0: no limit)."""
-    paths = list(paths)
-    if not paths:
-        return
-    with AnalysisPool(model_path, min(jobs, len(paths)), max_segments, timeout, keep_stderr) as pool:
-        yield from pool.analyse(paths)

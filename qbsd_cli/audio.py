@@ -17,16 +17,14 @@ from typing import Iterator
 
 import numpy as np
 
+from .errors import AudioError
+
 # Formats libsndfile decodes itself; a file of these that it rejects is broken,
 # and trying audioread on it would only cost librosa's slow import.
 SOUNDFILE_EXTENSIONS = frozenset(
     {".mp3", ".flac", ".ogg", ".oga", ".opus", ".wav", ".wave", ".aif", ".aiff", ".aifc"})
 AUDIOREAD_EXTENSIONS = frozenset({".m4a", ".aac", ".wma", ".mp4"})
 AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS | AUDIOREAD_EXTENSIONS
-
-
-class AudioError(Exception):
-    """A file could not be decoded; the message says why, in one line."""
 
 
 @dataclass(frozen=True)

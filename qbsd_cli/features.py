@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 
+
 @dataclass(frozen=True)
 class FeatureParams:
     """Everything that defines the features; stored in the model metadata."""
@@ -79,31 +80,9 @@ class FeatureParams:
         return cls(**json.loads(text))
 
 
-class TooShortError(ValueError):
-    """The audio is shorter than one patch."""
-
-
-def librosa_mel_basis(params: FeatureParams) -> np.ndarray:
-    """The slaney mel filterbank from librosa, shape (n_mels, 1 + n_fft // 2), float32.
-
-    Slow on first call (librosa's lazy imports); used at training/export time only.
-    """
-    import librosa
-
-    return librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels,
-                               fmin=params.fmin, fmax=params.fmax, htk=False,
-                               norm="slaney").astype(np.float32)
-
-
-def encode_array(array: np.ndarray) -> str:
-    """A numpy array as base64 .npy text, to travel in ONNX string metadata."""
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(array), allow_pickle=False)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def decode_array(text: str) -> np.ndarray:
-    """Inverse of `encode_array`."""
+    """A numpy array from base64 .npy text (ONNX string metadata, written by
+    `training.export.encode_array`)."""
     return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
 
 
@@ -205,13 +184,6 @@ def frames_to_patches(frames: np.ndarray, params: FeatureParams) -> np.ndarray:
     grouped = used.reshape(n_patches, params.long_frames_per_patch,
                            params.frames_per_long_frame * params.frame_dim)
     return np.ascontiguousarray(grouped.transpose(0, 2, 1), dtype=np.float32)
-
-
-def coefficient_mean_std(frames: np.ndarray) -> np.ndarray:
-    """Mean and standard deviation of each coefficient over (n_frames, 39) frames, shape (78,)
-    float32: the input of the MFCC-statistics baselines and the space in which SMOTE looks
-    for neighbours."""
-    return np.concatenate([frames.mean(axis=0), frames.std(axis=0)]).astype(np.float32)
 
 
 SONG_STATISTICS_DIM = 78 + 78 + 26  # see song_statistics

@@ -23,20 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import (FeatureParams, MfccExtractor, TooShortError, decode_array, frames_to_patches,
-                       song_statistics)
+from .errors import ModelError, TooShortError
+from .settings import DEFAULT_MAX_SEGMENTS, SEGMENT_SECONDS
+from .features import FeatureParams, MfccExtractor, decode_array, frames_to_patches, song_statistics
 
 MODEL_FILENAME = "qbsd.onnx"
 PATCHES_PER_RUN = 256  # patches per onnxruntime call: large enough to amortise the call
-SEGMENT_SECONDS = 30.0  # the training clips' length
-DEFAULT_MAX_SEGMENTS = 4  # up to 2 minutes analysed per song; see the model card for the measurement
 # onnxruntime warns at every load that song_statistics, an input with a default, is not
 # constant-folded; that is intended (model.py docstring), and the warning would reach stderr
 ORT_ERRORS_ONLY = 3
-
-
-class ModelError(Exception):
-    """The model file is missing or is not a qbsd model."""
 
 
 def default_model_path() -> Path:
@@ -58,51 +53,76 @@ class SongVector:
     duration: float
 
 
-def read_metadata(path: Path | str) -> dict[str, str]:
-    """The `qbsd.*` metadata of an ONNX file, without building an inference session's kernels."""
+def _session(path: Path, optimise: bool, threads: int = 1):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if optimise:
+        # One thread per session: parallelism comes from --jobs worker processes,
+        # so several sessions never compete for the same cores.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    else:  # only the metadata is wanted: skip building optimised kernels
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = ORT_ERRORS_ONLY
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return dict(session.get_modelmeta().custom_metadata_map)
+    if not path.exists():
+        raise ModelError(f"model file not found: {path}")
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:
+        raise ModelError(f"cannot load model {path}: {str(error).splitlines()[0]}") from None
+
+
+def read_metadata(path: Path | str) -> dict[str, str]:
+    """The `qbsd.*` metadata of an ONNX file, without building an inference session's kernels."""
+    return dict(_session(Path(path), optimise=False).get_modelmeta().custom_metadata_map)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a qbsd model file says about itself (its metadata), parsed in this one place."""
+
+    path: Path
+    model_id: str
+    tags: list[str]
+    params: FeatureParams
+    mel_basis: np.ndarray
+    statistics_weight: float
+    metadata: dict[str, str]
+
+    @classmethod
+    def from_metadata(cls, path: Path, metadata: dict[str, str]) -> ModelInfo:
+        try:
+            return cls(path=path, model_id=metadata["qbsd.model_id"], tags=json.loads(metadata["qbsd.tags"]),
+                       params=FeatureParams.from_json(metadata["qbsd.feature_params"]),
+                       mel_basis=decode_array(metadata["qbsd.mel_basis"]),
+                       statistics_weight=float(metadata.get("qbsd.statistics_weight", "0")),
+                       metadata=metadata)
+        except (KeyError, ValueError, TypeError) as error:
+            raise ModelError(f"{path} is not a qbsd model (metadata {error})") from None
+
+    @classmethod
+    def read(cls, path: Path | str | None = None) -> ModelInfo:
+        """The model at `path` (default: the shipped one, or $QBSD_MODEL), without loading it
+        for inference; raises ModelError."""
+        path = Path(path) if path else default_model_path()
+        return cls.from_metadata(path, read_metadata(path))
 
 
 class TagModel:
     """Runs the ONNX model on audio files: decode -> MFCC -> patches -> mean of outputs."""
 
     def __init__(self, path: Path | str | None = None, threads: int = 1):
-        import onnxruntime
-
         self.path = Path(path) if path else default_model_path()
-        if not self.path.exists():
-            raise ModelError(f"model file not found: {self.path}")
-        options = onnxruntime.SessionOptions()
-        # One thread per session: parallelism comes from --jobs worker processes,
-        # so several sessions never compete for the same cores.
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = ORT_ERRORS_ONLY
-        try:
-            self.session = onnxruntime.InferenceSession(str(self.path), options,
-                                                        providers=["CPUExecutionProvider"])
-        except Exception as error:
-            raise ModelError(f"cannot load model {self.path}: {str(error).splitlines()[0]}") from None
-        metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        try:
-            self.model_id = metadata["qbsd.model_id"]
-            self.tags: list[str] = json.loads(metadata["qbsd.tags"])
-            self.params = FeatureParams.from_json(metadata["qbsd.feature_params"])
-            mel_basis = decode_array(metadata["qbsd.mel_basis"])
-        except (KeyError, ValueError) as error:
-            raise ModelError(f"{self.path} is not a qbsd model (metadata {error})") from None
-        self.metadata = metadata
-        self.extractor = MfccExtractor(self.params, mel_basis)
-        try:
-            self.statistics_weight = float(metadata.get("qbsd.statistics_weight", "0"))
-        except ValueError as error:
-            raise ModelError(f"{self.path} is not a qbsd model (metadata {error})") from None
+        self.session = _session(self.path, optimise=True, threads=threads)
+        info = ModelInfo.from_metadata(self.path, dict(self.session.get_modelmeta().custom_metadata_map))
+        self.info = info
+        self.model_id = info.model_id
+        self.tags = info.tags
+        self.params = info.params
+        self.metadata = info.metadata
+        self.statistics_weight = info.statistics_weight
+        self.extractor = MfccExtractor(self.params, info.mel_basis)
         outputs = {output.name for output in self.session.get_outputs()}
         if "tags" not in outputs or (self.statistics_weight and "statistics_tags" not in outputs):
             raise ModelError(f"{self.path} is not a qbsd model (outputs {sorted(outputs)})")

@@ -27,10 +27,20 @@ class OutputFormat(str, enum.Enum):
     m3u = "m3u"
 
 
+def stdout_is_terminal() -> bool:
+    """Results go to a person (tables) rather than a program (JSON lines)."""
+    return sys.stdout.isatty()
+
+
+def stderr_is_terminal() -> bool:
+    """Progress bars and progress notes are shown (they would only clutter a log file)."""
+    return sys.stderr.isatty()
+
+
 def resolve_format(requested: OutputFormat) -> OutputFormat:
     if requested != OutputFormat.auto:
         return requested
-    return OutputFormat.table if sys.stdout.isatty() else OutputFormat.json
+    return OutputFormat.table if stdout_is_terminal() else OutputFormat.json
 
 
 def display_path(path: str) -> str:
@@ -74,7 +84,7 @@ def table_console(content_width: int = 0):
     """
     from rich.console import Console
 
-    if sys.stdout.isatty():
+    if stdout_is_terminal():
         return Console()
     return Console(width=max(80, content_width))
 
@@ -90,7 +100,7 @@ class Progress:
 
     def __init__(self, description: str, total: int | None):
         self.bar = None
-        if sys.stderr.isatty() and total:
+        if stderr_is_terminal() and total:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
                                        TextColumn, TimeRemainingColumn)
 

@@ -1,149 +1,38 @@
-"""Shared fixtures: real clips, generated audio, and `qbsd` run as a real subprocess.
-
-Every test drives the installed command line (the `qbsd` executable on PATH, or
-`python -m qbsd_cli` from this checkout), with XDG_DATA_HOME and XDG_CACHE_HOME
-pointing into a temporary folder so that nothing touches the user's own index.
-The tag model is the one `qbsd` finds by default: the shipped model, or the
-file named by $QBSD_MODEL when that is set in the environment.
-"""
+"""Fixtures: real clips from ../shared (skipped, saying why, where it is absent), generated
+audio, and `qbsd` run in this process (`qbsd`) or as a real subprocess (`qbsd_process`).
+The helpers behind them are in helpers.py."""
 
 from __future__ import annotations
 
-import csv
-import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data" / "moods4q"
-CLIPS_DIR = SHARED_DATA / "audio"
-CAL500 = REPO.parent / "shared" / "data" / "cal500"
-NO_CLIPS = ("../shared/data/moods4q not found: real-audio tests need the shared data "
-            "beside the repository")
-SAMPLE_RATE = 22050
+from helpers import (CAL500, CLIPS_DIR, NO_CLIPS, SHARED_DATA, AudioFactory, InProcessQbsd, Library, Qbsd,
+                     copy_clips, pick_clips)
 
 
-# --------------------------------------------------------------------------- running qbsd
-
-def qbsd_command() -> list[str]:
-    """The `qbsd` executable if installed, else this checkout's `python -m qbsd_cli`."""
-    executable = shutil.which("qbsd")
-    return [executable] if executable else [sys.executable, "-m", "qbsd_cli"]
+def pytest_configure(config):
+    config.addinivalue_line("markers", "shared_data: needs the real clips of ../shared/data (skipped without it)")
 
 
-class Result:
-    """A finished `qbsd` run: returncode, stdout, stderr (text)."""
-
-    def __init__(self, args: list[str], completed: subprocess.CompletedProcess):
-        self.args = args
-        self.returncode = completed.returncode
-        self.stdout = completed.stdout
-        self.stderr = completed.stderr
-
-    @property
-    def lines(self) -> list[str]:
-        return [line for line in self.stdout.splitlines() if line.strip()]
-
-    @property
-    def err_lines(self) -> list[str]:
-        return [line for line in self.stderr.splitlines() if line.strip()]
-
-    def json(self) -> list[dict]:
-        return [json.loads(line) for line in self.lines]
-
-    def __repr__(self) -> str:
-        return (f"<qbsd {' '.join(self.args)} -> {self.returncode}\n"
-                f"stdout: {self.stdout[-2000:]}\nstderr: {self.stderr[-2000:]}>")
-
-
-class Qbsd:
-    """Runs `qbsd ARGS...` in a private environment rooted at `home`.
-
-    `index=FOLDER` appends `--index FOLDER`; `input` is fed to stdin (stdin is
-    otherwise empty, never the terminal)."""
-
-    def __init__(self, home: Path):
-        self.home = Path(home)
-        self.data_home = self.home / "xdg-data"
-        self.cache_home = self.home / "xdg-cache"
-        self.data_home.mkdir(parents=True, exist_ok=True)
-        self.cache_home.mkdir(parents=True, exist_ok=True)
-        self.command = qbsd_command()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("QBSD_")}
-        if os.environ.get("QBSD_MODEL"):  # the model to test, if the caller chose one
-            env["QBSD_MODEL"] = os.path.abspath(os.environ["QBSD_MODEL"])
-        env["XDG_DATA_HOME"] = str(self.data_home)
-        env["XDG_CACHE_HOME"] = str(self.cache_home)
-        env["PYTHONIOENCODING"] = "utf-8"
-        env.pop("PYTHONWARNINGS", None)
-        if self.command[0] == sys.executable:  # not installed: import this checkout
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        self.env = env
-
-    def shell_command(self) -> str:
-        """The command as a shell word list, for `bash -c` pipelines."""
-        import shlex
-
-        return " ".join(shlex.quote(part) for part in self.command)
-
-    def __call__(self, *args, index: Path | None = None, input: str | bytes | None = None,
-                 env: dict | None = None, timeout: float = 120) -> Result:
-        argv = [str(a) for a in args]
-        if index is not None:
-            argv += ["--index", str(index)]
-        data = input.encode() if isinstance(input, str) else (input if input is not None else b"")
-        completed = subprocess.run(self.command + argv, input=data, capture_output=True,
-                                   env={**self.env, **(env or {})}, cwd=self.home, timeout=timeout)
-        decoded = subprocess.CompletedProcess(completed.args, completed.returncode,
-                                              completed.stdout.decode("utf-8", "replace"),
-                                              completed.stderr.decode("utf-8", "replace"))
-        return Result(argv, decoded)
-
-    def shell(self, script: str, timeout: float = 120) -> Result:
-        """Run a bash script (with pipefail) in which `qbsd` is this qbsd command, for real pipes."""
-        prelude = f'qbsd() {{ {self.shell_command()} "$@"; }}\n'
-        completed = subprocess.run(["bash", "-o", "pipefail", "-c", prelude + script],
-                                   capture_output=True, text=True, env=self.env, cwd=self.home,
-                                   timeout=timeout)
-        return Result(["bash", "-c", script], completed)
+def pytest_collection_modifyitems(items):
+    # a test that uses the real clips is marked, so `-m "not shared_data"` runs what a
+    # clone without ../shared can run
+    for item in items:
+        if {"clips", "clip_paths", "moods4q_root", "library", "cal500_root"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker("shared_data")
 
 
 @pytest.fixture
 def qbsd(tmp_path) -> Qbsd:
-    """`qbsd` in a fresh private environment (XDG folders under tmp_path)."""
+    """`qbsd` run in this process, in a fresh private environment (XDG folders under tmp_path)."""
+    return InProcessQbsd(tmp_path / "home")
+
+
+@pytest.fixture
+def qbsd_process(tmp_path) -> Qbsd:
+    """`qbsd` as a real subprocess, for signals, pipes and concurrent runs."""
     return Qbsd(tmp_path / "home")
-
-
-def assert_no_traceback(result: Result) -> None:
-    assert "Traceback" not in result.stderr, result
-    assert "Traceback" not in result.stdout, result
-
-
-# --------------------------------------------------------------------------- real clips
-
-def _pick_clips() -> list[Path]:
-    """All clips, ordered so that the first few cover the four quadrants in turn."""
-    clips = sorted(CLIPS_DIR.glob("*.mp3"))
-    annotations = SHARED_DATA / "annotations.csv"
-    if not annotations.exists():
-        return clips
-    with open(annotations, newline="", encoding="latin-1") as handle:
-        quadrant = {row["Song"]: row["Quadrant"] for row in csv.DictReader(handle)}
-    by_quadrant: dict[str, list[Path]] = {}
-    for clip in clips:
-        by_quadrant.setdefault(quadrant.get(clip.stem, "?"), []).append(clip)
-    ordered: list[Path] = []
-    queues = [by_quadrant[q] for q in sorted(by_quadrant)]
-    while any(queues):
-        for queue in queues:
-            if queue:
-                ordered.append(queue.pop(0))
-    return ordered
 
 
 @pytest.fixture(scope="session")
@@ -151,7 +40,7 @@ def clips() -> list[Path]:
     """Real 30 s MP3 clips from the shared 4Q data (skips when it is absent)."""
     if not CLIPS_DIR.is_dir():
         pytest.skip(NO_CLIPS)
-    found = _pick_clips()
+    found = pick_clips()
     if len(found) < 8:
         pytest.skip(NO_CLIPS)
     return found
@@ -178,101 +67,17 @@ def cal500_root() -> str:
     return str(CAL500)
 
 
-def copy_clips(clips: list[Path], folder: Path) -> list[Path]:
-    """Copy clips (contents only, so the copies are writable) into `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    copies = []
-    for clip in clips:
-        target = folder / clip.name
-        shutil.copyfile(clip, target)
-        copies.append(target)
-    return copies
-
-
-# --------------------------------------------------------------------------- generated audio
-
-def write_chord(path: Path, frequencies=(220.0, 277.18, 329.63), seconds: float = 4.0,
-                sample_rate: int = SAMPLE_RATE, channels: int = 1) -> Path:
-    """A sine chord with a gentle fade in and out, as wav or flac (by extension)."""
-    import numpy as np
-    import soundfile
-
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    signal = sum(np.sin(2 * np.pi * f * t) for f in frequencies) / (len(frequencies) + 1)
-    fade = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.05)
-    signal = (signal * fade).astype(np.float32)
-    if channels > 1:
-        signal = np.stack([signal] * channels, axis=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(path), signal, sample_rate)
-    return path
-
-
-def write_noise_bursts(path: Path, seconds: float = 4.0, bursts_per_second: float = 4.0,
-                       sample_rate: int = SAMPLE_RATE, seed: int = 0) -> Path:
-    """White-noise bursts with silence between them (a crude drum track)."""
-    import numpy as np
-    import soundfile
-
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sample_rate)
-    signal = np.zeros(n, dtype=np.float32)
-    period = int(sample_rate / bursts_per_second)
-    length = period // 4
-    envelope = np.exp(-np.arange(length) / (length / 5)).astype(np.float32)
-    for start in range(0, n - length, period):
-        signal[start:start + length] = 0.5 * rng.standard_normal(length).astype(np.float32) * envelope
-    path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(path), signal, sample_rate)
-    return path
-
-
-class AudioFactory:
-    """Generated test audio inside one folder."""
-
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-
-    def chord(self, name: str = "chord.wav", **kwargs) -> Path:
-        return write_chord(self.folder / name, **kwargs)
-
-    def noise(self, name: str = "noise.flac", **kwargs) -> Path:
-        return write_noise_bursts(self.folder / name, **kwargs)
-
-    def broken(self, name: str = "broken.mp3", content: bytes = b"this is not audio\n" * 20) -> Path:
-        path = self.folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-        return path
-
-
 @pytest.fixture
 def make_audio(tmp_path) -> AudioFactory:
     """Writes generated wav/flac files (or a broken file) under tmp_path/audio."""
     return AudioFactory(tmp_path / "audio")
 
 
-# --------------------------------------------------------------------------- a shared index
-
-class Library:
-    """A folder of real and generated audio, indexed once: read-only for the tests."""
-
-    def __init__(self, qbsd: Qbsd, music: Path, index: Path, real: list[Path], generated: list[Path],
-                 result: Result):
-        self.qbsd = qbsd
-        self.music = music
-        self.index = index
-        self.real = real
-        self.generated = generated
-        self.files = real + generated
-        self.result = result
-
-
 @pytest.fixture(scope="session")
 def library(clips, tmp_path_factory) -> Library:
     """Six real clips plus a wav chord and a flac noise track, indexed with `qbsd index`."""
     home = tmp_path_factory.mktemp("library")
-    qbsd = Qbsd(home / "home")
+    qbsd = InProcessQbsd(home / "home")
     music = home / "music"
     real = copy_clips(clips[:6], music / "real")
     factory = AudioFactory(music / "generated")

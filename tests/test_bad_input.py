@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import Qbsd, assert_no_traceback, copy_clips, write_chord
+from helpers import InProcessQbsd, Qbsd, assert_no_traceback, copy_clips, write_chord
 from reliability import error_lines, summary
 
 
@@ -139,7 +139,7 @@ def corpus(tmp_path_factory, clips) -> Corpus:
 
 @pytest.fixture(scope="module")
 def mqbsd(tmp_path_factory) -> Qbsd:
-    return Qbsd(tmp_path_factory.mktemp("bad-input-home"))
+    return InProcessQbsd(tmp_path_factory.mktemp("bad-input-home"))
 
 
 @pytest.fixture(scope="module")

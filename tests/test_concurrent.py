@@ -12,7 +12,7 @@ import signal
 
 import pytest
 
-from conftest import assert_no_traceback, copy_clips
+from helpers import assert_no_traceback, copy_clips
 from reliability import (Background, integrity, is_sparse, stored_songs, summary, wait_until,
                          write_endless_wav)
 

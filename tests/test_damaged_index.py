@@ -11,9 +11,8 @@ import re
 import numpy as np
 import pytest
 
-from conftest import AudioFactory, assert_no_traceback, copy_clips
+from helpers import AudioFactory, assert_no_traceback, copy_clips, model_with_another_id
 from reliability import summary
-from test_similar import model_with_another_id
 
 #: Songs needed before `similar --top 1` goes through the Annoy forest (store.py scans
 #: every song exactly while SEARCH_K_FACTOR * trees * 10 = 10,000 would see them all).

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from qbsd_cli.datasets import load_cal500, load_moods4q, load_tag_csv
+from qbsd_cli.training.datasets import load_cal500, load_moods4q, load_tag_csv
 
 
 def test_moods4q_vocabulary(moods4q_root):

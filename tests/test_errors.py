@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import AudioFactory, assert_no_traceback
+from helpers import AudioFactory, assert_no_traceback
 
 
 @pytest.mark.parametrize("args", [

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from qbsd_cli.audio import decode
-from qbsd_cli.features import (SONG_STATISTICS_DIM, FeatureParams, MfccExtractor, frames_to_patches,
-                               librosa_mel_basis, song_statistics)
+from qbsd_cli.features import SONG_STATISTICS_DIM, FeatureParams, MfccExtractor, frames_to_patches, song_statistics
+from qbsd_cli.training.export import librosa_mel_basis
 
 librosa = pytest.importorskip("librosa")
 

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from qbsd_cli.audio import AudioError, decode_segments  # noqa: E402
-from qbsd_cli.features import TooShortError  # noqa: E402
+from qbsd_cli.errors import TooShortError  # noqa: E402
 from qbsd_cli.model import TagModel  # noqa: E402
 
 EXAMPLES = 100

@@ -1,4 +1,4 @@
-"""`--help` everywhere: exit 0, instant, and without loading the heavy modules."""
+"""`--help` everywhere: exit 0, and without loading the heavy modules (which keeps it instant)."""
 
 from __future__ import annotations
 
@@ -6,25 +6,21 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 SUBCOMMANDS = ["tag", "index", "similar", "search", "tags", "train", "evaluate"]
 HEAVY_MODULES = {"onnxruntime", "librosa", "numpy", "annoy", "soundfile", "torch", "sklearn"}
 
 
-def test_top_level_help_lists_every_command(qbsd):
-    started = time.perf_counter()
-    result = qbsd("--help")
-    elapsed = time.perf_counter() - started
-    print(f"qbsd --help took {elapsed:.3f} s")
+def test_top_level_help_lists_every_command(qbsd_process):
+    # how long it takes is measured by benchmarks/run.py (tests never assert absolute times)
+    result = qbsd_process("--help")
     assert result.returncode == 0, result
     for command in SUBCOMMANDS:
         assert re.search(rf"\b{command}\b", result.stdout), command
-    assert elapsed < 2.0
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)

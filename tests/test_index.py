@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AudioFactory, assert_no_traceback, copy_clips
+from helpers import AudioFactory, assert_no_traceback, copy_clips
 
 SUMMARY = re.compile(r"added (\d+), updated (\d+), removed (\d+), failed (\d+), unchanged (\d+); "
                      r"(\d+) songs in (.+); [\d.]+ s$")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 MODEL = REPO / "models" / "qbsd.onnx"
 MODEL_CARD = REPO / "models" / "README.md"

@@ -8,10 +8,10 @@ import pytest
 torch = pytest.importorskip("torch", reason="the train extra (PyTorch) is not installed")
 
 from qbsd_cli.audio import decode  # noqa: E402
-from qbsd_cli.export import export_onnx  # noqa: E402
-from qbsd_cli.features import FeatureParams, MfccExtractor, frames_to_patches, librosa_mel_basis  # noqa: E402
+from qbsd_cli.training.export import export_onnx, librosa_mel_basis  # noqa: E402
+from qbsd_cli.features import FeatureParams, MfccExtractor, frames_to_patches  # noqa: E402
 from qbsd_cli.model import TagModel  # noqa: E402
-from qbsd_cli.network import PatchCNN  # noqa: E402
+from qbsd_cli.training.network import PatchCNN  # noqa: E402
 
 
 def test_time_frequency_layout_is_coefficients_by_consecutive_frames():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_no_traceback
+from helpers import assert_no_traceback
 
 
 @pytest.fixture(scope="session")

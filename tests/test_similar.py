@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AudioFactory, assert_no_traceback
+from helpers import AudioFactory, assert_no_traceback, model_with_another_id
 
 
 def ranking(result) -> list[dict]:
@@ -90,25 +90,6 @@ def test_json_table_and_m3u_formats(library):
     assert lines[0] == "#EXTM3U"
     assert lines[1::2][:3] == [f"#EXTINF:-1,{Path(p).name}" for p in paths]
     assert lines[2::2] == paths
-
-
-def model_with_another_id(qbsd, folder: Path) -> tuple[str, str, Path]:
-    """A copy of the model in use whose id differs (same length, so the ONNX stays valid)."""
-    verbose = qbsd("tags", "--verbose")
-    assert verbose.returncode == 0, verbose
-    match = re.match(r"model (\S+), \d+ tags, (.+)$", verbose.err_lines[0])
-    model_id, model_path = match.group(1), Path(match.group(2))
-    if not model_path.is_absolute():
-        model_path = qbsd.home / model_path
-    other_id = model_id[:-4] + ("zzzz" if not model_id.endswith("zzzz") else "yyyy")
-    data = model_path.read_bytes()
-    assert data.count(model_id.encode()) >= 1
-    copy = folder / "other.onnx"
-    copy.write_bytes(data.replace(model_id.encode(), other_id.encode()))
-    check = qbsd("tags", "--verbose", "--model", copy)
-    assert check.returncode == 0, check
-    assert check.err_lines[0].startswith(f"model {other_id},")
-    return model_id, other_id, copy
 
 
 def test_index_from_another_model_is_refused(qbsd, tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -12,8 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qbsd_cli.store import (ANNOY_TREES, SEARCH_K_FACTOR, IndexBusyError, IndexStore,
-                            ModelMismatchError, StoreError)
+from qbsd_cli.store import (
+    ANNOY_TREES,
+    SEARCH_K_FACTOR,
+    FileState,
+    IndexBusyError,
+    IndexDamagedError,
+    IndexMissingError,
+    IndexStore,
+    ModelMismatchError,
+    StoreError,
+    writer_lock,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 N_TAGS = 189
@@ -155,6 +167,15 @@ def test_non_utf8_path_round_trips(store, tmp_path):
         assert reopened.remove([path]) == 1
 
 
+def test_known_files_are_file_states(store):
+    store.put_song("/a.mp3", 10, 111, 1.0, vector(1))
+    store.put_failure("/b.mp3", 20, 222, "bad")
+    song, failure = store.known_files()["/a.mp3"], store.known_files()["/b.mp3"]
+    assert isinstance(song, FileState) and (song.size, song.time_ns, song.status) == (10, 111, "ok")
+    assert song.is_song and not song.is_failure
+    assert failure.time_ns == 222 and failure.is_failure and not failure.is_song
+
+
 # --------------------------------------------------------------------------- opening and the model
 
 def test_model_binding(tmp_path):
@@ -187,6 +208,66 @@ def test_garbage_database_is_a_store_error(tmp_path):
             IndexStore(folder, create=create)
         assert f"delete the folder {folder}" in str(caught.value)
         assert "qbsd index" in str(caught.value)
+
+
+def test_require_model(store, tmp_path):
+    store.require_model(MODEL, "the query")
+    with pytest.raises(ModelMismatchError) as caught:
+        store.require_model("qbsd-other-ffffffffff", "the query")
+    assert str(caught.value).startswith(
+        f"the query: model qbsd-other-ffffffffff; the index at {store.folder} holds model {MODEL}: ")
+    assert "`qbsd index --rebuild DIR`" in str(caught.value)
+    with IndexStore(tmp_path / "unbound") as unbound:
+        unbound.require_model("qbsd-other-ffffffffff", "the query")  # no model yet: any will do
+
+
+def test_error_kinds(tmp_path):
+    with pytest.raises(IndexMissingError):
+        IndexStore(tmp_path / "nowhere", create=False)
+    folder = tmp_path / "index"
+    filled_store(folder, vector(1)[None, :]).close()
+    (folder / "songs.sqlite").write_bytes(b"this is not a database, just garbage\n" * 400)
+    with pytest.raises(IndexDamagedError, match="`qbsd index --rebuild DIR`"):
+        IndexStore(folder, create=False)
+
+
+# Schema version 1, as qbsd wrote it before the failures' change time got its own name.
+SCHEMA_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE songs (path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                    duration REAL NOT NULL, vector BLOB NOT NULL, rev INTEGER NOT NULL);
+CREATE INDEX songs_rev ON songs (rev);
+CREATE TABLE failures (path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                       reason TEXT NOT NULL);
+CREATE TABLE annoy_items (item INTEGER PRIMARY KEY, path BLOB NOT NULL);
+"""
+
+
+def test_a_version_1_index_is_migrated(tmp_path):
+    folder = tmp_path / "index"
+    folder.mkdir()
+    old = sqlite3.connect(folder / "songs.sqlite")
+    old.executescript(SCHEMA_1)
+    old.executemany("INSERT INTO meta VALUES (?, ?)", [
+        ("schema_version", "1"), ("song_rev", "1"), ("annoy_next_generation", "1"),
+        ("model_id", MODEL), ("tags", json.dumps(TAGS)), ("n_tags", str(N_TAGS))])
+    old.execute("INSERT INTO songs VALUES (?, ?, ?, ?, ?, ?)",
+                (b"/a.mp3", 10, 111, 1.0, vector(1).astype("<f4").tobytes(), 1))
+    old.execute("INSERT INTO failures VALUES (?, ?, ?, ?)", (b"/b.wma", 20, 222, "unsupported"))
+    old.commit()
+    old.close()
+    for _reopen in range(2):
+        with IndexStore(folder, create=False) as store:
+            assert store.known_files() == {"/a.mp3": (10, 111, "ok"), "/b.wma": (20, 222, "failed")}
+            assert store.failures() == [("/b.wma", "unsupported")]
+            np.testing.assert_array_equal(store.vector_for("/a.mp3"), vector(1))
+    with sqlite3.connect(folder / "songs.sqlite") as check:
+        columns = [row[1] for row in check.execute("PRAGMA table_info(failures)")]
+        version = check.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    assert columns == ["path", "size", "changed_ns", "reason"] and version == "2"
+    with IndexStore(folder, create=False) as store:
+        store.put_failure("/b.wma", 21, 223, "still unsupported")
+        assert store.known_files()["/b.wma"] == (21, 223, "failed")
 
 
 # --------------------------------------------------------------------------- queries
@@ -405,3 +486,32 @@ def test_writer_lock_excludes_a_second_process(store):
     assert run_child(folder) == "acquired"
     with store.writer_lock(wait=False):
         pass
+
+
+def test_writer_lock_of_a_folder(tmp_path, store):
+    folder = tmp_path / "new" / "index"
+    with writer_lock(folder):  # makes the folder
+        assert (folder / "lock").is_file()
+    with store.writer_lock(), pytest.raises(IndexBusyError) as caught:
+        with writer_lock(store.folder, wait=False):
+            pass
+    assert str(caught.value) == (f"another `qbsd index` is running on the index at {store.folder}; "
+                                 f"try again when it has finished")
+    (tmp_path / "a-file").write_bytes(b"")
+    with pytest.raises(StoreError, match="cannot open the index at"):
+        with writer_lock(tmp_path / "a-file" / "index"):
+            pass
+
+
+def test_reset_deletes_the_index_but_not_the_lock(built):
+    folder, store, vectors = built
+    (folder / "songs-99.annoy.tmp").write_bytes(b"half")
+    store.close()
+    with writer_lock(folder):
+        IndexStore.reset(folder)
+        assert sorted(path.name for path in folder.iterdir()) == ["lock"]
+    with pytest.raises(IndexMissingError):
+        IndexStore(folder, create=False)
+    IndexStore.reset(folder / "nowhere")  # nothing to delete
+    with IndexStore(folder) as fresh:
+        assert fresh.known_files() == {} and fresh.model_id is None

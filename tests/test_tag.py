@@ -7,12 +7,12 @@ import re
 
 import pytest
 
-from conftest import Qbsd, assert_no_traceback
+from helpers import InProcessQbsd, Qbsd, assert_no_traceback
 
 
 @pytest.fixture(scope="module")
 def module_qbsd(tmp_path_factory) -> Qbsd:
-    return Qbsd(tmp_path_factory.mktemp("tag") / "home")
+    return InProcessQbsd(tmp_path_factory.mktemp("tag") / "home")
 
 
 @pytest.fixture(scope="module")

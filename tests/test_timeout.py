@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import assert_no_traceback, write_chord
+from helpers import assert_no_traceback, write_chord
 from reliability import Background, error_lines, is_sparse, summary, wait_until, write_endless_wav
 
 

@@ -10,12 +10,12 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (PyTorch) is not installed")
 
-from qbsd_cli.datasets import load_moods4q  # noqa: E402
-from qbsd_cli.export import export_onnx  # noqa: E402
-from qbsd_cli.feature_cache import song_frames  # noqa: E402
-from qbsd_cli.features import FeatureParams, frames_to_patches, librosa_mel_basis  # noqa: E402
+from qbsd_cli.training.datasets import load_moods4q  # noqa: E402
+from qbsd_cli.training.export import export_onnx, librosa_mel_basis  # noqa: E402
+from qbsd_cli.training.feature_cache import song_frames  # noqa: E402
+from qbsd_cli.features import FeatureParams, frames_to_patches  # noqa: E402
 from qbsd_cli.model import TagModel, read_metadata  # noqa: E402
-from qbsd_cli.training import RECIPES, ad_weights, positive_weights, train, with_overrides  # noqa: E402
+from qbsd_cli.training.recipes import RECIPES, ad_weights, positive_weights, train, with_overrides  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_imbalance_weights():
 
 
 def test_ensemble_exports_as_one_averaged_graph(small_run, tmp_path):
-    from qbsd_cli.network import EnsembleCNN
+    from qbsd_cli.training.network import EnsembleCNN
 
     songs, params, frames, trained, _, _ = small_run
     second = train(frames, songs.labels, songs.groups, params,
@@ -94,8 +94,8 @@ def test_ensemble_exports_as_one_averaged_graph(small_run, tmp_path):
 
 def test_blend_exports_both_models_and_mixes_them_by_the_stored_weight(small_run, tmp_path):
     from qbsd_cli.features import song_statistics
-    from qbsd_cli.network import HybridTagger, StatisticsMLP
-    from qbsd_cli.training import fit_statistics_model
+    from qbsd_cli.training.network import HybridTagger, StatisticsMLP
+    from qbsd_cli.training.recipes import fit_statistics_model
 
     songs, params, frames, trained, _, _ = small_run
     statistics_model = fit_statistics_model(np.stack([song_statistics(f) for f in frames]), songs.labels)
@@ -124,7 +124,7 @@ def test_blend_exports_both_models_and_mixes_them_by_the_stored_weight(small_run
 
 
 def test_cross_validated_blend_mixes_its_members_out_of_fold_scores(small_run, tmp_path, monkeypatch):
-    from qbsd_cli import evaluation, training
+    from qbsd_cli.training import evaluation, recipes as training
 
     songs, params, frames, _, _, _ = small_run
     monkeypatch.setitem(training.RECIPES, "tiny", with_overrides(RECIPES["cnn-tf-pool"], name="tiny", epochs=1,

@@ -1,15 +1,15 @@
 """Static shell completion scripts for `qbsd`, generated from its click command tree.
 
-    python -m qbsd_cli.completions completions/          # (re)write the three scripts
-    python -m qbsd_cli.completions --check completions/  # exit 1 if they are stale
+    python completions/generate.py completions/          # (re)write the three scripts
+    python completions/generate.py --check completions/  # exit 1 if they are stale
 
 writes `qbsd.bash` (bash), `_qbsd` (zsh) and `qbsd.fish` (fish). They complete the
 subcommand names, each subcommand's long and short options, the values of options that
 have choices (`--format auto|json|table|m3u`), files for positional arguments and
 file-valued options, and folders for `index`'s FOLDERS and `--index`.
 
-The scripts are plain shell code: pressing TAB never starts Python. cli.py does not
-import this module, so `qbsd --help` does not pay for it.
+The scripts are plain shell code: pressing TAB never starts Python. This generator is a
+developer's tool and is not part of the installed package.
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# the checkout this script lives in, not an installed qbsd, is the one to describe
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 SHELLS = ("bash", "zsh", "fish")
 FILENAMES = {"bash": "qbsd.bash", "zsh": "_qbsd", "fish": "qbsd.fish"}
-REGENERATE = "python -m qbsd_cli.completions completions/"
+REGENERATE = "python completions/generate.py completions/"
 PROGRAM = "qbsd"
 
 # What a parameter's value is, where its type alone does not say (click knows these
@@ -169,7 +172,7 @@ def command_tree() -> CommandSpec:
     """qbsd's commands, options and arguments, read from the Typer app."""
     import typer.main
 
-    from .cli import app
+    from qbsd_cli.cli import app
 
     return _command_spec(typer.main.get_command(app), PROGRAM)
 
@@ -183,7 +186,7 @@ def _header(shell: str) -> list[str]:
         "zsh": "Use: copy it into a folder on $fpath (before compinit), or `source` it after compinit",
         "fish": "Use: copy it to ~/.config/fish/completions/qbsd.fish",
     }[shell]
-    return [f"# {shell} completion for qbsd. Generated from qbsd's command tree by qbsd_cli/completions.py:",
+    return [f"# {shell} completion for qbsd. Generated from qbsd's command tree by completions/generate.py:",
             f"# do not edit; regenerate with `{REGENERATE}`.",
             f"# {install}"]
 
@@ -496,12 +499,12 @@ def render(shell: str, tree: CommandSpec | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m qbsd_cli.completions [--check] [FOLDER]`: write (or check) the three scripts."""
+    """`python completions/generate.py [--check] [FOLDER]`: write (or check) the three scripts."""
     args = list(sys.argv[1:] if argv is None else argv)
     check = "--check" in args
     args = [arg for arg in args if arg != "--check"]
     if len(args) > 1 or any(arg.startswith("-") for arg in args):
-        sys.stderr.write("usage: python -m qbsd_cli.completions [--check] [FOLDER]  (default: completions/)\n")
+        sys.stderr.write("usage: python completions/generate.py [--check] [FOLDER]  (default: completions/)\n")
         return 2
     folder = Path(args[0] if args else "completions")
     tree = command_tree()

@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import json
 import os
 
 import numpy as np
 
-from .features import SONG_STATISTICS_DIM, FeatureParams, encode_array
+from ..features import SONG_STATISTICS_DIM, FeatureParams
+
+
+def librosa_mel_basis(params: FeatureParams) -> np.ndarray:
+    """The slaney mel filterbank from librosa, shape (n_mels, 1 + n_fft // 2), float32.
+
+    Slow on first call (librosa's lazy imports); used at training/export time only.
+    """
+    import librosa
+
+    return librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels,
+                               fmin=params.fmin, fmax=params.fmax, htk=False,
+                               norm="slaney").astype(np.float32)
+
+
+def encode_array(array: np.ndarray) -> str:
+    """A numpy array as base64 .npy text, to travel in ONNX string metadata."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
 
 OPSET = 17
 

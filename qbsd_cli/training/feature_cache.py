@@ -13,8 +13,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from .audio import decode
-from .features import FeatureParams, MfccExtractor
+from ..audio import decode
+from ..features import FeatureParams, MfccExtractor
 
 
 def default_cache_dir() -> str:

@@ -16,7 +16,15 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from .features import FeatureParams, coefficient_mean_std, frames_to_patches, song_statistics
+from ..features import FeatureParams, frames_to_patches, song_statistics
+
+
+def coefficient_mean_std(frames: np.ndarray) -> np.ndarray:
+    """Mean and standard deviation of each coefficient over (n_frames, 39) frames, shape (78,)
+    float32: the input of the MFCC-statistics baselines and the space in which SMOTE looks
+    for neighbours."""
+    return np.concatenate([frames.mean(axis=0), frames.std(axis=0)]).astype(np.float32)
+
 
 
 @dataclass(frozen=True)

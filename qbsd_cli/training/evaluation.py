@@ -19,8 +19,9 @@ import numpy as np
 
 from . import metrics
 from .datasets import LabelledSongs
-from .features import FeatureParams, coefficient_mean_std
-from .training import (BLEND_STATISTICS_MODEL, BLENDS, ENSEMBLES, RECIPES, STATISTICS_MODELS,
+from ..features import FeatureParams
+from .recipes import coefficient_mean_std
+from .recipes import (BLEND_STATISTICS_MODEL, BLENDS, ENSEMBLES, RECIPES, STATISTICS_MODELS,
                        fit_statistics_model)
 
 BASELINES = ("prior", "logreg", *STATISTICS_MODELS, "gmm-sml")
@@ -116,7 +117,7 @@ def _run_fold(job) -> tuple[str, int, str, dict]:
     if method in BASELINES:
         scores = _baseline_scores(method, train_frames, labels[train_index], test_frames, seed)
     else:
-        from .training import predict_songs, recipe_feature_params, train, with_overrides
+        from .recipes import predict_songs, recipe_feature_params, train, with_overrides
 
         # the evaluation's seed shifts every recipe's own (seed variants stay distinct)
         recipe = with_overrides(RECIPES[method], seed=seed + RECIPES[method].seed)

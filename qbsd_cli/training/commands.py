@@ -8,19 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import QbsdError, UsageError
 from .datasets import LabelledSongs, load_cal500, load_moods4q, load_tag_csv
-from .features import FeatureParams, librosa_mel_basis
-
-
-def _require_training_extra() -> None:
-    try:
-        import sklearn  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as missing:
-        from .cli import Fatal
-
-        raise Fatal(f"training needs the train extra ({missing.name} is missing): "
-                    f"pip install 'qbsd[train]'  (or pip install '.[train]' in a checkout)") from None
+from ..features import FeatureParams
+from .export import librosa_mel_basis
 
 
 def load_songs(data: Path, layout: str) -> LabelledSongs:
@@ -30,9 +21,7 @@ def load_songs(data: Path, layout: str) -> LabelledSongs:
         return load_cal500(str(data))
     if layout == "csv":
         return load_tag_csv(str(data))
-    from .cli import Fatal
-
-    raise Fatal(f"unknown layout {layout!r}: use moods4q, cal500 or csv", 2)
+    raise UsageError(f"unknown layout {layout!r}: use moods4q, cal500 or csv")
 
 
 def _log(text) -> None:
@@ -43,7 +32,7 @@ def _log(text) -> None:
 def _train_member(job):
     import torch
 
-    from .training import RECIPES, train, with_overrides
+    from .recipes import RECIPES, train, with_overrides
 
     name, epochs, frames, labels, groups, params, threads = job
     torch.set_num_threads(threads)
@@ -67,9 +56,7 @@ def cv_median_best_epoch(results: Path, recipe_name: str) -> int:
     folder = Path(results) / "folds" / recipe_name
     epochs = [json.loads(path.read_text())["best_epoch"] for path in sorted(folder.glob("fold*.npy.json"))]
     if not epochs:
-        from .cli import Fatal
-
-        raise Fatal(f"no cross-validation folds of {recipe_name} in {folder}: run `qbsd evaluate` first")
+        raise QbsdError(f"no cross-validation folds of {recipe_name} in {folder}: run `qbsd evaluate` first")
     return int(round(statistics.median(epochs)))
 
 
@@ -81,11 +68,10 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
     Epochs: by default each recipe early-stops on an artist-grouped inner split;
     `epochs` fixes the length, and `epochs_from_cv` takes each recipe's median
     best epoch over the cross-validation folds; both train on every song."""
-    _require_training_extra()
     from .export import export_onnx
     from .feature_cache import song_frames
     from .network import EnsembleCNN, HybridTagger, StatisticsMLP
-    from .training import (BLEND_STATISTICS_MODEL, BLENDS, ENSEMBLES, RECIPES, STATISTICS_MODELS,
+    from .recipes import (BLEND_STATISTICS_MODEL, BLENDS, ENSEMBLES, RECIPES, STATISTICS_MODELS,
                            fit_statistics_model, recipe_feature_params)
 
     blend = BLENDS.get(recipe_name)
@@ -93,13 +79,11 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
     members = ENSEMBLES.get(patch_model, [patch_model])
     unknown = [name for name in members if name not in RECIPES]
     if unknown:
-        from .cli import Fatal
-
-        raise Fatal(f"unknown recipe {recipe_name!r}; recipes: {', '.join(RECIPES)}; "
-                    f"ensembles and blends: {', '.join([*ENSEMBLES, *BLENDS])}", 2)
+        raise UsageError(f"unknown recipe {recipe_name!r}; recipes: {', '.join(RECIPES)}; "
+                         f"ensembles and blends: {', '.join([*ENSEMBLES, *BLENDS])}")
     patch_lengths = {RECIPES[name].long_frames_per_patch for name in members}
     if len(patch_lengths) > 1:  # one graph, one way of cutting patches
-        raise ValueError(f"ensemble {recipe_name} mixes patch lengths {sorted(patch_lengths)}")
+        raise UsageError(f"ensemble {recipe_name} mixes patch lengths {sorted(patch_lengths)}")
     songs = load_songs(data, layout)
     if limit:
         songs = songs.subset(range(min(limit, len(songs.paths))))
@@ -155,19 +139,16 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
 
 def evaluate_methods(data: Path, layout: str, methods: list[str], results: Path,
                      cache: Path | None, jobs: int) -> None:
-    _require_training_extra()
     from .evaluation import BASELINES, markdown_table, run_evaluation
-    from .training import BLENDS, ENSEMBLES, RECIPES
+    from .recipes import BLENDS, ENSEMBLES, RECIPES
 
     if methods == ["all"]:
         methods = [*BASELINES, *RECIPES, *ENSEMBLES, *BLENDS]
     unknown = [m for m in methods if m not in {*RECIPES, *BASELINES, *ENSEMBLES, *BLENDS}]
     if unknown:
-        from .cli import Fatal
-
-        raise Fatal(f"unknown methods {', '.join(unknown)}; baselines: {', '.join(BASELINES)}; "
-                    f"recipes: {', '.join(RECIPES)}; ensembles and blends: "
-                    f"{', '.join([*ENSEMBLES, *BLENDS])}", 2)
+        raise UsageError(f"unknown methods {', '.join(unknown)}; baselines: {', '.join(BASELINES)}; "
+                         f"recipes: {', '.join(RECIPES)}; ensembles and blends: "
+                         f"{', '.join([*ENSEMBLES, *BLENDS])}")
     songs = load_songs(data, layout)
     params = FeatureParams()
     table = run_evaluation(songs, params, librosa_mel_basis(params), methods, str(results),

@@ -1,0 +1,290 @@
+"""qbsd from Python: tag files, keep an index, query it by example or by words.
+
+    import qbsd_cli as qbsd
+
+    result = qbsd.tag("song.mp3")                 # TagResult
+    print(result.top(5))                          # [("mood:calm", 0.61), ...]
+    for item in qbsd.tag_many(paths, jobs=2):     # TagResult or Failure, in input order
+        ...
+    with qbsd.Index.open() as index:              # ~/.local/share/qbsd, or a folder
+        summary = index.update(["~/Music"])       # IndexSummary
+        index.similar("song.mp3", top=10)         # [Match(rank, path, score), ...]
+        index.search(["calm", "jazz"], top=10)
+
+Errors are `errors.QbsdError` subclasses with one-line messages. Vectors are float32
+arrays of shape (n_tags,), in the model's vocabulary order, values in 0..1. Paths are
+returned as given (absolute for indexed songs); undecodable bytes of a file name are
+kept as surrogate escapes, as `os.fsdecode` gives them.
+
+For the best throughput, set OPENBLAS_NUM_THREADS=1 before numpy is first imported:
+qbsd parallelises with worker processes, one core each (the command line does this).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .analysis import AnalysisPool
+from .errors import IndexMissingError, UsageError
+from .indexing import IndexSummary, Reporter, update_from_folders, update_from_json_lines
+from .model import ModelInfo, TagModel
+from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT, default_index_folder, default_jobs
+from .vocabulary import resolve_words
+
+if TYPE_CHECKING:  # the store (sqlite3, annoy) is imported when an index is used, not by tag()
+    from .store import IndexStore
+
+__all__ = ["Failure", "Index", "IndexSummary", "Match", "Reporter", "TagResult", "tag", "tag_many"]
+
+
+@dataclass(frozen=True)
+class TagResult:
+    """A file's tag vector: `vector` (n_tags,) float32 over the vocabulary `tags` of
+    model `model_id`; `duration` is the number of seconds analysed."""
+
+    path: str
+    duration: float
+    model_id: str
+    tags: list[str]
+    vector: np.ndarray
+
+    def top(self, count: int = 10) -> list[tuple[str, float]]:
+        """The `count` strongest (tag, score) pairs, best first (0: every tag)."""
+        order = np.argsort(-self.vector, kind="stable")
+        if count > 0:
+            order = order[:count]
+        return [(self.tags[i], float(self.vector[i])) for i in order]
+
+    def to_record(self, top: int = 10, with_vector: bool = False) -> dict:
+        """The JSON record `qbsd tag` prints: path, duration, model, tags (and vector)."""
+        record = {"path": self.path, "duration": round(self.duration, 3), "model": self.model_id,
+                  "tags": [{"tag": name, "score": round(score, 4)} for name, score in self.top(top)]}
+        if with_vector:
+            record["vector"] = [round(float(v), 6) for v in self.vector]
+        return record
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A file that could not be analysed, with the one-line reason."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Match:
+    """One result of a query: `score` is a cosine similarity (similar) or the mean of the
+    named tags' scores (search)."""
+
+    rank: int
+    path: str
+    score: float
+
+
+def _max_segments(full: bool) -> int | None:
+    return None if full else DEFAULT_MAX_SEGMENTS
+
+
+@functools.lru_cache(maxsize=4)
+def _loaded_model(path: Path | None) -> TagModel:
+    # tag() called in a loop must not load the model once per file
+    return TagModel(path)
+
+
+def tag(path: str | os.PathLike, *, model: str | os.PathLike | None = None, full: bool = False) -> TagResult:
+    """Analyse one file in this process (at most 4 evenly spread 30 s segments, or all of
+    it with full=True). Raises AudioError (TooShortError for a file under one patch) or
+    ModelError."""
+    tag_model = _loaded_model(Path(model) if model else None)
+    song = tag_model.analyse(os.fspath(path), _max_segments(full))
+    return TagResult(os.fspath(path), song.duration, tag_model.model_id, tag_model.tags, song.vector)
+
+
+def tag_many(paths: Iterable[str | os.PathLike], *, model: str | os.PathLike | None = None, jobs: int = 0,
+             full: bool = False, timeout: float | None = DEFAULT_TIMEOUT,
+             keep_worker_stderr: bool = False) -> Iterator[TagResult | Failure]:
+    """Analyse files in `jobs` worker processes (0: one per core), each file within
+    `timeout` seconds (None or 0: no limit); the workers' stderr (decoders' notes on
+    damaged files) is discarded unless keep_worker_stderr. Yields a TagResult or a Failure per path,
+    in input order. A bad file is a Failure, never an exception. ModelError is raised by
+    this call itself, and the workers start here too (before any thread the caller starts
+    next, a progress bar's say): iterate to the end, or close() the iterator."""
+    paths = [os.fspath(path) for path in paths]
+    info = ModelInfo.read(model)
+    if not paths:
+        return iter(())
+    pool = AnalysisPool(str(info.path), min(jobs or default_jobs(), len(paths)), _max_segments(full), timeout,
+                        keep_worker_stderr)
+    return _tag_results(pool, paths, info)
+
+
+def _tag_results(pool: AnalysisPool, paths: list[str], info: ModelInfo) -> Iterator[TagResult | Failure]:
+    try:
+        for analysis in pool.analyse(paths):
+            if analysis.error:
+                yield Failure(analysis.path, analysis.error)
+            else:
+                yield TagResult(analysis.path, analysis.duration, info.model_id, info.tags, analysis.vector)
+    except BaseException:  # an error, Ctrl-C, or the caller closing the iterator early
+        pool.close(kill=True)
+        raise
+    pool.close()
+
+
+class Index:
+    """An index folder: SQLite song vectors plus an Annoy forest (see `store`).
+
+    Queries open the folder's database on first use and keep it open until `close()`;
+    `update` and `ingest` take the folder's writer lock for their whole run (a second
+    writer gets IndexBusyError), while queries keep answering from what is committed.
+    """
+
+    def __init__(self, folder: str | os.PathLike | None = None):
+        self.folder = Path(folder).expanduser() if folder else default_index_folder()
+        self._store: IndexStore | None = None
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike | None = None) -> Index:
+        """The index in `folder` (default: $QBSD_INDEX, else ~/.local/share/qbsd). Nothing
+        is read until it is used, so this never fails."""
+        return cls(folder)
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # ------------------------------------------------------------------ writing
+
+    def _write(self, rebuild: bool, fill) -> IndexSummary:
+        import time
+
+        from .store import IndexStore, writer_lock
+
+        started = time.monotonic()
+        self.close()  # a reader's cached snapshot would be stale after the update
+        with writer_lock(self.folder, wait=False):
+            if rebuild:
+                IndexStore.reset(self.folder)
+            with IndexStore(self.folder, create=True) as store:
+                summary = fill(store)
+                store.rebuild_annoy()
+                summary.songs = store.song_count()
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def update(self, folders: Iterable[str | os.PathLike], *, model: str | os.PathLike | None = None,
+               jobs: int = 0, full: bool = False, timeout: float | None = DEFAULT_TIMEOUT,
+               rebuild: bool = False, reporter: Reporter | None = None,
+               keep_worker_stderr: bool = False) -> IndexSummary:
+        """Analyse new and changed audio files under `folders`, forget deleted ones, and
+        rebuild the Annoy forest. rebuild=True starts the index afresh (after a model
+        change, or damage). Raises UsageError (a missing folder), ModelError,
+        ModelMismatchError, IndexBusyError or IndexDamagedError; bad files are recorded
+        as failures (`failures()`), reported to `reporter`, and never raised."""
+        names = [os.fspath(folder) for folder in folders]
+        if not names:
+            raise UsageError("give folders to index")
+        from .scan import check_folders
+
+        check_folders(names)
+        return self._write(rebuild, lambda store: update_from_folders(
+            store, names, model, jobs or default_jobs(), _max_segments(full), timeout, reporter,
+            keep_worker_stderr))
+
+    def ingest(self, lines: Iterable[str], source: str = "-", *, model: str | os.PathLike | None = None,
+               rebuild: bool = False, reporter: Reporter | None = None) -> IndexSummary:
+        """Store the songs of `qbsd tag --vector` JSON lines (see
+        indexing.update_from_json_lines); `source` names the lines in messages."""
+        return self._write(rebuild, lambda store: update_from_json_lines(store, lines, source, model, reporter))
+
+    # ------------------------------------------------------------------ reading
+
+    def _reader(self, need_songs: bool = True) -> IndexStore:
+        if self._store is None:
+            from .store import IndexStore
+
+            self._store = IndexStore(self.folder, create=False)
+        if need_songs and (self._store.model_id is None or self._store.song_count() == 0):
+            raise IndexMissingError(f"the index at {self.folder} holds no songs yet: run `qbsd index DIR` first")
+        return self._store
+
+    @property
+    def model_id(self) -> str | None:
+        """The model the index's vectors come from (None while it is empty)."""
+        return self._reader(need_songs=False).model_id
+
+    @property
+    def tags(self) -> list[str] | None:
+        """The vocabulary of the index's model, in vector order."""
+        return self._reader(need_songs=False).tags
+
+    def song_count(self) -> int:
+        return self._reader(need_songs=False).song_count()
+
+    def failures(self) -> list[Failure]:
+        """The files that could not be analysed, with their reasons, sorted by path bytes."""
+        return [Failure(path, reason) for path, reason in self._reader(need_songs=False).failures()]
+
+    def query_vector(self, query: str | os.PathLike | TagResult, *, model: str | os.PathLike | None = None,
+                     full: bool = False) -> tuple[np.ndarray, str | None]:
+        """(vector, path to leave out of the results) for a query: a TagResult (from
+        `tag`, or a `qbsd tag --vector` line), or an audio file, whose stored vector is
+        used when the index holds it unchanged; otherwise it is analysed with `model`."""
+        store = self._reader()
+        if isinstance(query, TagResult):
+            store.require_model(query.model_id, "the query vector")
+            vector = np.asarray(query.vector, dtype=np.float32)
+            exclude = os.path.abspath(query.path) if query.path else None
+        else:
+            path = os.fspath(query)
+            if not os.path.exists(path):
+                raise UsageError(f"{path}: no such file")
+            exclude = os.path.abspath(path)
+            info = os.stat(exclude)
+            # one indexed lookup: reading every stored path cost 0.24 s at 100k songs
+            vector = store.vector_for(exclude, info.st_size, info.st_mtime_ns)
+            if vector is None:
+                tag_model = _loaded_model(Path(model) if model else None)
+                store.require_model(tag_model.model_id, "the model in use")
+                vector = tag_model.analyse(path, _max_segments(full)).vector
+        if len(vector) != store.n_tags:
+            raise UsageError(f"query vector has {len(vector)} values, the index has {store.n_tags} tags")
+        return vector, exclude
+
+    def similar(self, query: str | os.PathLike | TagResult, top: int = 10, *, include_self: bool = False,
+                exact: bool = False, model: str | os.PathLike | None = None, full: bool = False) -> list[Match]:
+        """The `top` songs most like `query` (cosine similarity of tag vectors), best first;
+        the query song itself is left out unless include_self. exact=True scans every
+        song instead of searching the Annoy forest. Raises UsageError, AudioError,
+        ModelMismatchError, IndexMissingError or IndexDamagedError."""
+        vector, exclude = self.query_vector(query, model=model, full=full)
+        store = self._reader()
+        search = store.exact_nearest if exact else store.nearest
+        found = search(vector, top, exclude=None if include_self else exclude)
+        return [Match(rank, path, score) for rank, (path, score) in enumerate(found, 1)]
+
+    def search(self, words: str | Iterable[str], top: int = 10) -> list[Match]:
+        """The `top` songs that best fit a description (the mean of their scores for the
+        tags the words name, see vocabulary.resolve_words), best first. Raises
+        UnknownTagError (with suggestions) or IndexMissingError."""
+        store = self._reader()
+        words = words.split() if isinstance(words, str) else list(words)
+        columns = resolve_words(words, store.tags)
+        if not columns:
+            raise UsageError("no tag named: give at least one word")
+        return [Match(rank, path, score) for rank, (path, score) in enumerate(store.rank_by_tags(columns, top), 1)]

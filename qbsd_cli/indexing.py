@@ -1,0 +1,218 @@
+"""Bring an index up to date with folders of audio, or with `qbsd tag --vector` records.
+
+The caller holds the index's writer lock (`store.writer_lock`) for the whole update.
+Files are compared with what the store knows: unchanged songs are kept, files that
+failed before are not retried until their size or change time differs, deleted files
+are forgotten, and the rest are analysed in worker processes (`analysis.AnalysisPool`).
+Analysed files are committed in small batches, so a killed run loses at most about a
+second of work, and Ctrl-C keeps what was finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Iterable
+
+import numpy as np
+
+from .analysis import Analysis, AnalysisPool
+from .errors import model_mismatch
+from .model import ModelInfo
+from .scan import failure_identity, scan, under_any
+from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT
+
+if TYPE_CHECKING:
+    from .store import IndexStore
+
+#: Analysed files are committed at least this often (and every BATCH_FILES files), so a
+#: killed run loses at most this much work; SQLite commits in WAL mode cost about 1 ms.
+BATCH_SECONDS = 1.0
+BATCH_FILES = 16
+
+
+@dataclass
+class IndexSummary:
+    """What an update did. `failed` counts every failure on record under the folders (old
+    ones included); `failed_now` only those this run found."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    failed: int = 0
+    unchanged: int = 0
+    failed_now: int = 0
+    songs: int = 0            # songs in the whole index afterwards
+    seconds: float = 0.0      # wall-clock time of the update
+
+
+class Reporter:
+    """What an update tells its caller as it goes; this base class says nothing.
+
+    `start(total)` comes once the worker processes exist (a progress bar may start its
+    thread then), followed by one `advance()` per analysed file and `finish()`."""
+
+    def failure(self, path: str, reason: str) -> None:
+        """A file failed in this run (a bad file, or a bad JSON line: `path` is its place)."""
+
+    def start(self, total: int) -> None:
+        """`total` files are about to be analysed."""
+
+    def advance(self) -> None:
+        """One more file is analysed."""
+
+    def finish(self) -> None:
+        """The analysis is over (normally or not)."""
+
+
+def update_from_folders(store: IndexStore, folders: list[str], model: Path | str | None = None,
+                        jobs: int = 1, max_segments: int | None = DEFAULT_MAX_SEGMENTS,
+                        timeout: float | None = DEFAULT_TIMEOUT, reporter: Reporter | None = None,
+                        keep_stderr: bool = False) -> IndexSummary:
+    """Analyse the new and changed audio files under `folders` into `store`, and forget
+    the deleted ones (only under these folders). Raises UsageError for a missing folder,
+    ModelError, or ModelMismatchError before anything is written."""
+    reporter = reporter or Reporter()
+    found = scan(folders)
+    roots = [os.path.abspath(folder) for folder in folders]
+    known = store.known_files()
+    summary = IndexSummary()
+    gone = [path for path in known
+            if under_any(path, roots) and path not in found.files and path not in found.problems]
+    todo: dict[str, tuple[os.stat_result, bool]] = {}  # path -> (stat, was a song before)
+    for path, info in found.files.items():
+        previous = known.get(path)
+        if previous and previous.status == "ok" and (previous.size, previous.time_ns) == (info.st_size, info.st_mtime_ns):
+            summary.unchanged += 1
+        elif previous and previous.status == "failed" and (previous.size, previous.time_ns) == failure_identity(info):
+            summary.failed += 1  # failed before and unchanged since: not retried
+        else:
+            todo[path] = (info, previous is not None and previous.status == "ok")
+    new_problems = []
+    for path, problem in found.problems.items():
+        summary.failed += 1
+        previous = known.get(path)
+        if not (previous and previous.status == "failed"
+                and (previous.size, previous.time_ns) == (problem.size, problem.changed_ns)):
+            new_problems.append((path, problem))
+
+    # Check the model before writing anything: a refused run must leave the index as it was.
+    info = None
+    if todo:
+        info = ModelInfo.read(model)
+        store.bind_model(info.model_id, info.tags)
+
+    with store.transaction():
+        summary.removed = store.remove(gone) and len(gone)
+        for path, problem in new_problems:
+            summary.failed_now += 1
+            reporter.failure(path, problem.reason)
+            store.put_failure(path, problem.size, problem.changed_ns, problem.reason)
+    if todo:
+        _analyse_into(store, todo, str(info.path), jobs, max_segments, timeout, reporter, summary, keep_stderr)
+    return summary
+
+
+def _analyse_into(store: IndexStore, todo: dict[str, tuple[os.stat_result, bool]], model_path: str,
+                  jobs: int, max_segments: int | None, timeout: float | None, reporter: Reporter,
+                  summary: IndexSummary, keep_stderr: bool) -> None:
+    batch: list[tuple[Analysis, os.stat_result, bool]] = []
+    last_commit = time.monotonic()
+    # Workers are forked before the reporter may start a progress bar's thread.
+    with AnalysisPool(model_path, min(jobs, len(todo)), max_segments, timeout, keep_stderr) as pool:
+        reporter.start(len(todo))
+        try:
+            # Any order, and a None now and then while a slow file holds everything up,
+            # so that finished files are committed within BATCH_SECONDS.
+            for result in pool.analyse(list(todo), ordered=False, idle=BATCH_SECONDS):
+                if result is not None:
+                    reporter.advance()
+                    batch.append((result, *todo[result.path]))
+                if len(batch) >= BATCH_FILES or time.monotonic() - last_commit >= BATCH_SECONDS:
+                    _store_batch(store, batch, summary, reporter)
+                    batch = []
+                    last_commit = time.monotonic()
+        except BaseException as stop:
+            if not isinstance(stop, Exception):  # Ctrl-C: what was analysed is kept
+                _store_batch(store, batch, summary, reporter)
+            raise
+        finally:
+            reporter.finish()
+        _store_batch(store, batch, summary, reporter)
+
+
+def _store_batch(store: IndexStore, batch: list[tuple[Analysis, os.stat_result, bool]],
+                 summary: IndexSummary, reporter: Reporter) -> None:
+    if not batch:
+        return
+    with store.transaction():
+        for result, info, existed in batch:
+            if result.error:
+                reporter.failure(result.path, result.error)
+                size, changed = failure_identity(info)
+                store.put_failure(result.path, size, changed, result.error)
+                summary.failed += 1
+                summary.failed_now += 1
+            else:
+                store.put_song(result.path, info.st_size, info.st_mtime_ns, result.duration, result.vector)
+                if existed:
+                    summary.updated += 1
+                else:
+                    summary.added += 1
+
+
+def update_from_json_lines(store: IndexStore, lines: IO[str] | Iterable[str], source: str = "-",
+                           model: Path | str | None = None, reporter: Reporter | None = None) -> IndexSummary:
+    """Store the songs of `qbsd tag --vector` JSON lines (from the file `source`, or '-'
+    for stdin, which only names the lines in messages). A line that is not such a record
+    is a failure and the rest go on; a vector of another model than the index's is
+    ModelMismatchError, and nothing of the file is stored. An empty index takes the
+    vocabulary of `model` (default: the shipped one), which must be the vectors' model."""
+    reporter = reporter or Reporter()
+    summary = IndexSummary()
+    known = store.known_files()
+    with store.transaction():
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            where = f"{source}:{number}" if source != "-" else f"stdin line {number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            if not isinstance(record, dict) or "vector" not in record or "path" not in record:
+                reporter.failure(where, "not a `qbsd tag --vector` record (needs path, model and vector)")
+                summary.failed += 1
+                summary.failed_now += 1
+                continue
+            model_id = record.get("model")
+            if store.model_id is None:
+                info = ModelInfo.read(model)
+                if info.model_id != model_id:
+                    raise model_mismatch(f"{where}: the vector", model_id, "the model here", info.model_id)
+                store.bind_model(model_id, info.tags)
+            else:
+                store.require_model(model_id, f"{where}: the vector")
+            if len(record["vector"]) != store.n_tags:
+                reporter.failure(where, f"vector has {len(record['vector'])} values, the model has "
+                                        f"{store.n_tags} tags")
+                summary.failed += 1
+                summary.failed_now += 1
+                continue
+            path = os.path.abspath(record["path"])
+            try:
+                info = os.stat(path)
+                size, mtime = info.st_size, info.st_mtime_ns
+            except OSError:
+                size, mtime = 0, 0
+            store.put_song(path, size, mtime, float(record.get("duration", 0.0)),
+                           np.asarray(record["vector"], dtype=np.float32))
+            if path in known:
+                summary.updated += 1
+            else:
+                summary.added += 1
+    return summary
+

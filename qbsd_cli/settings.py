@@ -1,0 +1,29 @@
+"""Defaults shared by the library and the command line; light to import (no numpy)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Seconds one file may take before its worker is killed and the file fails. The
+#: default analysis (at most 2 minutes of audio) takes well under a second per file;
+#: `--full` on a very long file takes longer (about 1 s per 5 minutes of audio).
+DEFAULT_TIMEOUT = 120.0
+#: Length of the segments a file is analysed in, in seconds: the training clips' length.
+SEGMENT_SECONDS = 30.0
+#: Segments analysed per file by default (evenly spread; None would be the whole file):
+#: up to 2 minutes per song; the model card has the measurement behind it.
+DEFAULT_MAX_SEGMENTS = 4
+
+
+def default_index_folder() -> Path:
+    """$QBSD_INDEX, else $XDG_DATA_HOME/qbsd, else ~/.local/share/qbsd."""
+    if os.environ.get("QBSD_INDEX"):
+        return Path(os.environ["QBSD_INDEX"])
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(data_home) / "qbsd"
+
+
+def default_jobs() -> int:
+    """Worker processes when none are asked for: one per core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,0 +1,29 @@
+"""The song index on disk: tag vectors in SQLite, plus an Annoy forest for fast similarity.
+
+A folder holds `songs.sqlite` (songs, failures, metadata), at most one finished Annoy file
+`songs-<generation>.annoy`, and the writer lock `lock` (see `layout`). SQLite is the source
+of truth; the Annoy file is a derived, replaceable acceleration structure, and `nearest`
+stays correct when it is stale (songs added, changed or removed since it was built) or
+missing.
+
+    layout       what the folder's files are called; reset; the errors that name the folder
+    lock         writer_lock: one writer at a time
+    database     SongDatabase: songs, failures, the model, vectors, the forest's records
+    forest       Forest: the Annoy files' life (write durably, load with checks, collect)
+    ranking      top-k and unit rows, shared by the searches
+    index_store  IndexStore: the public face, and the search merging forest and fresh songs
+"""
+
+from ..errors import IndexBusyError, IndexDamagedError, IndexMissingError, ModelMismatchError, StoreError
+from .database import BUSY_TIMEOUT_S, SCHEMA_VERSION, FileState
+from .forest import ANNOY_SEED, ANNOY_TREES, MIN_SEARCH_COUNT, SEARCH_K_FACTOR
+from .index_store import IndexStore
+from .layout import ANNOY_PREFIX, ANNOY_SUFFIX, DATABASE_NAME, LOCK_NAME, TEMPORARY_SUFFIX
+from .lock import writer_lock
+
+__all__ = [
+    "ANNOY_PREFIX", "ANNOY_SEED", "ANNOY_SUFFIX", "ANNOY_TREES", "BUSY_TIMEOUT_S", "DATABASE_NAME",
+    "LOCK_NAME", "MIN_SEARCH_COUNT", "SCHEMA_VERSION", "SEARCH_K_FACTOR", "TEMPORARY_SUFFIX",
+    "FileState", "IndexBusyError", "IndexDamagedError", "IndexMissingError", "IndexStore",
+    "ModelMismatchError", "StoreError", "writer_lock",
+]

@@ -1,0 +1,1 @@
+"""Training, datasets, networks, export and evaluation: the `train` extra. Never imported at run time."""
