@@ -59,35 +59,126 @@ SEGMENT_SECONDS = 30.0
 MAX_SEGMENTS = 4  # qbsd's default: at most four 30 s segments per file
 LOADED_BY = "scratch/cv.py"
 
-SUMMARY = re.compile(r"^added (\d+), updated (\d+), removed (\d+), failed (\d+), unchanged (\d+); "
-                     r"(\d+) songs in .*; ([\d.]+) s$", re.MULTILINE)
+SUMMARY = re.compile(
+    r"^added (\d+), updated (\d+), removed (\d+), failed (\d+), unchanged (\d+); "
+    r"(\d+) songs in .*; ([\d.]+) s$",
+    re.MULTILINE,
+)
 
 # Names for folders and files: spaces, quotes, shell metacharacters, scripts, emoji.
 ARTISTS = [
-    "Les Étoiles", "Sigur Rós", "坂本 龍一", "Motörhead", "Guns N' Roses", 'The "Quoted" Band',
-    "Кино", "عمرو دياب", "Björk & Friends", "$(echo hi) `tick`", "back\\slash", "a%20b #1",
-    "emoji 🎵🎸", "Ωmega Ψ", "ＦＵＬＬＷＩＤＴＨ", "  leading spaces", "trailing space ", "-dash first",
-    "semi;colon", "dots.in.name", "Ünïcödé Çafé", "मधुर", "!!! (Chk Chk Chk)", "'single'",
+    "Les Étoiles",
+    "Sigur Rós",
+    "坂本 龍一",
+    "Motörhead",
+    "Guns N' Roses",
+    'The "Quoted" Band',
+    "Кино",
+    "عمرو دياب",
+    "Björk & Friends",
+    "$(echo hi) `tick`",
+    "back\\slash",
+    "a%20b #1",
+    "emoji 🎵🎸",
+    "Ωmega Ψ",
+    "ＦＵＬＬＷＩＤＴＨ",
+    "  leading spaces",
+    "trailing space ",
+    "-dash first",
+    "semi;colon",
+    "dots.in.name",
+    "Ünïcödé Çafé",
+    "मधुर",
+    "!!! (Chk Chk Chk)",
+    "'single'",
 ]
-ALBUMS = ["Greatest Hits", "Live at the \"Apollo\"", "Demos (1999)", "B-Sides & Rarities", "Disc 1",
-          "第一张专辑", "Été", "[Remastered]", "{braces}", "O'Brien Sessions", "Vol. 2", "untitled"]
-TITLES = ["Song", "Intro", "Don't Stop", "“Curly” quotes", "Señorita", "naïve café", "日本の歌",
-          "Ça va?", "50% off", "A+B=C", "tab\there", "Smile :)", "Prélude", "Ünder Prëssure",
-          "What's \"this\"?", "Ёлка", "Zoë", "fin."]
+ALBUMS = [
+    "Greatest Hits",
+    'Live at the "Apollo"',
+    "Demos (1999)",
+    "B-Sides & Rarities",
+    "Disc 1",
+    "第一张专辑",
+    "Été",
+    "[Remastered]",
+    "{braces}",
+    "O'Brien Sessions",
+    "Vol. 2",
+    "untitled",
+]
+TITLES = [
+    "Song",
+    "Intro",
+    "Don't Stop",
+    "“Curly” quotes",
+    "Señorita",
+    "naïve café",
+    "日本の歌",
+    "Ça va?",
+    "50% off",
+    "A+B=C",
+    "tab\there",
+    "Smile :)",
+    "Prélude",
+    "Ünder Prëssure",
+    'What\'s "this"?',
+    "Ёлка",
+    "Zoë",
+    "fin.",
+]
 
 # Good files: (kind, weight). "copy" keeps the clip's MP3 bytes; the others re-encode.
-GOOD_KINDS = [("copy", 0.30), ("flac", 0.15), ("wav", 0.10), ("wav-44k-stereo-float", 0.03),
-              ("ogg", 0.13), ("mp3-44k-stereo", 0.17), ("concat", 0.07), ("mp3-cut-half", 0.01),
-              ("flac-upper-ext", 0.02), ("hidden-copy", 0.02)]
+GOOD_KINDS = [
+    ("copy", 0.30),
+    ("flac", 0.15),
+    ("wav", 0.10),
+    ("wav-44k-stereo-float", 0.03),
+    ("ogg", 0.13),
+    ("mp3-44k-stereo", 0.17),
+    ("concat", 0.07),
+    ("mp3-cut-half", 0.01),
+    ("flac-upper-ext", 0.02),
+    ("hidden-copy", 0.02),
+]
 # Bad files, in the order they are handed out (then repeated).
-BAD_KINDS = ["empty", "truncated-mp3", "random-bytes", "text-as-mp3", "wav-header-only",
-             "random-bytes", "truncated-mp3", "empty"]
+BAD_KINDS = [
+    "empty",
+    "truncated-mp3",
+    "random-bytes",
+    "text-as-mp3",
+    "wav-header-only",
+    "random-bytes",
+    "truncated-mp3",
+    "empty",
+]
 RANDOM_EXTS = [".mp3", ".flac", ".ogg", ".wav", ".opus", ".aiff", ".m4a"]
-EXT_OF = {"copy": ".mp3", "flac": ".flac", "wav": ".wav", "wav-44k-stereo-float": ".wav",
-          "ogg": ".ogg", "mp3-44k-stereo": ".mp3", "mp3-cut-half": ".mp3",
-          "flac-upper-ext": ".FLAC", "hidden-copy": ".mp3"}
-AUDIO_EXTS = {".mp3", ".flac", ".ogg", ".oga", ".opus", ".wav", ".wave", ".aif", ".aiff", ".aifc",
-              ".m4a", ".aac", ".wma", ".mp4"}
+EXT_OF = {
+    "copy": ".mp3",
+    "flac": ".flac",
+    "wav": ".wav",
+    "wav-44k-stereo-float": ".wav",
+    "ogg": ".ogg",
+    "mp3-44k-stereo": ".mp3",
+    "mp3-cut-half": ".mp3",
+    "flac-upper-ext": ".FLAC",
+    "hidden-copy": ".mp3",
+}
+AUDIO_EXTS = {
+    ".mp3",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".wav",
+    ".wave",
+    ".aif",
+    ".aiff",
+    ".aifc",
+    ".m4a",
+    ".aac",
+    ".wma",
+    ".mp4",
+}
 
 
 def log(message: str) -> None:
@@ -101,6 +192,7 @@ def display(path: str) -> str:
 
 
 # --------------------------------------------------------------------------- writing audio
+
 
 @functools.lru_cache(maxsize=64)
 def _clip(path: str) -> tuple[np.ndarray, int]:
@@ -137,7 +229,7 @@ def _sf_write(name: str, data: np.ndarray, rate: int, fmt: str, subtype: str) ->
     channels = 1 if data.ndim == 1 else data.shape[1]
     with soundfile.SoundFile(name, "w", rate, channels, subtype=subtype, format=fmt) as handle:
         for start in range(0, len(data), 1 << 16):
-            handle.write(data[start:start + (1 << 16)])
+            handle.write(data[start : start + (1 << 16)])
 
 
 def write_audio(target: bytes, encoding: str, sources: list[str], seconds: float | None = None) -> int:
@@ -201,6 +293,7 @@ def run_writes(tasks: list[tuple], jobs: int) -> None:
 
 # --------------------------------------------------------------------------- the library
 
+
 class Library:
     """The generated folder and what each entry in it is expected to be.
 
@@ -227,11 +320,11 @@ class Library:
         root = os.fsencode(str(self.root))
         self.folders = [root]
         specials = [
-            "Café".encode(),                                           # NFC
-            unicodedata.normalize("NFD", "Café").encode(),             # NFD: a different folder
+            "Café".encode(),  # NFC
+            unicodedata.normalize("NFD", "Café").encode(),  # NFD: a different folder
             b"Latin-1 caf\xe9 (not UTF-8)",
-            "new\nline folder".encode(),
-            "a/b".replace("/", "\u2215").encode(),                     # division slash
+            b"new\nline folder",
+            "a/b".replace("/", "\u2215").encode(),  # division slash
             ("deep/" * 6).rstrip("/").encode(),
         ]
         for special in specials:
@@ -242,7 +335,7 @@ class Library:
             if depth >= 2:
                 parts.append(self._pick(ALBUMS))
             if depth >= 3:
-                parts.append(self._pick(["CD 1", "CD 2", "extras", "Bonus \"tracks\"", "ボーナス"]))
+                parts.append(self._pick(["CD 1", "CD 2", "extras", 'Bonus "tracks"', "ボーナス"]))
             if depth >= 4:
                 parts.append(self._pick(["old", "new", "misc ☂"]))
             self.folders.append(os.path.join(root, *[p.encode() for p in parts]))
@@ -297,16 +390,15 @@ class Library:
         for number, song in enumerate(songs):
             link = os.path.join(os.fsencode(str(self.root)), b"link to song %d.mp3" % number)
             os.symlink(os.fsencode(song), link)
-            self.good[os.fsdecode(link)] = {"kind": "symlink-to-song", "encoding": "link",
-                                            "seconds": CLIP_SECONDS}
-        target = max(self.folders[1:], key=lambda f: sum(
-            1 for p in self.good if os.fsencode(p).startswith(f + b"/")))
+            self.good[os.fsdecode(link)] = {"kind": "symlink-to-song", "encoding": "link", "seconds": CLIP_SECONDS}
+        target = max(self.folders[1:], key=lambda f: sum(1 for p in self.good if os.fsencode(p).startswith(f + b"/")))
         os.symlink(target, os.path.join(os.fsencode(str(self.root)), b"linked folder (not followed)"))
 
     def add_ignored(self) -> None:
         """Files qbsd must not look at: no audio extension."""
-        for index, name in enumerate([b"cover.jpg", b"notes.txt", b".DS_Store", b"song.mp3.part",
-                                      b"playlist.m3u", b"README", b"track.mp3.bak"]):
+        for index, name in enumerate(
+            [b"cover.jpg", b"notes.txt", b".DS_Store", b"song.mp3.part", b"playlist.m3u", b"README", b"track.mp3.bak"]
+        ):
             folder = self.folders[index % len(self.folders)]
             with open(os.path.join(folder, name), "wb") as handle:
                 handle.write(self.rng.integers(0, 256, 500, dtype=np.uint8).tobytes())
@@ -351,7 +443,7 @@ class Library:
             for path, kind in specials[:count]:
                 self.bad[os.fsdecode(path)] = kind
                 made += 1
-        kinds = BAD_KINDS[self.counter % len(BAD_KINDS):] + BAD_KINDS
+        kinds = BAD_KINDS[self.counter % len(BAD_KINDS) :] + BAD_KINDS
         index = 0
         while made < count:
             kind = kinds[index % len(kinds)]
@@ -386,6 +478,7 @@ class Library:
 
 # --------------------------------------------------------------------------- running qbsd
 
+
 class Qbsd:
     def __init__(self, home: Path):
         executable = shutil.which("qbsd")
@@ -404,20 +497,23 @@ class Qbsd:
         out_path, err_path = self.home / "stdout.txt", self.home / "stderr.txt"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             started = time.perf_counter()
-            child = subprocess.Popen(self.command + list(args), stdout=out, stderr=err,
-                                     stdin=subprocess.DEVNULL, env=self.env, cwd=self.home)
+            child = subprocess.Popen(
+                self.command + list(args), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self.env, cwd=self.home
+            )
             _pid, status, usage = os.wait4(child.pid, 0)
             wall = time.perf_counter() - started
-        return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
-                "code": os.waitstatus_to_exitcode(status),
-                "stdout": out_path.read_bytes().decode("utf-8", "replace"),
-                "stderr": err_path.read_bytes().decode("utf-8", "replace")}
+        return {
+            "wall": wall,
+            "cpu": usage.ru_utime + usage.ru_stime,
+            "code": os.waitstatus_to_exitcode(status),
+            "stdout": out_path.read_bytes().decode("utf-8", "replace"),
+            "stderr": err_path.read_bytes().decode("utf-8", "replace"),
+        }
 
 
 def parse_summary(stderr: str) -> dict | None:
-    match = None
-    for match in SUMMARY.finditer(stderr):
-        pass
+    matches = list(SUMMARY.finditer(stderr))
+    match = matches[-1] if matches else None
     if match is None:
         return None
     keys = ["added", "updated", "removed", "failed", "unchanged", "songs"]
@@ -428,6 +524,7 @@ def parse_summary(stderr: str) -> dict | None:
 
 
 # --------------------------------------------------------------------------- checks
+
 
 class Checks:
     def __init__(self):
@@ -483,37 +580,51 @@ def verify_store(checks: Checks, stage: str, library: Library, index: Path, erro
     stored_ok = {p for p, (_s, _m, status) in known.items() if status == "ok"}
     stored_failed = {p for p, (_s, _m, status) in known.items() if status == "failed"}
     good, bad = set(library.good), set(library.bad)
-    checks.add(stage, "stored songs == good audio files on disk",
-               stored_ok == good, _difference("store", stored_ok, "disk", good))
-    stale = [p for p in stored_ok & good
-             if (os.stat(p).st_size, os.stat(p).st_mtime_ns) != known[p][:2]]
-    checks.add(stage, "stored size and mtime == the file's, for every song", not stale,
-               f"{len(stale)} stale ({_sample(stale)})" if stale else f"{len(stored_ok & good)} match")
-    checks.add(stage, "stored failures == bad files", stored_failed == bad,
-               _difference("store", stored_failed, "disk", bad))
-    checks.add(stage, "song_count() == number of good files", state["songs"] == len(good),
-               f"{state['songs']} vs {len(good)}")
+    checks.add(
+        stage,
+        "stored songs == good audio files on disk",
+        stored_ok == good,
+        _difference("store", stored_ok, "disk", good),
+    )
+    stale = [p for p in stored_ok & good if (os.stat(p).st_size, os.stat(p).st_mtime_ns) != known[p][:2]]
+    checks.add(
+        stage,
+        "stored size and mtime == the file's, for every song",
+        not stale,
+        f"{len(stale)} stale ({_sample(stale)})" if stale else f"{len(stored_ok & good)} match",
+    )
+    checks.add(
+        stage, "stored failures == bad files", stored_failed == bad, _difference("store", stored_failed, "disk", bad)
+    )
+    checks.add(
+        stage, "song_count() == number of good files", state["songs"] == len(good), f"{state['songs']} vs {len(good)}"
+    )
     listed = []
     for line in errors_run["stdout"].splitlines():
         if line.strip():
             listed.append(json.loads(line)["path"])
     expected = sorted(display(p) for p in bad)
-    checks.add(stage, "`qbsd index --errors` lists exactly the bad files",
-               errors_run["code"] == 0 and sorted(listed) == expected and len(listed) == len(set(listed)),
-               _difference("--errors", set(listed), "bad files", set(expected))
-               + (f"; exit {errors_run['code']}" if errors_run["code"] else ""))
+    checks.add(
+        stage,
+        "`qbsd index --errors` lists exactly the bad files",
+        errors_run["code"] == 0 and sorted(listed) == expected and len(listed) == len(set(listed)),
+        _difference("--errors", set(listed), "bad files", set(expected))
+        + (f"; exit {errors_run['code']}" if errors_run["code"] else ""),
+    )
     return state
 
 
 def check_summary(checks: Checks, stage: str, run: dict, expected: dict, code: int) -> None:
     summary = run["summary"]
-    if not checks.add(stage, "summary line printed", summary is not None,
-                      "" if summary else run["stderr"][-500:]):
+    if not checks.add(stage, "summary line printed", summary is not None, "" if summary else run["stderr"][-500:]):
         return
     got = {k: summary[k] for k in expected}
-    checks.add(stage, "summary counts as expected", got == expected,
-               ", ".join(f"{k} {got[k]}" + ("" if got[k] == v else f" (expected {v})")
-                         for k, v in expected.items()))
+    checks.add(
+        stage,
+        "summary counts as expected",
+        got == expected,
+        ", ".join(f"{k} {got[k]}" + ("" if got[k] == v else f" (expected {v})") for k, v in expected.items()),
+    )
     checks.add(stage, f"exit status {code}", run["code"] == code, f"exit {run['code']}")
 
 
@@ -522,6 +633,7 @@ def count_error_lines(stderr: str) -> int:
 
 
 # --------------------------------------------------------------------------- the machine
+
 
 def loaded_by_others() -> list[str]:
     try:
@@ -543,10 +655,12 @@ def cpu_model() -> str:
 
 def git_state() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "qbsd_cli"], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "qbsd_cli"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         return "unknown"
     return head + (" + uncommitted changes in qbsd_cli/" if dirty else "")
@@ -558,20 +672,22 @@ def analysed_seconds(descriptions) -> float:
 
 # --------------------------------------------------------------------------- the benchmark
 
+
 def mutate(library: Library, n_add: int, n_change: int, n_delete: int, jobs: int) -> dict:
     """Add, change, delete; a few songs turned bad, bad files mended, bad files deleted and
     added, a few songs renamed. Returns the expected summary counts of the next run."""
     rng = library.rng
     regular_good = sorted(p for p, d in library.good.items() if d["kind"] != "symlink-to-song")
-    linked = {os.fsdecode(os.path.realpath(os.fsencode(p))) for p, d in library.good.items()
-              if d["kind"] == "symlink-to-song"}
+    linked = {
+        os.fsdecode(os.path.realpath(os.fsencode(p))) for p, d in library.good.items() if d["kind"] == "symlink-to-song"
+    }
+
     # A whole folder goes (with any bad entries in it): a leaf folder of 2-15 songs, none of
     # them the target of a link; its songs count among the n_delete deleted ones.
     def inside(path: str, folder: bytes) -> bool:
         return os.fsencode(path).startswith(folder + b"/")
 
-    leaves = [f for f in library.folders[1:]
-              if not any(g != f and g.startswith(f + b"/") for g in library.folders)]
+    leaves = [f for f in library.folders[1:] if not any(g != f and g.startswith(f + b"/") for g in library.folders)]
     gone_folder, gone_good, gone_bad = None, [], []
     for folder in sorted(leaves, key=lambda f: (len(f), f)):
         songs = [p for p in library.good if inside(p, folder)]
@@ -589,11 +705,11 @@ def mutate(library: Library, n_add: int, n_change: int, n_delete: int, jobs: int
     candidates = [p for p in regular_good if p not in linked and p in library.good]
     order = [candidates[i] for i in rng.permutation(len(candidates))]
     n_spoil, n_rename = 3, 5
-    deleted = order[:n_delete - len(gone_good)]
-    rest = order[len(deleted):]
+    deleted = order[: n_delete - len(gone_good)]
+    rest = order[len(deleted) :]
     changed = rest[:n_change]
-    spoiled = rest[n_change:n_change + n_spoil]
-    renamed = rest[n_change + n_spoil:n_change + n_spoil + n_rename]
+    spoiled = rest[n_change : n_change + n_spoil]
+    renamed = rest[n_change + n_spoil : n_change + n_spoil + n_rename]
 
     for path in deleted:
         os.unlink(path)
@@ -623,9 +739,11 @@ def mutate(library: Library, n_add: int, n_change: int, n_delete: int, jobs: int
         os.rename(raw, target)
         library.good[os.fsdecode(target)] = library.good.pop(path)
     # bad files: a few mended (valid audio written over them), a few deleted, a few added
-    regular_bad = sorted(p for p, kind in library.bad.items()
-                         if kind in BAD_KINDS and os.path.splitext(p)[1].lower() in
-                         (".mp3", ".flac", ".wav", ".ogg"))
+    regular_bad = sorted(
+        p
+        for p, kind in library.bad.items()
+        if kind in BAD_KINDS and os.path.splitext(p)[1].lower() in (".mp3", ".flac", ".wav", ".ogg")
+    )
     mended = regular_bad[:3]
     bad_deleted = regular_bad[3:6]
     tasks = []
@@ -642,8 +760,7 @@ def mutate(library: Library, n_add: int, n_change: int, n_delete: int, jobs: int
     n_new_bad = 3
     library.add_bad(n_new_bad, structural=False)
     # new songs: most into existing folders, some into a new nested folder
-    new_folder = os.path.join(os.fsencode(str(library.root)), "Added Later".encode(),
-                              "Ärtist \"New\"".encode(), b"2024")
+    new_folder = os.path.join(os.fsencode(str(library.root)), b"Added Later", 'Ärtist "New"'.encode(), b"2024")
     os.makedirs(new_folder)
     library.folders.append(new_folder)
     in_new_folder = min(10, n_add // 3)
@@ -655,11 +772,18 @@ def mutate(library: Library, n_add: int, n_change: int, n_delete: int, jobs: int
         "removed": n_delete + n_rename + len(bad_deleted) + len(gone_bad),
         "failed": len(library.bad),
         "unchanged": len(library.good) - n_add - n_rename - len(mended) - n_change,
-        "_detail": {"added": n_add, "changed": n_change, "deleted": n_delete,
-                    "of them in a deleted folder": len(gone_good),
-                    "bad entries in that folder": len(gone_bad), "spoiled": n_spoil,
-                    "renamed": n_rename, "mended": len(mended), "bad deleted": len(bad_deleted),
-                    "bad added": n_new_bad},
+        "_detail": {
+            "added": n_add,
+            "changed": n_change,
+            "deleted": n_delete,
+            "of them in a deleted folder": len(gone_good),
+            "bad entries in that folder": len(gone_bad),
+            "spoiled": n_spoil,
+            "renamed": n_rename,
+            "mended": len(mended),
+            "bad deleted": len(bad_deleted),
+            "bad added": n_new_bad,
+        },
     }
 
 
@@ -668,8 +792,10 @@ def run_index(qbsd: Qbsd, library: Library, index: Path, label: str) -> dict:
     run = qbsd.run("index", str(library.root), "--index", str(index))
     run["summary"] = parse_summary(run["stderr"])
     run["error_lines"] = count_error_lines(run["stderr"])
-    log(f"{label}: {run['wall']:.1f} s wall, exit {run['code']}: "
-        f"{run['summary']['line'] if run['summary'] else run['stderr'][-300:]}")
+    log(
+        f"{label}: {run['wall']:.1f} s wall, exit {run['code']}: "
+        f"{run['summary']['line'] if run['summary'] else run['stderr'][-300:]}"
+    )
     return run
 
 
@@ -677,8 +803,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=2000, help="good audio files (default 2000)")
     parser.add_argument("--bad", type=int, default=40, help="bad entries mixed in (default 40)")
-    parser.add_argument("--changes", type=int, default=50,
-                        help="files added, changed and deleted each before the second run (default 50)")
+    parser.add_argument(
+        "--changes",
+        type=int,
+        default=50,
+        help="files added, changed and deleted each before the second run (default 50)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "LOAD.md")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--clips", type=Path, default=CLIPS_DIR)
@@ -706,8 +836,7 @@ def main() -> int:
         (home / "staging").mkdir()
         _set_staging(os.fsencode(str(home / "staging")))
         qbsd = Qbsd(home)
-        facts["qbsd"] = " ".join(Path(qbsd.command[0]).name if i == 0 else part
-                                 for i, part in enumerate(qbsd.command))
+        facts["qbsd"] = " ".join(Path(qbsd.command[0]).name if i == 0 else part for i, part in enumerate(qbsd.command))
         library = Library(root, clips, args.seed)
 
         log(f"building a library of {args.files} songs and {args.bad} bad entries in {root}")
@@ -724,29 +853,44 @@ def main() -> int:
         facts["bad_kinds"] = collections.Counter(library.bad.values())
         facts["good"], facts["bad"] = len(library.good), len(library.bad)
         facts["library_seconds"] = sum(d["seconds"] for d in library.good.values())
-        log(f"built in {facts['build_seconds']:.0f} s: {facts['good']} songs, {facts['bad']} bad, "
-            f"{facts['bytes'] / 1e6:.0f} MB in {facts['folders']} folders")
+        log(
+            f"built in {facts['build_seconds']:.0f} s: {facts['good']} songs, {facts['bad']} bad, "
+            f"{facts['bytes'] / 1e6:.0f} MB in {facts['folders']} folders"
+        )
 
         stage = "build"
         regular, other = library.walk()
-        checks.add(stage, "the folder holds exactly the intended files (independent walk)",
-                   regular == set(library.good) | {p for p, k in library.bad.items() if os.path.isfile(p)}
-                   and other == {p for p in library.bad if not os.path.isfile(p)},
-                   f"{len(regular)} regular audio-named files, {len(other)} other audio-named entries")
+        checks.add(
+            stage,
+            "the folder holds exactly the intended files (independent walk)",
+            regular == set(library.good) | {p for p, k in library.bad.items() if os.path.isfile(p)}
+            and other == {p for p in library.bad if not os.path.isfile(p)},
+            f"{len(regular)} regular audio-named files, {len(other)} other audio-named entries",
+        )
 
         # ---- 1. first index
         stage = "1: first index"
         run = runs[stage] = run_index(qbsd, library, index, stage)
         run["songs_analysed"] = len(library.good) + sum(1 for p in library.bad if os.path.isfile(p))
         run["analysed_seconds"] = analysed_seconds(library.good.values())
-        check_summary(checks, stage, run, {"added": len(library.good), "updated": 0, "removed": 0,
-                                           "failed": len(library.bad), "unchanged": 0}, code=1)
-        checks.add(stage, "one `qbsd: PATH: reason` line per bad file on stderr",
-                   run["error_lines"] == len(library.bad), f"{run['error_lines']} lines, {len(library.bad)} bad")
+        check_summary(
+            checks,
+            stage,
+            run,
+            {"added": len(library.good), "updated": 0, "removed": 0, "failed": len(library.bad), "unchanged": 0},
+            code=1,
+        )
+        checks.add(
+            stage,
+            "one `qbsd: PATH: reason` line per bad file on stderr",
+            run["error_lines"] == len(library.bad),
+            f"{run['error_lines']} lines, {len(library.bad)} bad",
+        )
         errors = qbsd.run("index", "--errors", "--index", str(index))
         state = verify_store(checks, stage, library, index, errors)
         facts["reasons"] = collections.Counter(
-            re.sub(r"\d+(\.\d+)?", "N", reason) for reason in state["failures"].values())
+            re.sub(r"\d+(\.\d+)?", "N", reason) for reason in state["failures"].values()
+        )
 
         # ---- 2. add, change, delete, re-index
         stage = "2: after changes"
@@ -754,12 +898,17 @@ def main() -> int:
         expected = mutate(library, changes, changes, changes, jobs)
         facts["mutation"] = expected.pop("_detail")
         run = runs[stage] = run_index(qbsd, library, index, stage)
-        run["songs_analysed"] = expected["added"] + expected["updated"] + facts["mutation"]["spoiled"] \
-            + facts["mutation"]["bad added"]
+        run["songs_analysed"] = (
+            expected["added"] + expected["updated"] + facts["mutation"]["spoiled"] + facts["mutation"]["bad added"]
+        )
         check_summary(checks, stage, run, expected, code=1)
         new_failures = facts["mutation"]["spoiled"] + facts["mutation"]["bad added"]
-        checks.add(stage, "an error line for each new failure only",
-                   run["error_lines"] == new_failures, f"{run['error_lines']} lines, {new_failures} new failures")
+        checks.add(
+            stage,
+            "an error line for each new failure only",
+            run["error_lines"] == new_failures,
+            f"{run['error_lines']} lines, {new_failures} new failures",
+        )
         errors = qbsd.run("index", "--errors", "--index", str(index))
         state = verify_store(checks, stage, library, index, errors)
 
@@ -772,17 +921,34 @@ def main() -> int:
             walls.append(run["wall"])
             if attempt == 0:
                 runs[stage] = run
-                check_summary(checks, stage, run, {"added": 0, "updated": 0, "removed": 0,
-                                                   "failed": len(library.bad),
-                                                   "unchanged": len(library.good)}, code=0)
-                checks.add(stage, "no error lines (old failures are not retried)",
-                           run["error_lines"] == 0, f"{run['error_lines']} lines")
+                check_summary(
+                    checks,
+                    stage,
+                    run,
+                    {
+                        "added": 0,
+                        "updated": 0,
+                        "removed": 0,
+                        "failed": len(library.bad),
+                        "unchanged": len(library.good),
+                    },
+                    code=0,
+                )
+                checks.add(
+                    stage,
+                    "no error lines (old failures are not retried)",
+                    run["error_lines"] == 0,
+                    f"{run['error_lines']} lines",
+                )
         runs[stage]["walls"] = walls
         runs[stage]["songs_analysed"] = 0
         after = read_store(index)
-        checks.add(stage, "nothing analysed or written: song revision unchanged after 3 runs",
-                   after["rev"] == before["rev"] and after["known"] == before["known"],
-                   f"song_rev {before['rev']} -> {after['rev']}")
+        checks.add(
+            stage,
+            "nothing analysed or written: song revision unchanged after 3 runs",
+            after["rev"] == before["rev"] and after["known"] == before["known"],
+            f"song_rev {before['rev']} -> {after['rev']}",
+        )
         errors = qbsd.run("index", "--errors", "--index", str(index))
         verify_store(checks, stage, library, index, errors)
 
@@ -791,15 +957,22 @@ def main() -> int:
         query = sorted(p for p, d in library.good.items() if d["kind"] == "copy")[0]
         similar = qbsd.run("similar", query, "--top", "10", "--index", str(index), "--format", "json")
         hits = [json.loads(line) for line in similar["stdout"].splitlines() if line.strip()]
-        checks.add(stage, "`qbsd similar` gives 10 library songs",
-                   similar["code"] == 0 and len(hits) == 10
-                   and all(h["path"] in {display(p) for p in library.good} for h in hits),
-                   f"exit {similar['code']}, {len(hits)} results, {similar['wall']:.2f} s")
+        checks.add(
+            stage,
+            "`qbsd similar` gives 10 library songs",
+            similar["code"] == 0
+            and len(hits) == 10
+            and all(h["path"] in {display(p) for p in library.good} for h in hits),
+            f"exit {similar['code']}, {len(hits)} results, {similar['wall']:.2f} s",
+        )
         search = qbsd.run("search", "calm", "--top", "10", "--index", str(index), "--format", "json")
         hits = [json.loads(line) for line in search["stdout"].splitlines() if line.strip()]
-        checks.add(stage, "`qbsd search calm` gives 10 library songs",
-                   search["code"] == 0 and len(hits) == 10, f"exit {search['code']}, {len(hits)} results, "
-                                                             f"{search['wall']:.2f} s")
+        checks.add(
+            stage,
+            "`qbsd search calm` gives 10 library songs",
+            search["code"] == 0 and len(hits) == 10,
+            f"exit {search['code']}, {len(hits)} results, {search['wall']:.2f} s",
+        )
         facts["query_walls"] = (similar["wall"], search["wall"])
     finally:
         if args.keep:
@@ -807,9 +980,15 @@ def main() -> int:
         else:
             shutil.rmtree(home, ignore_errors=True)
 
-    facts.update(load_start=load_start, load_end=os.getloadavg(), others_start=others_start,
-                 others_end=loaded_by_others(), total_minutes=(time.time() - started) / 60,
-                 jobs=jobs, changes=changes)
+    facts.update(
+        load_start=load_start,
+        load_end=os.getloadavg(),
+        others_start=others_start,
+        others_end=loaded_by_others(),
+        total_minutes=(time.time() - started) / 60,
+        jobs=jobs,
+        changes=changes,
+    )
     report = render(args, facts, runs, checks)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report, encoding="utf-8")
@@ -819,11 +998,15 @@ def main() -> int:
 
 # --------------------------------------------------------------------------- the report
 
+
 def render(args, facts: dict, runs: dict, checks: Checks) -> str:
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     loaded = bool(facts["others_start"] or facts["others_end"])
-    command = "python benchmarks/load.py" + (f" --files {args.files}" if args.files != 2000 else "") \
+    command = (
+        "python benchmarks/load.py"
+        + (f" --files {args.files}" if args.files != 2000 else "")
         + (f" --bad {args.bad}" if args.bad != 40 else "")
+    )
     lines = [
         "# qbsd under load: indexing a messy library",
         "",
@@ -842,10 +1025,15 @@ def render(args, facts: dict, runs: dict, checks: Checks) -> str:
         "",
     ]
     if loaded:
-        lines += ["> **The machine was loaded**: cross-validation (`scratch/cv.py`) was using its cores "
-                  "throughout, so wall times are pessimistic (compare wall with CPU time).", ""]
+        lines += [
+            "> **The machine was loaded**: cross-validation (`scratch/cv.py`) was using its cores "
+            "throughout, so wall times are pessimistic (compare wall with CPU time).",
+            "",
+        ]
     kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(facts["kinds"].items(), key=lambda kv: -kv[1]))
-    bad_kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(facts["bad_kinds"].items(), key=lambda kv: -kv[1]))
+    bad_kinds = ", ".join(
+        f"{kind} {count}" for kind, count in sorted(facts["bad_kinds"].items(), key=lambda kv: -kv[1])
+    )
     lines += [
         "## The library",
         "",
@@ -881,28 +1069,50 @@ def render(args, facts: dict, runs: dict, checks: Checks) -> str:
         rate = run["songs_analysed"] / run["wall"] if run["songs_analysed"] else 0
         wall = f"{run['wall']:.1f}"
         if "walls" in run:
-            wall = f"{statistics.median(run['walls']):.2f} (median of {len(run['walls'])}: " \
-                   + ", ".join(f"{w:.2f}" for w in run["walls"]) + ")"
-        lines.append(f"| {name} | {run['songs_analysed']} | {wall} | {run['cpu']:.1f} | "
-                     f"{summary['seconds'] if summary else '?'} | {rate:.1f} | {run['code']} | "
-                     f"`{summary['line'] if summary else 'no summary'}` |")
+            wall = (
+                f"{statistics.median(run['walls']):.2f} (median of {len(run['walls'])}: "
+                + ", ".join(f"{w:.2f}" for w in run["walls"])
+                + ")"
+            )
+        lines.append(
+            f"| {name} | {run['songs_analysed']} | {wall} | {run['cpu']:.1f} | "
+            f"{summary['seconds'] if summary else '?'} | {rate:.1f} | {run['code']} | "
+            f"`{summary['line'] if summary else 'no summary'}` |"
+        )
     first = runs.get("1: first index")
     if first and first.get("analysed_seconds"):
-        lines += ["", f"First run: {first['analysed_seconds'] / 3600:.1f} h of audio analysed "
-                      f"(at most 4 x 30 s per file) in {first['wall']:.0f} s = "
-                      f"{first['analysed_seconds'] / first['wall']:.0f}x realtime on {facts['jobs']} "
-                      f"busy cores."]
+        lines += [
+            "",
+            f"First run: {first['analysed_seconds'] / 3600:.1f} h of audio analysed "
+            f"(at most 4 x 30 s per file) in {first['wall']:.0f} s = "
+            f"{first['analysed_seconds'] / first['wall']:.0f}x realtime on {facts['jobs']} "
+            f"busy cores.",
+        ]
     if "query_walls" in facts:
-        lines += ["", f"`qbsd similar SONG --top 10`: {facts['query_walls'][0]:.2f} s; `qbsd search calm "
-                      f"--top 10`: {facts['query_walls'][1]:.2f} s (whole processes)."]
-    lines += ["", "## Failures reported by `qbsd index --errors`", "",
-              "| reason (numbers as N) | files |", "|---|---:|"]
+        lines += [
+            "",
+            f"`qbsd similar SONG --top 10`: {facts['query_walls'][0]:.2f} s; `qbsd search calm "
+            f"--top 10`: {facts['query_walls'][1]:.2f} s (whole processes).",
+        ]
+    lines += [
+        "",
+        "## Failures reported by `qbsd index --errors`",
+        "",
+        "| reason (numbers as N) | files |",
+        "|---|---:|",
+    ]
     for reason, count in sorted(facts.get("reasons", {}).items(), key=lambda kv: -kv[1]):
         lines.append(f"| {reason} | {count} |")
     passed = len(checks.rows) - checks.failed
-    lines += ["", "## Checks", "",
-              f"**{passed} of {len(checks.rows)} passed**" + (f", **{checks.failed} failed**" if checks.failed else "") + ".",
-              "", "| stage | check | result | detail |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Checks",
+        "",
+        f"**{passed} of {len(checks.rows)} passed**" + (f", **{checks.failed} failed**" if checks.failed else "") + ".",
+        "",
+        "| stage | check | result | detail |",
+        "|---|---|---|---|",
+    ]
     for stage, name, ok, detail in checks.rows:
         detail = detail.replace("|", "\\|").replace("\n", "\\n")
         lines.append(f"| {stage} | {name} | {'pass' if ok else '**FAIL**'} | {detail} |")

@@ -22,6 +22,5 @@ child = subprocess.Popen(command)
 _pid, status, usage = os.wait4(child.pid, 0)
 wall = time.perf_counter() - started
 with open(out, "w") as handle:
-    json.dump({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
-               "maxrss_mb": usage.ru_maxrss / 1024.0}, handle)
+    json.dump({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "maxrss_mb": usage.ru_maxrss / 1024.0}, handle)
 sys.exit(os.waitstatus_to_exitcode(status))

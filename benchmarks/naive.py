@@ -37,17 +37,32 @@ def main(argv: list[str]) -> int:
     metadata = session.get_modelmeta().custom_metadata_map
     params = FeatureParams.from_json(metadata["qbsd.feature_params"])
     name = session.get_inputs()[0].name
-    stages = {"import+model load": time.perf_counter() - STARTED, "load (decode+resample)": 0.0,
-              "mfcc+deltas": 0.0, "model (one call per patch)": 0.0}
+    stages = {
+        "import+model load": time.perf_counter() - STARTED,
+        "load (decode+resample)": 0.0,
+        "mfcc+deltas": 0.0,
+        "model (one call per patch)": 0.0,
+    }
     seconds = 0.0
     for path in paths:
         t0 = time.perf_counter()
         samples, rate = librosa.load(path, sr=params.sample_rate)
         t1 = time.perf_counter()
-        mfcc = librosa.feature.mfcc(y=samples, sr=rate, n_mfcc=params.n_mfcc, n_fft=params.n_fft,
-                                    hop_length=params.hop_length, n_mels=params.n_mels)
-        frames = np.concatenate([mfcc, librosa.feature.delta(mfcc, width=params.delta_width),
-                                 librosa.feature.delta(mfcc, width=params.delta_width, order=2)]).T
+        mfcc = librosa.feature.mfcc(
+            y=samples,
+            sr=rate,
+            n_mfcc=params.n_mfcc,
+            n_fft=params.n_fft,
+            hop_length=params.hop_length,
+            n_mels=params.n_mels,
+        )
+        frames = np.concatenate(
+            [
+                mfcc,
+                librosa.feature.delta(mfcc, width=params.delta_width),
+                librosa.feature.delta(mfcc, width=params.delta_width, order=2),
+            ]
+        ).T
         patches = frames_to_patches(np.ascontiguousarray(frames, dtype=np.float32), params)
         t2 = time.perf_counter()
         outputs = [session.run(None, {name: patch[None]})[0][0] for patch in patches]
@@ -57,8 +72,15 @@ def main(argv: list[str]) -> int:
         stages["mfcc+deltas"] += t2 - t1
         stages["model (one call per patch)"] += t3 - t2
         seconds += len(samples) / rate
-        print(json.dumps({"path": path, "duration": round(len(samples) / rate, 3),
-                          "vector": [round(float(v), 6) for v in vector]}))
+        print(
+            json.dumps(
+                {
+                    "path": path,
+                    "duration": round(len(samples) / rate, 3),
+                    "vector": [round(float(v), 6) for v in vector],
+                }
+            )
+        )
     stages["total"] = time.perf_counter() - STARTED
     sys.stderr.write(json.dumps({"stages": stages, "seconds": seconds}) + "\n")
     return 0

@@ -60,6 +60,7 @@ def main(argv: list[str]) -> int:
                     decode_by_format[current_format[0]] += spent - nested
                 if stack:
                     stack[-1][2] += spent
+
         return wrapper
 
     real_soundfile = soundfile.SoundFile
@@ -98,12 +99,23 @@ def main(argv: list[str]) -> int:
         analysed += seconds
         seconds_by_format[current_format[0]] += seconds
     loop = time.perf_counter() - loop_started
-    stages = {name: totals.get(name, 0.0) for name in
-              ["decode", "mono", "resample", "stft", "mel+dct", "deltas", "patches", "model"]}
+    stages = {
+        name: totals.get(name, 0.0)
+        for name in ["decode", "mono", "resample", "stft", "mel+dct", "deltas", "patches", "model"]
+    }
     stages["other"] = loop - sum(stages.values())
-    print(json.dumps({"startup": startup, "loop": loop, "analysed_seconds": analysed,
-                      "stages": stages, "decode_by_format": dict(decode_by_format),
-                      "seconds_by_format": dict(seconds_by_format)}))
+    print(
+        json.dumps(
+            {
+                "startup": startup,
+                "loop": loop,
+                "analysed_seconds": analysed,
+                "stages": stages,
+                "decode_by_format": dict(decode_by_format),
+                "seconds_by_format": dict(seconds_by_format),
+            }
+        )
+    )
     return 0
 
 

@@ -56,8 +56,10 @@ def main() -> None:
     full = [model.vector_from_samples(s) for s in samples]
     for seconds in (2.5, 5, 10, 15, 20):
         cut = [model.vector_from_samples(s[: int(seconds * rate)]) for s in samples]
-        print(f"| {seconds} | {np.mean([cosine(a, b) for a, b in zip(cut, full)]):.4f} "
-              f"| {np.mean([top_overlap(a, b) for a, b in zip(cut, full)]):.3f} |")
+        print(
+            f"| {seconds} | {np.mean([cosine(a, b) for a, b in zip(cut, full)]):.4f} "
+            f"| {np.mean([top_overlap(a, b) for a, b in zip(cut, full)]):.3f} |"
+        )
 
     print("\n## 2. K of the 8 segments of a 4-minute concatenation against all 8\n")
     with tempfile.TemporaryDirectory() as folder:
@@ -74,14 +76,18 @@ def main() -> None:
         for path in songs:
             reference[path] = model.analyse(path, None).vector
         full_seconds = time.perf_counter() - started
-        print("| segments analysed (of 8) | seconds analysed | mean cosine | mean top-10 tag overlap | time per song (s) |")
+        print(
+            "| segments analysed (of 8) | seconds analysed | mean cosine | mean top-10 tag overlap | time per song (s) |"
+        )
         print("|---|---|---|---|---|")
         for k in (1, 2, 3, 4, 6):
             started = time.perf_counter()
             vectors = {path: model.analyse(path, k).vector for path in songs}
             spent = (time.perf_counter() - started) / len(songs)
-            print(f"| {k} | {30 * k} | {np.mean([cosine(vectors[p], reference[p]) for p in songs]):.4f} "
-                  f"| {np.mean([top_overlap(vectors[p], reference[p]) for p in songs]):.3f} | {spent:.3f} |")
+            print(
+                f"| {k} | {30 * k} | {np.mean([cosine(vectors[p], reference[p]) for p in songs]):.4f} "
+                f"| {np.mean([top_overlap(vectors[p], reference[p]) for p in songs]):.3f} | {spent:.3f} |"
+            )
         print(f"| 8 (all) | 240 | 1 | 1 | {full_seconds / len(songs):.3f} |")
 
 

@@ -77,20 +77,34 @@ def _write(stereo: np.ndarray, path: Path, fmt: str, kbps: int | None) -> dict:
 
     temporary = path.with_name(path.name + ".part")
     if fmt == "MP3":
-        soundfile.write(str(temporary), stereo, RATE, format="MP3", subtype="MPEG_LAYER_III",
-                        bitrate_mode="CONSTANT", compression_level=MP3_LEVEL[kbps])
+        soundfile.write(
+            str(temporary),
+            stereo,
+            RATE,
+            format="MP3",
+            subtype="MPEG_LAYER_III",
+            bitrate_mode="CONSTANT",
+            compression_level=MP3_LEVEL[kbps],
+        )
     else:
         soundfile.write(str(temporary), stereo, RATE, format="FLAC", subtype="PCM_16")
     os.replace(temporary, path)
     info = soundfile.info(str(path))
-    record = {"path": str(path), "format": fmt, "seconds": info.frames / info.samplerate,
-              "rate": info.samplerate, "channels": info.channels, "bytes": path.stat().st_size}
+    record = {
+        "path": str(path),
+        "format": fmt,
+        "seconds": info.frames / info.samplerate,
+        "rate": info.samplerate,
+        "channels": info.channels,
+        "bytes": path.stat().st_size,
+    }
     record["kbps_average"] = round(record["bytes"] * 8 / record["seconds"] / 1000, 1)
     if fmt == "MP3":
         header = _bitrate_from_info(path)
         if header != kbps or not (0.97 * kbps <= record["kbps_average"] <= 1.03 * kbps + 2):
-            raise RuntimeError(f"{path}: asked for {kbps} kbit/s, header says {header}, "
-                               f"size says {record['kbps_average']}")
+            raise RuntimeError(
+                f"{path}: asked for {kbps} kbit/s, header says {header}, size says {record['kbps_average']}"
+            )
         record["kbps"] = header
     if info.samplerate != RATE or info.channels != 2:
         raise RuntimeError(f"{path}: {info.samplerate} Hz, {info.channels} channels")
@@ -128,8 +142,7 @@ def generate(groups: list[tuple[Path, dict, list[tuple]]], jobs: int, log) -> li
         pending += [(number, position, task) for position, task in enumerate(tasks)]
     if pending:
         seconds = sum(task[1] for _, _, task in pending)
-        log(f"generating {len(pending)} file(s), {seconds / 3600:.1f} h of audio, "
-            f"with {jobs} process(es) ...")
+        log(f"generating {len(pending)} file(s), {seconds / 3600:.1f} h of audio, with {jobs} process(es) ...")
         pending.sort(key=lambda item: -item[2][1])
         with ProcessPoolExecutor(max(1, jobs)) as pool:
             made = list(pool.map(_make_song, [task for _, _, task in pending]))

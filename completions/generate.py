@@ -31,18 +31,18 @@ PROGRAM = "qbsd"
 # What a parameter's value is, where its type alone does not say (click knows these
 # only as str or Path). Keyed by the parameter's Python name, in any subcommand.
 DIRECTORY_PARAMS = {"folders", "index_folder", "cache", "results"}
-FILE_PARAMS = {"from_jsonl"}          # a file, or '-' for stdin
-NO_COMPLETION_PARAMS = {"words"}      # `search` tag words, not files
+FILE_PARAMS = {"from_jsonl"}  # a file, or '-' for stdin
+NO_COMPLETION_PARAMS = {"words"}  # `search` tag words, not files
 
 # Kinds of value: "choice" (a fixed list), "file", "dir", "none" (a value, nothing to offer).
 
 
 @dataclass
 class OptionSpec:
-    names: list[str]                  # as declared: ['--top', '-k']
+    names: list[str]  # as declared: ['--top', '-k']
     help: str
     takes_value: bool
-    kind: str = "none"                # only when takes_value
+    kind: str = "none"  # only when takes_value
     choices: list[str] = field(default_factory=list)
     metavar: str = "value"
     multiple: bool = False
@@ -61,7 +61,7 @@ class OptionSpec:
 class ArgumentSpec:
     name: str
     kind: str
-    many: bool                        # nargs == -1: any number
+    many: bool  # nargs == -1: any number
 
 
 @dataclass
@@ -70,10 +70,11 @@ class CommandSpec:
     help: str
     options: list[OptionSpec]
     arguments: list[ArgumentSpec]
-    subcommands: list["CommandSpec"] = field(default_factory=list)
+    subcommands: list[CommandSpec] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- the command tree
+
 
 def _summary(text: str | None) -> str:
     """The first sentence of a help text, on one line, without `[default: ...]` notes."""
@@ -142,12 +143,18 @@ def _command_spec(command, name: str, parent_context=None) -> CommandSpec:
             continue
         # long names first, then short ones, each sorted: click keeps the help option's
         # names in a set, whose order changes from run to run
-        names = sorted(list(param.opts) + list(getattr(param, "secondary_opts", None) or []),
-                       key=lambda name: (not name.startswith("--"), name))
+        names = sorted(
+            list(param.opts) + list(getattr(param, "secondary_opts", None) or []),
+            key=lambda name: (not name.startswith("--"), name),
+        )
         flag = bool(getattr(param, "is_flag", False) or getattr(param, "count", False))
-        spec = OptionSpec(names=names, help=_summary(getattr(param, "help", "")), takes_value=not flag,
-                          multiple=bool(getattr(param, "multiple", False) or getattr(param, "count", False)),
-                          is_help=bool(names) and set(names) <= help_names)
+        spec = OptionSpec(
+            names=names,
+            help=_summary(getattr(param, "help", "")),
+            takes_value=not flag,
+            multiple=bool(getattr(param, "multiple", False) or getattr(param, "count", False)),
+            is_help=bool(names) and set(names) <= help_names,
+        )
         if not flag:
             spec.kind = _kind(param, False)
             spec.choices = _choices(param)
@@ -164,8 +171,9 @@ def _command_spec(command, name: str, parent_context=None) -> CommandSpec:
         if getattr(sub, "commands", None):
             raise NotImplementedError(f"nested command groups ({name} {sub_name}) are not supported")
         subcommands.append(_command_spec(sub, sub_name, context))
-    return CommandSpec(name=name, help=_summary(command.help), options=options, arguments=arguments,
-                       subcommands=subcommands)
+    return CommandSpec(
+        name=name, help=_summary(command.help), options=options, arguments=arguments, subcommands=subcommands
+    )
 
 
 def command_tree() -> CommandSpec:
@@ -179,16 +187,18 @@ def command_tree() -> CommandSpec:
 
 # --------------------------------------------------------------------------- bash
 
+
 def _header(shell: str) -> list[str]:
     install = {
-        "bash": "Use: `source` this file from ~/.bashrc, or copy it to "
-                "~/.local/share/bash-completion/completions/qbsd",
+        "bash": "Use: `source` this file from ~/.bashrc, or copy it to ~/.local/share/bash-completion/completions/qbsd",
         "zsh": "Use: copy it into a folder on $fpath (before compinit), or `source` it after compinit",
         "fish": "Use: copy it to ~/.config/fish/completions/qbsd.fish",
     }[shell]
-    return [f"# {shell} completion for qbsd. Generated from qbsd's command tree by completions/generate.py:",
-            f"# do not edit; regenerate with `{REGENERATE}`.",
-            f"# {install}"]
+    return [
+        f"# {shell} completion for qbsd. Generated from qbsd's command tree by completions/generate.py:",
+        f"# do not edit; regenerate with `{REGENERATE}`.",
+        f"# {install}",
+    ]
 
 
 def _bash_case_pattern(names: list[str]) -> str:
@@ -230,13 +240,13 @@ def _render_bash(tree: CommandSpec) -> str:
         "    local -i cword=COMP_CWORD",
         "    # The option whose value is being completed: `--opt VALUE`, or `--opt=VALUE` (which bash",
         "    # splits into `--opt`, `=`, `VALUE` when `=` is in COMP_WORDBREAKS, as it is by default).",
-        '    if [[ $cur == = ]] && ((cword >= 2)); then',
+        "    if [[ $cur == = ]] && ((cword >= 2)); then",
         '        cur="" option="${COMP_WORDS[cword - 1]}"',
-        '    elif ((cword >= 3)) && [[ ${COMP_WORDS[cword - 1]} == = ]]; then',
+        "    elif ((cword >= 3)) && [[ ${COMP_WORDS[cword - 1]} == = ]]; then",
         '        option="${COMP_WORDS[cword - 2]}"',
-        '    elif [[ $cur == --*=* ]]; then',
+        "    elif [[ $cur == --*=* ]]; then",
         '        option="${cur%%=*}" prefix="${option}=" cur="${cur#*=}"',
-        '    elif ((cword >= 2)) && [[ ${COMP_WORDS[cword - 1]} == -* ]]; then',
+        "    elif ((cword >= 2)) && [[ ${COMP_WORDS[cword - 1]} == -* ]]; then",
         '        option="${COMP_WORDS[cword - 1]}"',
         "    fi",
         "    # The subcommand: the first word that is neither an option nor an option's value.",
@@ -247,19 +257,19 @@ def _render_bash(tree: CommandSpec) -> str:
         '        case "$word" in',
     ]
     if top_value_options:
-        out.append(f'            {_bash_case_pattern(top_value_options)}) ((i += 1)) ;;')
+        out.append(f"            {_bash_case_pattern(top_value_options)}) ((i += 1)) ;;")
     out += [
         "            -*) ;;",
         '            *) command="$word"; break ;;',
         "        esac",
         "        ((i += 1))",
         "    done",
-        '    if [[ -n $command ]]; then',
+        "    if [[ -n $command ]]; then",
         "        for ((i += 1; i < cword; i++)); do",
-        '            [[ ${COMP_WORDS[i]} == -- ]] && dashdash=1',
+        "            [[ ${COMP_WORDS[i]} == -- ]] && dashdash=1",
         "        done",
         "    fi",
-        "    if ((dashdash)); then option=\"\"; fi",
+        '    if ((dashdash)); then option=""; fi',
         "    _qbsd_offer",
         '    if [[ -n $prefix ]]; then COMPREPLY=("${COMPREPLY[@]/#/$prefix}"); fi',
         "    return 0",
@@ -272,7 +282,7 @@ def _render_bash(tree: CommandSpec) -> str:
     ]
     out += _bash_option_value_case(tree, "            ")
     out += [
-        '            if [[ $cur == -* ]]; then',
+        "            if [[ $cur == -* ]]; then",
         f'                _qbsd_compgen words "$cur" "{_bash_option_words(tree)}"',
         "            else",
         f'                _qbsd_compgen words "$cur" "{" ".join(sub.name for sub in tree.subcommands)}"',
@@ -285,7 +295,7 @@ def _render_bash(tree: CommandSpec) -> str:
         positional = sub.arguments[0].kind if sub.arguments else None
         if positional in ("file", "dir"):
             out += [
-                '            if [[ $cur == -* ]] && ((!dashdash)); then',
+                "            if [[ $cur == -* ]] && ((!dashdash)); then",
                 f'                _qbsd_compgen words "$cur" "{_bash_option_words(sub)}"',
                 "            else",
                 f'                _qbsd_compgen {positional} "$cur"',
@@ -293,7 +303,7 @@ def _render_bash(tree: CommandSpec) -> str:
             ]
         elif positional is not None:  # an argument with nothing to offer: options only on `-`
             out += [
-                '            if [[ $cur == -* ]] && ((!dashdash)); then',
+                "            if [[ $cur == -* ]] && ((!dashdash)); then",
                 f'                _qbsd_compgen words "$cur" "{_bash_option_words(sub)}"',
                 "            fi",
             ]
@@ -325,6 +335,7 @@ def _bash_option_value_case(command: CommandSpec, indent: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- zsh
+
 
 def _zsh_quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
@@ -414,7 +425,7 @@ def _render_zsh(tree: CommandSpec) -> str:
         "}",
         "",
         "# Autoloaded from $fpath (as `#compdef` asks), or sourced after compinit.",
-        'if [[ ${zsh_eval_context[-1]} == loadautofunc ]]; then',
+        "if [[ ${zsh_eval_context[-1]} == loadautofunc ]]; then",
         '    _qbsd "$@"',
         "else",
         f"    compdef _qbsd {PROGRAM}",
@@ -424,6 +435,7 @@ def _render_zsh(tree: CommandSpec) -> str:
 
 
 # --------------------------------------------------------------------------- fish
+
 
 def _fish_quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -467,8 +479,12 @@ def _fish_option_lines(command: CommandSpec, condition: str) -> list[str]:
 
 
 def _render_fish(tree: CommandSpec) -> str:
-    out = _header("fish") + ["", "# No file names unless a subcommand or an option asks for them.",
-                             f"complete -c {PROGRAM} -f", ""]
+    out = _header("fish") + [
+        "",
+        "# No file names unless a subcommand or an option asks for them.",
+        f"complete -c {PROGRAM} -f",
+        "",
+    ]
     top = "__fish_use_subcommand"
     out += _fish_option_lines(tree, top)
     for sub in tree.subcommands:

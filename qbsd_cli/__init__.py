@@ -22,18 +22,63 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "tag": "api", "tag_many": "api", "Index": "api", "TagResult": "api", "Failure": "api", "Match": "api",
-    "IndexSummary": "indexing", "Reporter": "indexing",
-    "QbsdError": "errors", "UsageError": "errors", "UnknownTagError": "errors", "AudioError": "errors",
-    "TooShortError": "errors", "ModelError": "errors", "StoreError": "errors", "IndexMissingError": "errors",
-    "IndexDamagedError": "errors", "IndexBusyError": "errors", "ModelMismatchError": "errors",
+    "tag": "api",
+    "tag_many": "api",
+    "Index": "api",
+    "TagResult": "api",
+    "Failure": "api",
+    "Match": "api",
+    "IndexSummary": "indexing",
+    "Reporter": "indexing",
+    "QbsdError": "errors",
+    "UsageError": "errors",
+    "UnknownTagError": "errors",
+    "AudioError": "errors",
+    "TooShortError": "errors",
+    "ModelError": "errors",
+    "StoreError": "errors",
+    "IndexMissingError": "errors",
+    "IndexDamagedError": "errors",
+    "IndexBusyError": "errors",
+    "ModelMismatchError": "errors",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AudioError",
+    "Failure",
+    "Index",
+    "IndexBusyError",
+    "IndexDamagedError",
+    "IndexMissingError",
+    "IndexSummary",
+    "Match",
+    "ModelError",
+    "ModelMismatchError",
+    "QbsdError",
+    "Reporter",
+    "StoreError",
+    "TagResult",
+    "TooShortError",
+    "UnknownTagError",
+    "UsageError",
+    "tag",
+    "tag_many",
+]
 
 if TYPE_CHECKING:
     from .api import Failure, Index, Match, TagResult, tag, tag_many
-    from .errors import (AudioError, IndexBusyError, IndexDamagedError, IndexMissingError, ModelError,
-                         ModelMismatchError, QbsdError, StoreError, TooShortError, UnknownTagError, UsageError)
+    from .errors import (
+        AudioError,
+        IndexBusyError,
+        IndexDamagedError,
+        IndexMissingError,
+        ModelError,
+        ModelMismatchError,
+        QbsdError,
+        StoreError,
+        TooShortError,
+        UnknownTagError,
+        UsageError,
+    )
     from .indexing import IndexSummary, Reporter
 
 

@@ -26,8 +26,8 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -65,6 +65,7 @@ def analyse_one(model, path: str, max_segments: int | None) -> Analysis:
 
 # --------------------------------------------------------------------------- the worker side
 
+
 def _die_with_parent(parent: int) -> None:
     """Ask Linux to SIGKILL this process when its parent dies (a no-op elsewhere)."""
     if not sys.platform.startswith("linux"):
@@ -91,13 +92,12 @@ def _detach_std_streams(keep_stderr: bool) -> None:
     if not keep_stderr:
         os.dup2(devnull, 2)
     os.close(devnull)
-    sys.stdin = open(0, "r", closefd=False)
+    sys.stdin = open(0, closefd=False)
     sys.stdout = open(1, "w", closefd=False)
     sys.stderr = open(2, "w", closefd=False)
 
 
-def _worker_main(connection, parent: int, model_path: str | None, max_segments: int | None,
-                 keep_stderr: bool) -> None:
+def _worker_main(connection, parent: int, model_path: str | None, max_segments: int | None, keep_stderr: bool) -> None:
     """Receive paths, send Analysis results, until the pipe closes or None arrives."""
     _die_with_parent(parent)
     _detach_std_streams(keep_stderr)
@@ -214,8 +214,14 @@ class AnalysisPool:
     on Ctrl-C) ends every worker.
     """
 
-    def __init__(self, model_path: str | None, jobs: int, max_segments: int | None,
-                 timeout: float | None = DEFAULT_TIMEOUT, keep_stderr: bool = False):
+    def __init__(
+        self,
+        model_path: str | None,
+        jobs: int,
+        max_segments: int | None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        keep_stderr: bool = False,
+    ):
         self.model_path = model_path
         self.max_segments = max_segments
         self.timeout = timeout if timeout and timeout > 0 else None
@@ -264,8 +270,9 @@ class AnalysisPool:
         worker.kill()
         self.workers[self.workers.index(worker)] = None
 
-    def analyse(self, paths: Iterable[str], ordered: bool = True,
-                idle: float | None = None) -> Iterator[Analysis | None]:
+    def analyse(
+        self, paths: Iterable[str], ordered: bool = True, idle: float | None = None
+    ) -> Iterator[Analysis | None]:
         """Yield an Analysis per path: in input order, or (ordered=False) as each finishes.
         With `idle` seconds, also yield None whenever that long passes without a result
         (a caller can commit its finished work while a slow file is being analysed)."""
@@ -342,4 +349,3 @@ class AnalysisPool:
             # Ctrl-C or an error in the caller: busy workers may run for a long time.
             self.close(kill=True)
             raise
-

@@ -64,8 +64,12 @@ class TagResult:
 
     def to_record(self, top: int = 10, with_vector: bool = False) -> dict:
         """The JSON record `qbsd tag` prints: path, duration, model, tags (and vector)."""
-        record = {"path": self.path, "duration": round(self.duration, 3), "model": self.model_id,
-                  "tags": [{"tag": name, "score": round(score, 4)} for name, score in self.top(top)]}
+        record = {
+            "path": self.path,
+            "duration": round(self.duration, 3),
+            "model": self.model_id,
+            "tags": [{"tag": name, "score": round(score, 4)} for name, score in self.top(top)],
+        }
         if with_vector:
             record["vector"] = [round(float(v), 6) for v in self.vector]
         return record
@@ -108,9 +112,15 @@ def tag(path: str | os.PathLike, *, model: str | os.PathLike | None = None, full
     return TagResult(os.fspath(path), song.duration, tag_model.model_id, tag_model.tags, song.vector)
 
 
-def tag_many(paths: Iterable[str | os.PathLike], *, model: str | os.PathLike | None = None, jobs: int = 0,
-             full: bool = False, timeout: float | None = DEFAULT_TIMEOUT,
-             keep_worker_stderr: bool = False) -> Iterator[TagResult | Failure]:
+def tag_many(
+    paths: Iterable[str | os.PathLike],
+    *,
+    model: str | os.PathLike | None = None,
+    jobs: int = 0,
+    full: bool = False,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    keep_worker_stderr: bool = False,
+) -> Iterator[TagResult | Failure]:
     """Analyse files in `jobs` worker processes (0: one per core), each file within
     `timeout` seconds (None or 0: no limit); the workers' stderr (decoders' notes on
     damaged files) is discarded unless keep_worker_stderr. Yields a TagResult or a Failure per path,
@@ -121,8 +131,9 @@ def tag_many(paths: Iterable[str | os.PathLike], *, model: str | os.PathLike | N
     info = ModelInfo.read(model)
     if not paths:
         return iter(())
-    pool = AnalysisPool(str(info.path), min(jobs or default_jobs(), len(paths)), _max_segments(full), timeout,
-                        keep_worker_stderr)
+    pool = AnalysisPool(
+        str(info.path), min(jobs or default_jobs(), len(paths)), _max_segments(full), timeout, keep_worker_stderr
+    )
     return _tag_results(pool, paths, info)
 
 
@@ -187,10 +198,18 @@ class Index:
         summary.seconds = time.monotonic() - started
         return summary
 
-    def update(self, folders: Iterable[str | os.PathLike], *, model: str | os.PathLike | None = None,
-               jobs: int = 0, full: bool = False, timeout: float | None = DEFAULT_TIMEOUT,
-               rebuild: bool = False, reporter: Reporter | None = None,
-               keep_worker_stderr: bool = False) -> IndexSummary:
+    def update(
+        self,
+        folders: Iterable[str | os.PathLike],
+        *,
+        model: str | os.PathLike | None = None,
+        jobs: int = 0,
+        full: bool = False,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        rebuild: bool = False,
+        reporter: Reporter | None = None,
+        keep_worker_stderr: bool = False,
+    ) -> IndexSummary:
         """Analyse new and changed audio files under `folders`, forget deleted ones, and
         rebuild the Annoy forest. rebuild=True starts the index afresh (after a model
         change, or damage). Raises UsageError (a missing folder), ModelError,
@@ -202,12 +221,22 @@ class Index:
         from .scan import check_folders
 
         check_folders(names)
-        return self._write(rebuild, lambda store: update_from_folders(
-            store, names, model, jobs or default_jobs(), _max_segments(full), timeout, reporter,
-            keep_worker_stderr))
+        return self._write(
+            rebuild,
+            lambda store: update_from_folders(
+                store, names, model, jobs or default_jobs(), _max_segments(full), timeout, reporter, keep_worker_stderr
+            ),
+        )
 
-    def ingest(self, lines: Iterable[str], source: str = "-", *, model: str | os.PathLike | None = None,
-               rebuild: bool = False, reporter: Reporter | None = None) -> IndexSummary:
+    def ingest(
+        self,
+        lines: Iterable[str],
+        source: str = "-",
+        *,
+        model: str | os.PathLike | None = None,
+        rebuild: bool = False,
+        reporter: Reporter | None = None,
+    ) -> IndexSummary:
         """Store the songs of `qbsd tag --vector` JSON lines (see
         indexing.update_from_json_lines); `source` names the lines in messages."""
         return self._write(rebuild, lambda store: update_from_json_lines(store, lines, source, model, reporter))
@@ -240,8 +269,9 @@ class Index:
         """The files that could not be analysed, with their reasons, sorted by path bytes."""
         return [Failure(path, reason) for path, reason in self._reader(need_songs=False).failures()]
 
-    def query_vector(self, query: str | os.PathLike | TagResult, *, model: str | os.PathLike | None = None,
-                     full: bool = False) -> tuple[np.ndarray, str | None]:
+    def query_vector(
+        self, query: str | os.PathLike | TagResult, *, model: str | os.PathLike | None = None, full: bool = False
+    ) -> tuple[np.ndarray, str | None]:
         """(vector, path to leave out of the results) for a query: a TagResult (from
         `tag`, or a `qbsd tag --vector` line), or an audio file, whose stored vector is
         used when the index holds it unchanged; otherwise it is analysed with `model`."""
@@ -266,8 +296,16 @@ class Index:
             raise UsageError(f"query vector has {len(vector)} values, the index has {store.n_tags} tags")
         return vector, exclude
 
-    def similar(self, query: str | os.PathLike | TagResult, top: int = 10, *, include_self: bool = False,
-                exact: bool = False, model: str | os.PathLike | None = None, full: bool = False) -> list[Match]:
+    def similar(
+        self,
+        query: str | os.PathLike | TagResult,
+        top: int = 10,
+        *,
+        include_self: bool = False,
+        exact: bool = False,
+        model: str | os.PathLike | None = None,
+        full: bool = False,
+    ) -> list[Match]:
         """The `top` songs most like `query` (cosine similarity of tag vectors), best first;
         the query song itself is left out unless include_self. exact=True scans every
         song instead of searching the Annoy forest. Raises UsageError, AudioError,

@@ -11,9 +11,9 @@ import errno
 import os
 import stat
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -21,8 +21,7 @@ from .errors import AudioError
 
 # Formats libsndfile decodes itself; a file of these that it rejects is broken,
 # and trying audioread on it would only cost librosa's slow import.
-SOUNDFILE_EXTENSIONS = frozenset(
-    {".mp3", ".flac", ".ogg", ".oga", ".opus", ".wav", ".wave", ".aif", ".aiff", ".aifc"})
+SOUNDFILE_EXTENSIONS = frozenset({".mp3", ".flac", ".ogg", ".oga", ".opus", ".wav", ".wave", ".aif", ".aiff", ".aifc"})
 AUDIOREAD_EXTENSIONS = frozenset({".m4a", ".aac", ".wma", ".mp4"})
 AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS | AUDIOREAD_EXTENSIONS
 
@@ -110,8 +109,7 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
         return samples
     import soxr
 
-    return np.ascontiguousarray(soxr.resample(samples, source_rate, target_rate, quality="HQ"),
-                                dtype=np.float32)
+    return np.ascontiguousarray(soxr.resample(samples, source_rate, target_rate, quality="HQ"), dtype=np.float32)
 
 
 #: Samples beyond this magnitude are clipped: no real recording comes near it (decoders
@@ -125,8 +123,12 @@ MAX_SAMPLE_RATE = 768_000
 #: decoding memory stays near one mono segment whatever the header claims.
 _READ_BLOCK_SAMPLES = 1 << 21
 
-_FILE_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
-               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 def stat_reason(path: str, error: OSError) -> str:
@@ -238,8 +240,9 @@ def segment_starts(total_seconds: float, segment_seconds: float, max_segments: i
     return [last_start * i / (max_segments - 1) for i in range(max_segments)]
 
 
-def decode_segments(path: str, sample_rate: int = 22050, segment_seconds: float = 30.0,
-                    max_segments: int | None = None) -> Iterator[DecodedAudio]:
+def decode_segments(
+    path: str, sample_rate: int = 22050, segment_seconds: float = 30.0, max_segments: int | None = None
+) -> Iterator[DecodedAudio]:
     """Decode `path` segment by segment (see `segment_starts`), mono at `sample_rate` Hz.
 
     Only the chosen segments are read (libsndfile seeks), and only one segment is
@@ -258,7 +261,7 @@ def decode_segments(path: str, sample_rate: int = 22050, segment_seconds: float 
         step = int(segment_seconds * sample_rate)
         for start in segment_starts(whole.duration, segment_seconds, max_segments):
             first = int(start * sample_rate)
-            yield DecodedAudio(whole.samples[first:first + step], sample_rate)
+            yield DecodedAudio(whole.samples[first : first + step], sample_rate)
         return
     with handle:
         rate = handle.samplerate
@@ -286,8 +289,7 @@ def decode_segments(path: str, sample_rate: int = 22050, segment_seconds: float 
             except MemoryError:
                 raise AudioError(f"out of memory decoding at {position:.0f} s") from None
             except Exception as error:
-                raise AudioError(f"decoding failed at {position:.0f} s "
-                                 f"({_soundfile_reason(path, error)})") from None
+                raise AudioError(f"decoding failed at {position:.0f} s ({_soundfile_reason(path, error)})") from None
             if len(samples) == 0:
                 if starts is None:
                     break

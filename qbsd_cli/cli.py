@@ -20,7 +20,7 @@ from .settings import DEFAULT_TIMEOUT
 app = typer.Typer(
     name="qbsd",
     help="Find music by what it means: tag songs with moods and genres, index a library, "
-         "find songs like a song (similar) or like words (search).",
+    "find songs like a song (similar) or like words (search).",
     no_args_is_help=True,
     # --install-completion for a quick start; completions/ has static scripts that never start Python
     add_completion=True,
@@ -30,15 +30,33 @@ app = typer.Typer(
 
 _debug = False
 
-IndexOption = typer.Option(None, "--index", "-i", envvar="QBSD_INDEX",
-                           help="Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e. ~/.local/share/qbsd.", show_default=False)
-FormatOption = typer.Option(OutputFormat.auto, "--format", "-f",
-                            help="Output format; auto is a table on a terminal, JSON lines when piped.")
-JobsOption = typer.Option(0, "--jobs", "-j", min=0, show_default=False, help="Files analysed in parallel; 0 (the default): all cores.")
-FullOption = typer.Option(False, "--full", help="Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file.")
-ModelOption = typer.Option(None, "--model", envvar="QBSD_MODEL", help="ONNX model file; if not given, the shipped model.")
-TimeoutOption = typer.Option(DEFAULT_TIMEOUT, "--timeout", min=0, metavar="SECONDS",
-                             help="Give up on a file after this long (it fails as \"timed out\"); 0: no limit.")
+IndexOption = typer.Option(
+    None,
+    "--index",
+    "-i",
+    envvar="QBSD_INDEX",
+    help="Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e. ~/.local/share/qbsd.",
+    show_default=False,
+)
+FormatOption = typer.Option(
+    OutputFormat.auto, "--format", "-f", help="Output format; auto is a table on a terminal, JSON lines when piped."
+)
+JobsOption = typer.Option(
+    0, "--jobs", "-j", min=0, show_default=False, help="Files analysed in parallel; 0 (the default): all cores."
+)
+FullOption = typer.Option(
+    False, "--full", help="Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file."
+)
+ModelOption = typer.Option(
+    None, "--model", envvar="QBSD_MODEL", help="ONNX model file; if not given, the shipped model."
+)
+TimeoutOption = typer.Option(
+    DEFAULT_TIMEOUT,
+    "--timeout",
+    min=0,
+    metavar="SECONDS",
+    help='Give up on a file after this long (it fails as "timed out"); 0: no limit.',
+)
 
 
 class Interrupted(BaseException):
@@ -75,15 +93,14 @@ def _input_paths(files: Optional[List[str]]) -> list[str]:
 
 
 def _ranking_records(matches) -> list[dict]:
-    return [{"rank": match.rank, "path": display_path(match.path), "score": round(match.score, 4)}
-            for match in matches]
+    return [{"rank": match.rank, "path": display_path(match.path), "score": round(match.score, 4)} for match in matches]
 
 
 @app.command()
 def tag(
     files: Optional[List[str]] = typer.Argument(None, help="Audio files; '-' or none: paths on stdin, one per line."),
     top: int = typer.Option(10, "--top", "-k", min=0, help="Tags per file; 0 lists every tag."),
-    vector: bool = typer.Option(False, "--vector", help="Add every score, in vocabulary order, as \"vector\"."),
+    vector: bool = typer.Option(False, "--vector", help='Add every score, in vocabulary order, as "vector".'),
     jobs: int = JobsOption,
     full: bool = FullOption,
     timeout: float = TimeoutOption,
@@ -99,8 +116,7 @@ def tag(
     if chosen == OutputFormat.m3u:
         raise UsageError("--format m3u is for similar and search")
     console = table_console() if chosen == OutputFormat.table else None
-    results = tag_many(paths, model=model, jobs=jobs, full=full, timeout=timeout or None,
-                       keep_worker_stderr=_debug)
+    results = tag_many(paths, model=model, jobs=jobs, full=full, timeout=timeout or None, keep_worker_stderr=_debug)
     failed = 0
     with Progress("tagging", len(paths)) as progress:
         for result in results:
@@ -142,7 +158,9 @@ class _TerminalReporter:
 @app.command()
 def index(
     folders: Optional[List[str]] = typer.Argument(None, help="Folders to scan recursively for audio."),
-    from_jsonl: Optional[str] = typer.Option(None, "--from-jsonl", help="Ingest `qbsd tag --vector` output (a file or '-') instead of analysing."),
+    from_jsonl: Optional[str] = typer.Option(
+        None, "--from-jsonl", help="Ingest `qbsd tag --vector` output (a file or '-') instead of analysing."
+    ),
     errors: bool = typer.Option(False, "--errors", help="List the files that failed, with their reasons, and stop."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Start the index afresh (after a model change or damage)."),
     jobs: int = JobsOption,
@@ -157,8 +175,11 @@ def index(
     target = _index(index_folder)
     if errors:
         for failure in target.failures():
-            write_line(f"{display_path(failure.path)}: {failure.reason}" if stdout_is_terminal()
-                       else json_line({"path": display_path(failure.path), "error": failure.reason}))
+            write_line(
+                f"{display_path(failure.path)}: {failure.reason}"
+                if stdout_is_terminal()
+                else json_line({"path": display_path(failure.path), "error": failure.reason})
+            )
         return
     if not folders and not from_jsonl:
         raise UsageError("give folders to index, or --from-jsonl FILE")
@@ -170,11 +191,21 @@ def index(
     else:
         if stderr_is_terminal():
             note("scanning ...")
-        summary = target.update(folders, model=model, jobs=jobs, full=full, timeout=timeout or None,
-                                rebuild=rebuild, reporter=reporter, keep_worker_stderr=_debug)
-    note(f"added {summary.added}, updated {summary.updated}, removed {summary.removed}, "
-         f"failed {summary.failed}, unchanged {summary.unchanged}; "
-         f"{summary.songs} songs in {display_path(str(target.folder))}; {summary.seconds:.1f} s")
+        summary = target.update(
+            folders,
+            model=model,
+            jobs=jobs,
+            full=full,
+            timeout=timeout or None,
+            rebuild=rebuild,
+            reporter=reporter,
+            keep_worker_stderr=_debug,
+        )
+    note(
+        f"added {summary.added}, updated {summary.updated}, removed {summary.removed}, "
+        f"failed {summary.failed}, unchanged {summary.unchanged}; "
+        f"{summary.songs} songs in {display_path(str(target.folder))}; {summary.seconds:.1f} s"
+    )
     if summary.failed_now:
         raise FailedInputs()
 
@@ -199,9 +230,10 @@ def _query_record():
             except json.JSONDecodeError:
                 raise UsageError("stdin: not a JSON line from `qbsd tag --vector`") from None
             if not isinstance(record, dict) or "vector" not in record:
-                raise UsageError("stdin: the JSON line has no \"vector\": use `qbsd tag --vector`")
-            return TagResult(record.get("path", ""), float(record.get("duration", 0.0)), record.get("model"),
-                             [], record["vector"])
+                raise UsageError('stdin: the JSON line has no "vector": use `qbsd tag --vector`')
+            return TagResult(
+                record.get("path", ""), float(record.get("duration", 0.0)), record.get("model"), [], record["vector"]
+            )
     raise UsageError("stdin: no query (expected one JSON line from `qbsd tag --vector`)")
 
 
@@ -220,8 +252,14 @@ def similar(
     from .output import ranking_output, resolve_format
 
     with _index(index_folder) as target:
-        matches = target.similar(_query_record() if query == "-" else query, top, include_self=include_self,
-                                 exact=exact, model=model, full=full)
+        matches = target.similar(
+            _query_record() if query == "-" else query,
+            top,
+            include_self=include_self,
+            exact=exact,
+            model=model,
+            full=full,
+        )
     ranking_output(_ranking_records(matches), resolve_format(output_format), f"like {display_path(query)}")
 
 
@@ -266,12 +304,24 @@ def _training_installed() -> bool:
 def train(
     data: Path = typer.Option(..., "--data", help="A 4Q folder, a CAL500 folder or a path,tags CSV."),
     layout: str = typer.Option("moods4q", "--layout", help="moods4q, cal500 or csv."),
-    recipe: str = typer.Option("cnn-tf-stats", "--recipe", help="Training recipe, ensemble or blend (see the model card; the default is the shipped one)."),
+    recipe: str = typer.Option(
+        "cnn-tf-stats",
+        "--recipe",
+        help="Training recipe, ensemble or blend (see the model card; the default is the shipped one).",
+    ),
     output: Path = typer.Option(Path("models/qbsd.onnx"), "--output", "-o", help="Where to write the ONNX model."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Train this many epochs on every song (no early stopping)."),
-    epochs_from_cv: Optional[Path] = typer.Option(None, "--epochs-from-cv", help="Train each recipe for its median best epoch in this `qbsd evaluate` results folder, on every song."),
+    epochs: Optional[int] = typer.Option(
+        None, "--epochs", help="Train this many epochs on every song (no early stopping)."
+    ),
+    epochs_from_cv: Optional[Path] = typer.Option(
+        None,
+        "--epochs-from-cv",
+        help="Train each recipe for its median best epoch in this `qbsd evaluate` results folder, on every song.",
+    ),
     limit: int = typer.Option(0, "--limit", help="Use only the first N songs (smoke tests)."),
-    cache: Optional[Path] = typer.Option(None, "--cache", help="Feature cache folder; if not given, ~/.cache/qbsd/frames."),
+    cache: Optional[Path] = typer.Option(
+        None, "--cache", help="Feature cache folder; if not given, ~/.cache/qbsd/frames."
+    ),
     jobs: int = JobsOption,
 ):
     """Train the tag model on labelled audio and export it as ONNX (needs the train extra)."""
@@ -284,10 +334,15 @@ def train(
 def evaluate(
     data: Path = typer.Option(..., "--data", help="A 4Q folder, a CAL500 folder or a path,tags CSV."),
     layout: str = typer.Option("moods4q", "--layout", help="moods4q, cal500 or csv."),
-    methods: str = typer.Option("all", "--methods",
-                                help="Comma-separated baselines, recipes, ensembles and blends; all: every one "
-                                     "(well over an hour on 2 cores the first time; finished folds are reused)."),
-    results: Path = typer.Option(Path("results"), "--results", help="Folder for the table, JSON, plots and per-fold scores."),
+    methods: str = typer.Option(
+        "all",
+        "--methods",
+        help="Comma-separated baselines, recipes, ensembles and blends; all: every one "
+        "(well over an hour on 2 cores the first time; finished folds are reused).",
+    ),
+    results: Path = typer.Option(
+        Path("results"), "--results", help="Folder for the table, JSON, plots and per-fold scores."
+    ),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Feature cache folder."),
     jobs: int = JobsOption,
 ):
@@ -300,8 +355,10 @@ def evaluate(
 
 def _missing_training_extra() -> None:
     missing = next(name for name in TRAINING_EXTRA if importlib.util.find_spec(name) is None)
-    raise QbsdError(f"training needs the train extra ({missing} is missing): "
-                    f"pip install 'qbsd[train]'  (or pip install '.[train]' in a checkout)")
+    raise QbsdError(
+        f"training needs the train extra ({missing} is missing): "
+        f"pip install 'qbsd[train]'  (or pip install '.[train]' in a checkout)"
+    )
 
 
 def _register_training_commands() -> None:
@@ -312,9 +369,12 @@ def _register_training_commands() -> None:
         app.command()(evaluate)
         return
     for name in ("train", "evaluate"):
-        app.command(name, hidden=True, add_help_option=False,
-                    context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(
-            _missing_training_extra)
+        app.command(
+            name,
+            hidden=True,
+            add_help_option=False,
+            context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        )(_missing_training_extra)
 
 
 _register_training_commands()

@@ -76,4 +76,5 @@ def model_mismatch(what: str, found: str | None, index: str, expected: str | Non
     `expected`."""
     return ModelMismatchError(
         f"{what}: model {found}; {index} holds model {expected}: use that model, or re-index "
-        f"with `qbsd index --rebuild DIR` to switch models")
+        f"with `qbsd index --rebuild DIR` to switch models"
+    )

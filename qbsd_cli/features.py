@@ -36,7 +36,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 
-
 @dataclass(frozen=True)
 class FeatureParams:
     """Everything that defines the features; stored in the model metadata."""
@@ -76,7 +75,7 @@ class FeatureParams:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "FeatureParams":
+    def from_json(cls, text: str) -> FeatureParams:
         return cls(**json.loads(text))
 
 
@@ -136,17 +135,20 @@ class MfccExtractor:
         padded = np.pad(samples, p.n_fft // 2, mode="constant")
         n_frames = 1 + (len(padded) - p.n_fft) // p.hop_length
         frames = np.lib.stride_tricks.as_strided(
-            padded, shape=(n_frames, p.n_fft),
-            strides=(padded.strides[0] * p.hop_length, padded.strides[0]), writeable=False)
+            padded,
+            shape=(n_frames, p.n_fft),
+            strides=(padded.strides[0] * p.hop_length, padded.strides[0]),
+            writeable=False,
+        )
         # In blocks of frames whose spectra stay in the CPU cache: one pass over the whole
         # file allocated and faulted in ~5 MB temporaries per 30 s, and took twice as long
         # (benchmarks/RESULTS.md). Same arithmetic; the mel products differ only in float32
         # rounding (the matrix product is blocked differently).
         mel = np.empty((n_frames, p.n_mels), dtype=np.float32)
         for start in range(0, n_frames, _FRAMES_PER_BLOCK):
-            spectrum = np.fft.rfft(frames[start:start + _FRAMES_PER_BLOCK] * self.window, axis=1)
-            power = spectrum.real ** 2 + spectrum.imag ** 2
-            np.matmul(power.astype(np.float32), self._mel_basis_t, out=mel[start:start + _FRAMES_PER_BLOCK])
+            spectrum = np.fft.rfft(frames[start : start + _FRAMES_PER_BLOCK] * self.window, axis=1)
+            power = spectrum.real**2 + spectrum.imag**2
+            np.matmul(power.astype(np.float32), self._mel_basis_t, out=mel[start : start + _FRAMES_PER_BLOCK])
         log_mel = 10.0 * np.log10(np.maximum(mel, 1e-10))
         return (log_mel @ self.dct.T).astype(np.float32)
 
@@ -160,15 +162,21 @@ class MfccExtractor:
             return np.zeros_like(values)
         windows = np.lib.stride_tricks.sliding_window_view(values, len(kernel), axis=0)
         inner = windows @ kernel  # (n_frames - 2 half, dims)
-        return np.concatenate([np.repeat(inner[:1], half, axis=0), inner,
-                               np.repeat(inner[-1:], half, axis=0)]).astype(np.float32)
+        return np.concatenate([np.repeat(inner[:1], half, axis=0), inner, np.repeat(inner[-1:], half, axis=0)]).astype(
+            np.float32
+        )
 
     def frames(self, samples: np.ndarray) -> np.ndarray:
         """MFCC, delta and delta-delta, shape (n_frames, 39), float32."""
         coefficients = self.mfcc(samples)
-        return np.concatenate([coefficients,
-                               self._derivative(coefficients, self.delta_kernel),
-                               self._derivative(coefficients, self.delta2_kernel)], axis=1)
+        return np.concatenate(
+            [
+                coefficients,
+                self._derivative(coefficients, self.delta_kernel),
+                self._derivative(coefficients, self.delta2_kernel),
+            ],
+            axis=1,
+        )
 
 
 def frames_to_patches(frames: np.ndarray, params: FeatureParams) -> np.ndarray:
@@ -181,8 +189,7 @@ def frames_to_patches(frames: np.ndarray, params: FeatureParams) -> np.ndarray:
     n_patches = frames.shape[0] // per_patch
     used = frames[: n_patches * per_patch]
     # (patch, long frame, short frame, coefficient) -> (patch, short frame * coefficient, long frame)
-    grouped = used.reshape(n_patches, params.long_frames_per_patch,
-                           params.frames_per_long_frame * params.frame_dim)
+    grouped = used.reshape(n_patches, params.long_frames_per_patch, params.frames_per_long_frame * params.frame_dim)
     return np.ascontiguousarray(grouped.transpose(0, 2, 1), dtype=np.float32)
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Iterable
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
@@ -45,8 +46,8 @@ class IndexSummary:
     failed: int = 0
     unchanged: int = 0
     failed_now: int = 0
-    songs: int = 0            # songs in the whole index afterwards
-    seconds: float = 0.0      # wall-clock time of the update
+    songs: int = 0  # songs in the whole index afterwards
+    seconds: float = 0.0  # wall-clock time of the update
 
 
 class Reporter:
@@ -68,10 +69,16 @@ class Reporter:
         """The analysis is over (normally or not)."""
 
 
-def update_from_folders(store: IndexStore, folders: list[str], model: Path | str | None = None,
-                        jobs: int = 1, max_segments: int | None = DEFAULT_MAX_SEGMENTS,
-                        timeout: float | None = DEFAULT_TIMEOUT, reporter: Reporter | None = None,
-                        keep_stderr: bool = False) -> IndexSummary:
+def update_from_folders(
+    store: IndexStore,
+    folders: list[str],
+    model: Path | str | None = None,
+    jobs: int = 1,
+    max_segments: int | None = DEFAULT_MAX_SEGMENTS,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    reporter: Reporter | None = None,
+    keep_stderr: bool = False,
+) -> IndexSummary:
     """Analyse the new and changed audio files under `folders` into `store`, and forget
     the deleted ones (only under these folders). Raises UsageError for a missing folder,
     ModelError, or ModelMismatchError before anything is written."""
@@ -80,12 +87,15 @@ def update_from_folders(store: IndexStore, folders: list[str], model: Path | str
     roots = [os.path.abspath(folder) for folder in folders]
     known = store.known_files()
     summary = IndexSummary()
-    gone = [path for path in known
-            if under_any(path, roots) and path not in found.files and path not in found.problems]
+    gone = [path for path in known if under_any(path, roots) and path not in found.files and path not in found.problems]
     todo: dict[str, tuple[os.stat_result, bool]] = {}  # path -> (stat, was a song before)
     for path, info in found.files.items():
         previous = known.get(path)
-        if previous and previous.status == "ok" and (previous.size, previous.time_ns) == (info.st_size, info.st_mtime_ns):
+        if (
+            previous
+            and previous.status == "ok"
+            and (previous.size, previous.time_ns) == (info.st_size, info.st_mtime_ns)
+        ):
             summary.unchanged += 1
         elif previous and previous.status == "failed" and (previous.size, previous.time_ns) == failure_identity(info):
             summary.failed += 1  # failed before and unchanged since: not retried
@@ -95,8 +105,11 @@ def update_from_folders(store: IndexStore, folders: list[str], model: Path | str
     for path, problem in found.problems.items():
         summary.failed += 1
         previous = known.get(path)
-        if not (previous and previous.status == "failed"
-                and (previous.size, previous.time_ns) == (problem.size, problem.changed_ns)):
+        if not (
+            previous
+            and previous.status == "failed"
+            and (previous.size, previous.time_ns) == (problem.size, problem.changed_ns)
+        ):
             new_problems.append((path, problem))
 
     # Check the model before writing anything: a refused run must leave the index as it was.
@@ -116,9 +129,17 @@ def update_from_folders(store: IndexStore, folders: list[str], model: Path | str
     return summary
 
 
-def _analyse_into(store: IndexStore, todo: dict[str, tuple[os.stat_result, bool]], model_path: str,
-                  jobs: int, max_segments: int | None, timeout: float | None, reporter: Reporter,
-                  summary: IndexSummary, keep_stderr: bool) -> None:
+def _analyse_into(
+    store: IndexStore,
+    todo: dict[str, tuple[os.stat_result, bool]],
+    model_path: str,
+    jobs: int,
+    max_segments: int | None,
+    timeout: float | None,
+    reporter: Reporter,
+    summary: IndexSummary,
+    keep_stderr: bool,
+) -> None:
     batch: list[tuple[Analysis, os.stat_result, bool]] = []
     last_commit = time.monotonic()
     # Workers are forked before the reporter may start a progress bar's thread.
@@ -144,8 +165,9 @@ def _analyse_into(store: IndexStore, todo: dict[str, tuple[os.stat_result, bool]
         _store_batch(store, batch, summary, reporter)
 
 
-def _store_batch(store: IndexStore, batch: list[tuple[Analysis, os.stat_result, bool]],
-                 summary: IndexSummary, reporter: Reporter) -> None:
+def _store_batch(
+    store: IndexStore, batch: list[tuple[Analysis, os.stat_result, bool]], summary: IndexSummary, reporter: Reporter
+) -> None:
     if not batch:
         return
     with store.transaction():
@@ -164,8 +186,13 @@ def _store_batch(store: IndexStore, batch: list[tuple[Analysis, os.stat_result, 
                     summary.added += 1
 
 
-def update_from_json_lines(store: IndexStore, lines: IO[str] | Iterable[str], source: str = "-",
-                           model: Path | str | None = None, reporter: Reporter | None = None) -> IndexSummary:
+def update_from_json_lines(
+    store: IndexStore,
+    lines: IO[str] | Iterable[str],
+    source: str = "-",
+    model: Path | str | None = None,
+    reporter: Reporter | None = None,
+) -> IndexSummary:
     """Store the songs of `qbsd tag --vector` JSON lines (from the file `source`, or '-'
     for stdin, which only names the lines in messages). A line that is not such a record
     is a failure and the rest go on; a vector of another model than the index's is
@@ -197,8 +224,7 @@ def update_from_json_lines(store: IndexStore, lines: IO[str] | Iterable[str], so
             else:
                 store.require_model(model_id, f"{where}: the vector")
             if len(record["vector"]) != store.n_tags:
-                reporter.failure(where, f"vector has {len(record['vector'])} values, the model has "
-                                        f"{store.n_tags} tags")
+                reporter.failure(where, f"vector has {len(record['vector'])} values, the model has {store.n_tags} tags")
                 summary.failed += 1
                 summary.failed_now += 1
                 continue
@@ -208,11 +234,11 @@ def update_from_json_lines(store: IndexStore, lines: IO[str] | Iterable[str], so
                 size, mtime = info.st_size, info.st_mtime_ns
             except OSError:
                 size, mtime = 0, 0
-            store.put_song(path, size, mtime, float(record.get("duration", 0.0)),
-                           np.asarray(record["vector"], dtype=np.float32))
+            store.put_song(
+                path, size, mtime, float(record.get("duration", 0.0)), np.asarray(record["vector"], dtype=np.float32)
+            )
             if path in known:
                 summary.updated += 1
             else:
                 summary.added += 1
     return summary
-

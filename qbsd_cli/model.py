@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError, TooShortError
-from .settings import DEFAULT_MAX_SEGMENTS, SEGMENT_SECONDS
 from .features import FeatureParams, MfccExtractor, decode_array, frames_to_patches, song_statistics
+from .settings import DEFAULT_MAX_SEGMENTS, SEGMENT_SECONDS
 
 MODEL_FILENAME = "qbsd.onnx"
 PATCHES_PER_RUN = 256  # patches per onnxruntime call: large enough to amortise the call
@@ -93,11 +93,15 @@ class ModelInfo:
     @classmethod
     def from_metadata(cls, path: Path, metadata: dict[str, str]) -> ModelInfo:
         try:
-            return cls(path=path, model_id=metadata["qbsd.model_id"], tags=json.loads(metadata["qbsd.tags"]),
-                       params=FeatureParams.from_json(metadata["qbsd.feature_params"]),
-                       mel_basis=decode_array(metadata["qbsd.mel_basis"]),
-                       statistics_weight=float(metadata.get("qbsd.statistics_weight", "0")),
-                       metadata=metadata)
+            return cls(
+                path=path,
+                model_id=metadata["qbsd.model_id"],
+                tags=json.loads(metadata["qbsd.tags"]),
+                params=FeatureParams.from_json(metadata["qbsd.feature_params"]),
+                mel_basis=decode_array(metadata["qbsd.mel_basis"]),
+                statistics_weight=float(metadata.get("qbsd.statistics_weight", "0")),
+                metadata=metadata,
+            )
         except (KeyError, ValueError, TypeError) as error:
             raise ModelError(f"{path} is not a qbsd model (metadata {error})") from None
 
@@ -129,19 +133,23 @@ class TagModel:
 
     def patch_outputs(self, patches: np.ndarray) -> np.ndarray:
         """Per-patch tag probabilities, (n_patches, n_tags), for patches (n_patches, 195, 10)."""
-        outputs = [self.session.run(["tags"], {"patches": patches[i:i + PATCHES_PER_RUN]})[0]
-                   for i in range(0, len(patches), PATCHES_PER_RUN)]
+        outputs = [
+            self.session.run(["tags"], {"patches": patches[i : i + PATCHES_PER_RUN]})[0]
+            for i in range(0, len(patches), PATCHES_PER_RUN)
+        ]
         return np.concatenate(outputs)
 
     def statistics_outputs(self, statistics: np.ndarray) -> np.ndarray:
         """The song-statistics model's tag probabilities, (n, n_tags), for statistics (n, 182)."""
         # the graph's patches input is required; one blank patch costs well under a millisecond
         blank = np.zeros((1, *self.params.patch_shape), dtype=np.float32)
-        return self.session.run(["statistics_tags"], {"patches": blank,
-                                                      "song_statistics": statistics.astype(np.float32)})[0]
+        return self.session.run(
+            ["statistics_tags"], {"patches": blank, "song_statistics": statistics.astype(np.float32)}
+        )[0]
 
-    def _song_vector(self, patch_sum: np.ndarray, n_patches: int,
-                     statistics: list[np.ndarray], patch_counts: list[int]) -> np.ndarray:
+    def _song_vector(
+        self, patch_sum: np.ndarray, n_patches: int, statistics: list[np.ndarray], patch_counts: list[int]
+    ) -> np.ndarray:
         """The song vector from the summed patch outputs and, for a blended model, the
         statistics of each analysed segment, weighted by the segment's patches."""
         vector = patch_sum / n_patches
@@ -157,8 +165,10 @@ class TagModel:
         frames = self.extractor.frames(samples)
         patches = frames_to_patches(frames, self.params)
         if len(patches) == 0:
-            raise TooShortError(f"too short: {len(samples) / self.params.sample_rate:.2f} s, "
-                                f"needs at least {self.params.patch_seconds:.2f} s")
+            raise TooShortError(
+                f"too short: {len(samples) / self.params.sample_rate:.2f} s, "
+                f"needs at least {self.params.patch_seconds:.2f} s"
+            )
         patch_sum = self.patch_outputs(patches).sum(axis=0, dtype=np.float64)
         return self._song_vector(patch_sum, len(patches), [song_statistics(frames)], [len(patches)])
 
@@ -189,6 +199,5 @@ class TagModel:
                     statistics.append(song_statistics(frames))
                     patch_counts.append(len(patches))
         if n_patches == 0:
-            raise TooShortError(f"too short: {seconds:.2f} s, needs at least "
-                                f"{self.params.patch_seconds:.2f} s")
+            raise TooShortError(f"too short: {seconds:.2f} s, needs at least {self.params.patch_seconds:.2f} s")
         return SongVector(self._song_vector(total, n_patches, statistics, patch_counts), seconds)

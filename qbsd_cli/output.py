@@ -15,12 +15,12 @@ class ExitStatus(enum.IntEnum):
     """Process exit codes, as documented in the README."""
 
     OK = 0
-    FAILED = 1          # some inputs failed (others may have succeeded), or the command could not run
-    USAGE = 2           # bad arguments, unknown tag, unreadable query
-    INTERRUPTED = 130   # Ctrl-C: what was finished is kept
+    FAILED = 1  # some inputs failed (others may have succeeded), or the command could not run
+    USAGE = 2  # bad arguments, unknown tag, unreadable query
+    INTERRUPTED = 130  # Ctrl-C: what was finished is kept
 
 
-class OutputFormat(str, enum.Enum):
+class OutputFormat(enum.StrEnum):
     auto = "auto"
     json = "json"
     table = "table"
@@ -60,7 +60,7 @@ def write_line(text: str) -> None:
         # the reader (head, a closed pipe) is gone: stop quietly, as Unix filters do
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        raise SystemExit(ExitStatus.OK)
+        raise SystemExit(ExitStatus.OK) from None
 
 
 def error(path: str | None, reason: str) -> None:
@@ -101,11 +101,17 @@ class Progress:
     def __init__(self, description: str, total: int | None):
         self.bar = None
         if stderr_is_terminal() and total:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
-                                       TextColumn, TimeRemainingColumn)
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
 
-            self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                    TimeRemainingColumn(), console=stderr_console(), transient=True)
+            self.bar = RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=stderr_console(),
+                transient=True,
+            )
             self.task = self.bar.add_task(description, total=total)
 
     def __enter__(self):
@@ -155,8 +161,10 @@ def tag_record_output(record: dict, output_format: OutputFormat, console=None) -
         from rich.table import Table
 
         # the path on a line of its own: as a table title it would wrap to the table's width
-        console.print(f"[bold]{escape(display_path(record['path']))}[/bold]  "
-                      f"({record['duration']:.1f} s analysed)", soft_wrap=True)
+        console.print(
+            f"[bold]{escape(display_path(record['path']))}[/bold]  ({record['duration']:.1f} s analysed)",
+            soft_wrap=True,
+        )
         table = Table()
         table.add_column("tag")
         table.add_column("score", justify="right")

@@ -18,7 +18,7 @@ from .errors import UsageError
 class Problem:
     """An audio-named entry that cannot be analysed: its identity and the reason."""
 
-    size: int       # bytes (0 when even lstat fails)
+    size: int  # bytes (0 when even lstat fails)
     changed_ns: int  # see failure_identity
     reason: str
 

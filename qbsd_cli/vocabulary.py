@@ -32,7 +32,7 @@ def resolve_words(words: list[str], tags: list[str]) -> list[int]:
             word = words[position]
             names = sorted(set(by_full) | set(by_name))
             close = difflib.get_close_matches(word, names, n=5, cutoff=0.6)
-            close += [name for name in names if word in name and name not in close][:5 - len(close)]
+            close += [name for name in names if word in name and name not in close][: 5 - len(close)]
             raise UnknownTagError(word, close)
         position = end
     return sorted(set(columns))

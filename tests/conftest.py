@@ -7,8 +7,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import (CAL500, CLIPS_DIR, NO_CLIPS, SHARED_DATA, AudioFactory, InProcessQbsd, Library, Qbsd,
-                     copy_clips, pick_clips)
+from helpers import (
+    CAL500,
+    CLIPS_DIR,
+    NO_CLIPS,
+    SHARED_DATA,
+    AudioFactory,
+    InProcessQbsd,
+    Library,
+    Qbsd,
+    copy_clips,
+    pick_clips,
+)
 
 
 def pytest_configure(config):
@@ -62,8 +72,7 @@ def clip_paths(clips) -> list[str]:
 def cal500_root() -> str:
     """The shared CAL500 annotations folder (skips when it is absent)."""
     if not (CAL500 / "vocab.txt").is_file():
-        pytest.skip("../shared/data/cal500 not found: CAL500 tests need the shared data "
-                    "beside the repository")
+        pytest.skip("../shared/data/cal500 not found: CAL500 tests need the shared data beside the repository")
     return str(CAL500)
 
 

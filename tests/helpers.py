@@ -15,25 +15,23 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data" / "moods4q"
 CLIPS_DIR = SHARED_DATA / "audio"
 CAL500 = REPO.parent / "shared" / "data" / "cal500"
-NO_CLIPS = ("../shared/data/moods4q not found: real-audio tests need the shared data "
-            "beside the repository")
+NO_CLIPS = "../shared/data/moods4q not found: real-audio tests need the shared data beside the repository"
 SAMPLE_RATE = 22050
 
 
 # --------------------------------------------------------------------------- running qbsd
+
 
 def qbsd_command() -> list[str]:
     """The `qbsd` executable if installed, else this checkout's `python -m qbsd_cli`."""
@@ -62,8 +60,10 @@ class Result:
         return [json.loads(line) for line in self.lines]
 
     def __repr__(self) -> str:
-        return (f"<qbsd {' '.join(self.args)} -> {self.returncode}\n"
-                f"stdout: {self.stdout[-2000:]}\nstderr: {self.stderr[-2000:]}>")
+        return (
+            f"<qbsd {' '.join(self.args)} -> {self.returncode}\n"
+            f"stdout: {self.stdout[-2000:]}\nstderr: {self.stderr[-2000:]}>"
+        )
 
 
 class Qbsd:
@@ -96,25 +96,45 @@ class Qbsd:
 
         return " ".join(shlex.quote(part) for part in self.command)
 
-    def __call__(self, *args, index: Path | None = None, input: str | bytes | None = None,
-                 env: dict | None = None, timeout: float = 120) -> Result:
+    def __call__(
+        self,
+        *args,
+        index: Path | None = None,
+        input: str | bytes | None = None,
+        env: dict | None = None,
+        timeout: float = 120,
+    ) -> Result:
         argv = [str(a) for a in args]
         if index is not None:
             argv += ["--index", str(index)]
         data = input.encode() if isinstance(input, str) else (input if input is not None else b"")
-        completed = subprocess.run(self.command + argv, input=data, capture_output=True,
-                                   env={**self.env, **(env or {})}, cwd=self.home, timeout=timeout)
-        decoded = subprocess.CompletedProcess(completed.args, completed.returncode,
-                                              completed.stdout.decode("utf-8", "replace"),
-                                              completed.stderr.decode("utf-8", "replace"))
+        completed = subprocess.run(
+            self.command + argv,
+            input=data,
+            capture_output=True,
+            env={**self.env, **(env or {})},
+            cwd=self.home,
+            timeout=timeout,
+        )
+        decoded = subprocess.CompletedProcess(
+            completed.args,
+            completed.returncode,
+            completed.stdout.decode("utf-8", "replace"),
+            completed.stderr.decode("utf-8", "replace"),
+        )
         return Result(argv, decoded)
 
     def shell(self, script: str, timeout: float = 120) -> Result:
         """Run a bash script (with pipefail) in which `qbsd` is this qbsd command, for real pipes."""
         prelude = f'qbsd() {{ {self.shell_command()} "$@"; }}\n'
-        completed = subprocess.run(["bash", "-o", "pipefail", "-c", prelude + script],
-                                   capture_output=True, text=True, env=self.env, cwd=self.home,
-                                   timeout=timeout)
+        completed = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", prelude + script],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.home,
+            timeout=timeout,
+        )
         return Result(["bash", "-c", script], completed)
 
 
@@ -123,8 +143,14 @@ class InProcessQbsd(Qbsd):
     stdin/stdout/stderr and working directory of a subprocess run; `shell` still starts
     real processes (pipes need them)."""
 
-    def __call__(self, *args, index: Path | None = None, input: str | bytes | None = None,
-                 env: dict | None = None, timeout: float = 120) -> Result:
+    def __call__(
+        self,
+        *args,
+        index: Path | None = None,
+        input: str | bytes | None = None,
+        env: dict | None = None,
+        timeout: float = 120,
+    ) -> Result:
         from typer.testing import CliRunner
 
         from qbsd_cli.cli import run
@@ -145,8 +171,9 @@ class InProcessQbsd(Qbsd):
                 out, err = stdout.getvalue(), stderr.getvalue()
         finally:
             os.chdir(previous)
-        completed = subprocess.CompletedProcess(argv, int(status), out.decode("utf-8", "replace"),
-                                                err.decode("utf-8", "replace"))
+        completed = subprocess.CompletedProcess(
+            argv, int(status), out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        )
         return Result(argv, completed)
 
 
@@ -156,6 +183,7 @@ def assert_no_traceback(result: Result) -> None:
 
 
 # --------------------------------------------------------------------------- real clips
+
 
 def pick_clips() -> list[Path]:
     """All clips, ordered so that the first few cover the four quadrants in turn."""
@@ -190,8 +218,14 @@ def copy_clips(clips: list[Path], folder: Path) -> list[Path]:
 
 # --------------------------------------------------------------------------- generated audio
 
-def write_chord(path: Path, frequencies=(220.0, 277.18, 329.63), seconds: float = 4.0,
-                sample_rate: int = SAMPLE_RATE, channels: int = 1) -> Path:
+
+def write_chord(
+    path: Path,
+    frequencies=(220.0, 277.18, 329.63),
+    seconds: float = 4.0,
+    sample_rate: int = SAMPLE_RATE,
+    channels: int = 1,
+) -> Path:
     """A sine chord with a gentle fade in and out, as wav or flac (by extension)."""
     import numpy as np
     import soundfile
@@ -207,8 +241,9 @@ def write_chord(path: Path, frequencies=(220.0, 277.18, 329.63), seconds: float 
     return path
 
 
-def write_noise_bursts(path: Path, seconds: float = 4.0, bursts_per_second: float = 4.0,
-                       sample_rate: int = SAMPLE_RATE, seed: int = 0) -> Path:
+def write_noise_bursts(
+    path: Path, seconds: float = 4.0, bursts_per_second: float = 4.0, sample_rate: int = SAMPLE_RATE, seed: int = 0
+) -> Path:
     """White-noise bursts with silence between them (a crude drum track)."""
     import numpy as np
     import soundfile
@@ -220,7 +255,7 @@ def write_noise_bursts(path: Path, seconds: float = 4.0, bursts_per_second: floa
     length = period // 4
     envelope = np.exp(-np.arange(length) / (length / 5)).astype(np.float32)
     for start in range(0, n - length, period):
-        signal[start:start + length] = 0.5 * rng.standard_normal(length).astype(np.float32) * envelope
+        signal[start : start + length] = 0.5 * rng.standard_normal(length).astype(np.float32) * envelope
     path.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(str(path), signal, sample_rate)
     return path
@@ -247,11 +282,11 @@ class AudioFactory:
 
 # --------------------------------------------------------------------------- a shared index
 
+
 class Library:
     """A folder of real and generated audio, indexed once: read-only for the tests."""
 
-    def __init__(self, qbsd: Qbsd, music: Path, index: Path, real: list[Path], generated: list[Path],
-                 result: Result):
+    def __init__(self, qbsd: Qbsd, music: Path, index: Path, real: list[Path], generated: list[Path], result: Result):
         self.qbsd = qbsd
         self.music = music
         self.index = index
@@ -259,8 +294,6 @@ class Library:
         self.generated = generated
         self.files = real + generated
         self.result = result
-
-
 
 
 def model_with_another_id(qbsd, folder: Path) -> tuple[str, str, Path]:

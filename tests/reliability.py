@@ -13,8 +13,10 @@ import subprocess
 import time
 from pathlib import Path
 
-SUMMARY = re.compile(r"added (\d+), updated (\d+), removed (\d+), failed (\d+), unchanged (\d+); "
-                     r"(\d+) songs in (.+); [\d.]+ s$")
+SUMMARY = re.compile(
+    r"added (\d+), updated (\d+), removed (\d+), failed (\d+), unchanged (\d+); "
+    r"(\d+) songs in (.+); [\d.]+ s$"
+)
 
 
 def summary(result) -> dict:
@@ -62,8 +64,16 @@ def write_endless_wav(path: Path) -> Path:
     takes many minutes: a genuinely slow input for the per-file time limit."""
     data_size = 0xFFFFFF00
     fmt = struct.pack("<HHIIHH", 1, 1, 22050, 44100, 2, 16)
-    header = (b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + data_size) + b"WAVE"
-              + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", data_size))
+    header = (
+        b"RIFF"
+        + struct.pack("<I", 4 + 8 + len(fmt) + 8 + data_size)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_size)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as handle:
         handle.write(header)
@@ -85,9 +95,15 @@ class Background:
         folder.mkdir(parents=True)
         self.stdout_path, self.stderr_path = folder / "stdout", folder / "stderr"
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.process = subprocess.Popen(qbsd.command + argv, stdin=subprocess.DEVNULL, stdout=out,
-                                            stderr=err, env=qbsd.env, cwd=cwd or qbsd.home,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                qbsd.command + argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=qbsd.env,
+                cwd=cwd or qbsd.home,
+                start_new_session=True,
+            )
         self.pid = self.process.pid
 
     def running(self) -> bool:
@@ -148,8 +164,10 @@ class Background:
         return self.process.returncode
 
     def __repr__(self) -> str:
-        return (f"<background qbsd -> {self.process.returncode}\nstdout: {self.stdout[-2000:]}\n"
-                f"stderr: {self.stderr[-2000:]}>")
+        return (
+            f"<background qbsd -> {self.process.returncode}\nstdout: {self.stdout[-2000:]}\n"
+            f"stderr: {self.stderr[-2000:]}>"
+        )
 
 
 def wait_until(condition, timeout: float = 60.0, interval: float = 0.02) -> bool:

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-
 from helpers import InProcessQbsd, Qbsd, assert_no_traceback, copy_clips, write_chord
 from reliability import error_lines, summary
 
@@ -62,23 +61,21 @@ def _directory(path: Path) -> Path:
 # name -> (make(folder, clip) -> path, words expected in the reason)
 BAD = {
     "empty": (lambda d, clip: _write(d / "empty.mp3", b""), "empty file"),
-    "truncated-mp3": (lambda d, clip: _write(d / "truncated.mp3", clip.read_bytes()[:3000]),
-                      ("too short", "not decodable", "no audio")),
-    "random-mp3": (lambda d, clip: _write(d / "random.mp3", random.Random(1).randbytes(40_000)),
-                   "not decodable"),
-    "random-wav": (lambda d, clip: _write(d / "random.wav", random.Random(2).randbytes(40_000)),
-                   "not decodable"),
-    "random-flac": (lambda d, clip: _write(d / "random.flac", random.Random(3).randbytes(40_000)),
-                    "not decodable"),
-    "text-as-mp3": (lambda d, clip: _write(d / "notes.mp3", b"Dear diary, this is no song.\n" * 40),
-                    "not decodable"),
+    "truncated-mp3": (
+        lambda d, clip: _write(d / "truncated.mp3", clip.read_bytes()[:3000]),
+        ("too short", "not decodable", "no audio"),
+    ),
+    "random-mp3": (lambda d, clip: _write(d / "random.mp3", random.Random(1).randbytes(40_000)), "not decodable"),
+    "random-wav": (lambda d, clip: _write(d / "random.wav", random.Random(2).randbytes(40_000)), "not decodable"),
+    "random-flac": (lambda d, clip: _write(d / "random.flac", random.Random(3).randbytes(40_000)), "not decodable"),
+    "text-as-mp3": (lambda d, clip: _write(d / "notes.mp3", b"Dear diary, this is no song.\n" * 40), "not decodable"),
     "directory": (lambda d, clip: _directory(d / "x.mp3"), "is a directory"),
     "symlink-loop": (lambda d, clip: _symlink(d / "loop.mp3", "loop.mp3"), "symbolic link loop"),
-    "broken-symlink": (lambda d, clip: _symlink(d / "broken.wav", "no-such-target.wav"),
-                       "broken symbolic link"),
+    "broken-symlink": (lambda d, clip: _symlink(d / "broken.wav", "no-such-target.wav"), "broken symbolic link"),
     "shorter-than-a-patch": (lambda d, clip: _noise(d / "short.wav", 0.3, 22050), "too short"),
     "fifo": (lambda d, clip: _fifo(d / "hang.wav"), "named pipe"),
 }
+
 
 def _non_utf8(path: Path, name: bytes) -> Path:
     """Rename `path` to `name`, bytes that are not UTF-8 (the str has surrogate escapes)."""
@@ -96,13 +93,11 @@ GOOD = {
     "stereo": lambda d, clip: write_chord(d / "stereo.wav", channels=2, seconds=3.0, sample_rate=44100),
     "6-channels": lambda d, clip: write_chord(d / "surround.wav", channels=6, seconds=3.0, sample_rate=48000),
     "spaces": lambda d, clip: write_chord(d / "a song with  spaces .wav", seconds=3.0),
-    "quotes": lambda d, clip: write_chord(d / "it's \"quoted\".wav", seconds=3.0),
+    "quotes": lambda d, clip: write_chord(d / 'it\'s "quoted".wav', seconds=3.0),
     "non-utf8": lambda d, clip: _non_utf8(write_chord(d / "tmp.wav", seconds=3.0), b"caf\xff.wav"),
     "leading-dash": lambda d, clip: write_chord(d / "-x.wav", seconds=3.0),
     "real-clip": lambda d, clip: copy_clips([clip], d)[0],
 }
-
-
 
 
 def shown(path: Path) -> str:
@@ -112,6 +107,7 @@ def shown(path: Path) -> str:
 
 def strict_json(line: str) -> dict:
     """json.loads that refuses NaN and infinity (Python's own accepts them)."""
+
     def refuse(constant):
         raise ValueError(f"{constant} in JSON output")
 
@@ -157,6 +153,7 @@ def index_runs(mqbsd, corpus):
 
 # --------------------------------------------------------------------------- qbsd tag
 
+
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_tag_reports_the_bad_file_and_goes_on(mqbsd, corpus, case):
     bad = corpus.bad[case]
@@ -167,7 +164,7 @@ def test_tag_reports_the_bad_file_and_goes_on(mqbsd, corpus, case):
     [line] = result.err_lines
     prefix = f"qbsd: {shown(bad)}: "
     assert line.startswith(prefix), result
-    assert matches(line[len(prefix):], BAD[case][1]), result
+    assert matches(line[len(prefix) :], BAD[case][1]), result
     [record] = [strict_json(line) for line in result.lines]
     assert record["path"] == str(good)
 
@@ -185,8 +182,9 @@ def test_tag_processes_every_odd_but_valid_file(good_run, corpus):
 
 
 def test_silence_gets_finite_scores(good_run, corpus):
-    [record] = [strict_json(line) for line in good_run.lines
-                if strict_json(line)["path"] == str(corpus.good["digital-silence"])]
+    [record] = [
+        strict_json(line) for line in good_run.lines if strict_json(line)["path"] == str(corpus.good["digital-silence"])
+    ]
     assert all(math.isfinite(entry["score"]) for entry in record["tags"])
 
 
@@ -207,6 +205,7 @@ def test_odd_names_through_stdin(mqbsd, corpus):
 
 
 # --------------------------------------------------------------------------- qbsd index
+
 
 def test_index_reports_each_bad_file_once(index_runs, corpus):
     first, _, _ = index_runs
@@ -238,8 +237,14 @@ def test_second_index_run_does_not_retry_failures(index_runs):
     assert error_lines(second) == [], second
     counts = summary(second)
     # a known failure counts as failed, not also as unchanged
-    assert counts == {"added": 0, "updated": 0, "removed": 0, "failed": len(BAD),
-                      "unchanged": len(GOOD), "songs": len(GOOD)}
+    assert counts == {
+        "added": 0,
+        "updated": 0,
+        "removed": 0,
+        "failed": len(BAD),
+        "unchanged": len(GOOD),
+        "songs": len(GOOD),
+    }
 
 
 def test_fixed_file_is_retried(mqbsd, corpus, index_runs):
@@ -254,6 +259,7 @@ def test_fixed_file_is_retried(mqbsd, corpus, index_runs):
 
 
 # --------------------------------------------------------------------------- no read permission
+
 
 def _as_nobody() -> list[str] | None:
     """A command prefix that runs as an unprivileged user, or None if impossible."""
@@ -289,15 +295,17 @@ def test_file_without_read_permission(qbsd, clips):
             os.chown(index, 65534, 65534)
             os.chown(xdg, 65534, 65534)
         env = {**qbsd.env, "XDG_DATA_HOME": str(xdg), "XDG_CACHE_HOME": str(xdg), "HOME": str(xdg)}
-        probe = subprocess.run(prefix + qbsd.command + ["tags"], capture_output=True, env=env,
-                               cwd=root, timeout=120)
+        probe = subprocess.run(prefix + qbsd.command + ["tags"], capture_output=True, env=env, cwd=root, timeout=120)
         if probe.returncode != 0:
-            pytest.skip("the unprivileged user cannot run qbsd or read its model here: "
-                        + probe.stderr.decode(errors="replace").strip()[-200:])
+            pytest.skip(
+                "the unprivileged user cannot run qbsd or read its model here: "
+                + probe.stderr.decode(errors="replace").strip()[-200:]
+            )
 
         def run(*args):
-            completed = subprocess.run(prefix + qbsd.command + [str(a) for a in args],
-                                       capture_output=True, env=env, cwd=root, timeout=120)
+            completed = subprocess.run(
+                prefix + qbsd.command + [str(a) for a in args], capture_output=True, env=env, cwd=root, timeout=120
+            )
             return completed.returncode, completed.stdout.decode(), completed.stderr.decode()
 
         status, out, err = run("tag", "--top", "1", secret, good)
@@ -308,12 +316,10 @@ def test_file_without_read_permission(qbsd, clips):
 
         status, out, err = run("index", music, "--index", index)
         assert status == 1, err
-        assert [line for line in err.splitlines() if line.startswith("qbsd:")] == \
-            [f"qbsd: {secret}: Permission denied"]
+        assert [line for line in err.splitlines() if line.startswith("qbsd:")] == [f"qbsd: {secret}: Permission denied"]
         assert "added 1, updated 0, removed 0, failed 1, unchanged 0" in err
         status, out, err = run("index", "--errors", "--index", index)
-        assert [json.loads(line) for line in out.splitlines()] == \
-            [{"path": str(secret), "error": "Permission denied"}]
+        assert [json.loads(line) for line in out.splitlines()] == [{"path": str(secret), "error": "Permission denied"}]
         status, out, err = run("index", music, "--index", index)
         assert status == 0, err
         assert "added 0, updated 0, removed 0, failed 1, unchanged 1" in err

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO
 
 COMPLETIONS = REPO / "completions"
@@ -36,8 +35,14 @@ def checkout_env() -> dict:
 def generated(tmp_path_factory) -> Path:
     """The scripts as the generator writes them now (from this checkout), in a temp folder."""
     folder = tmp_path_factory.mktemp("completions")
-    completed = subprocess.run([sys.executable, str(GENERATOR), str(folder)],
-                               capture_output=True, text=True, env=checkout_env(), cwd=REPO, timeout=60)
+    completed = subprocess.run(
+        [sys.executable, str(GENERATOR), str(folder)],
+        capture_output=True,
+        text=True,
+        env=checkout_env(),
+        cwd=REPO,
+        timeout=60,
+    )
     assert completed.returncode == 0, completed.stderr
     return folder
 
@@ -49,10 +54,15 @@ def test_committed_script_is_current(generated, shell):
     assert committed.is_file(), f"{committed} is missing: run `{REGENERATE}`"
     current = committed.read_text(encoding="utf-8")
     if current != fresh:
-        diff = "".join(difflib.unified_diff(current.splitlines(True), fresh.splitlines(True),
-                                            f"committed {SCRIPTS[shell]}", "generated now"))
-        pytest.fail(f"completions/{SCRIPTS[shell]} is stale (the command line changed): "
-                    f"run `{REGENERATE}` and commit the result\n{diff[:3000]}")
+        diff = "".join(
+            difflib.unified_diff(
+                current.splitlines(True), fresh.splitlines(True), f"committed {SCRIPTS[shell]}", "generated now"
+            )
+        )
+        pytest.fail(
+            f"completions/{SCRIPTS[shell]} is stale (the command line changed): "
+            f"run `{REGENERATE}` and commit the result\n{diff[:3000]}"
+        )
 
 
 @pytest.mark.parametrize("shell", list(SCRIPTS))
@@ -64,8 +74,14 @@ def test_script_says_it_is_generated(shell):
 
 def test_check_mode_reports_stale_scripts(tmp_path):
     (tmp_path / "qbsd.bash").write_text("# old\n")
-    completed = subprocess.run([sys.executable, str(GENERATOR), "--check", str(tmp_path)],
-                               capture_output=True, text=True, env=checkout_env(), cwd=REPO, timeout=60)
+    completed = subprocess.run(
+        [sys.executable, str(GENERATOR), "--check", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=checkout_env(),
+        cwd=REPO,
+        timeout=60,
+    )
     assert completed.returncode == 1
     assert REGENERATE in completed.stderr
 
@@ -73,15 +89,25 @@ def test_check_mode_reports_stale_scripts(tmp_path):
 def test_cli_does_not_import_the_generator():
     completed = subprocess.run(
         [sys.executable, "-c", "import sys, qbsd_cli.cli; print('qbsd_cli.completions' in sys.modules)"],
-        capture_output=True, text=True, env=checkout_env(), timeout=60)
+        capture_output=True,
+        text=True,
+        env=checkout_env(),
+        timeout=60,
+    )
     assert completed.stdout.strip() == "False", completed
 
 
 # --------------------------------------------------------------------------- bash
 
+
 def test_bash_script_loads():
-    completed = subprocess.run(["bash", "-c", "source completions/qbsd.bash; complete -p qbsd"],
-                               capture_output=True, text=True, cwd=REPO, timeout=30)
+    completed = subprocess.run(
+        ["bash", "-c", "source completions/qbsd.bash; complete -p qbsd"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+    )
     assert completed.returncode == 0, completed.stderr
     assert completed.stderr == ""
     assert completed.stdout.strip() == "complete -F _qbsd qbsd"
@@ -99,36 +125,42 @@ def workdir(tmp_path) -> Path:
 
 def bash_complete(workdir: Path, *words: str) -> list[str]:
     """COMPREPLY of the qbsd completion for COMP_WORDS=words (the last one is being completed)."""
-    script = (f"source {COMPLETIONS / 'qbsd.bash'}\n"
-              'COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=()\n'
-              "_qbsd\n"
-              'printf "%s\\n" "${COMPREPLY[@]}"\n')
-    completed = subprocess.run(["bash", "-c", script, "bash", *words], capture_output=True, text=True,
-                               cwd=workdir, timeout=30)
+    script = (
+        f"source {COMPLETIONS / 'qbsd.bash'}\n"
+        'COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=()\n'
+        "_qbsd\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    completed = subprocess.run(
+        ["bash", "-c", script, "bash", *words], capture_output=True, text=True, cwd=workdir, timeout=30
+    )
     assert completed.returncode == 0, completed.stderr
     return [line for line in completed.stdout.split("\n") if line]
 
 
-@pytest.mark.parametrize("words, expected", [
-    (["qbsd", ""], SUBCOMMANDS),
-    (["qbsd", "ta"], ["tag", "tags"]),
-    (["qbsd", "--debug", "se"], ["search"]),
-    (["qbsd", "--"], ["--debug", "--install-completion", "--show-completion", "--help"]),
-    (["qbsd", "tag", "--fo"], ["--format"]),
-    (["qbsd", "tag", "--format", ""], ["auto", "json", "table", "m3u"]),
-    (["qbsd", "similar", "-f", "t"], ["table"]),
-    (["qbsd", "search", "--format", "=", "m"], ["m3u"]),       # --format=m, split at '='
-    (["qbsd", "search", "--format", "=", ""], ["auto", "json", "table", "m3u"]),
-    (["qbsd", "tag", "--format=j"], ["--format=json"]),        # '=' not a word break
-    (["qbsd", "tags", "--v"], ["--verbose"]),
-    (["qbsd", "tag", "-k", ""], []),                           # a number: nothing to offer
-    (["qbsd", "tag", "music/"], ["music/a.mp3", "music/b c.mp3", "music/rock"]),
-    (["qbsd", "similar", "--exact", "music/a"], ["music/a.mp3"]),
-    (["qbsd", "index", "music/"], ["music/rock"]),            # folders only
-    (["qbsd", "index", "--index", ""], ["index", "music"]),
-    (["qbsd", "search", "-i", "in"], ["index"]),
-    (["qbsd", "index", "--model", "music/a"], ["music/a.mp3"]),
-])
+@pytest.mark.parametrize(
+    "words, expected",
+    [
+        (["qbsd", ""], SUBCOMMANDS),
+        (["qbsd", "ta"], ["tag", "tags"]),
+        (["qbsd", "--debug", "se"], ["search"]),
+        (["qbsd", "--"], ["--debug", "--install-completion", "--show-completion", "--help"]),
+        (["qbsd", "tag", "--fo"], ["--format"]),
+        (["qbsd", "tag", "--format", ""], ["auto", "json", "table", "m3u"]),
+        (["qbsd", "similar", "-f", "t"], ["table"]),
+        (["qbsd", "search", "--format", "=", "m"], ["m3u"]),  # --format=m, split at '='
+        (["qbsd", "search", "--format", "=", ""], ["auto", "json", "table", "m3u"]),
+        (["qbsd", "tag", "--format=j"], ["--format=json"]),  # '=' not a word break
+        (["qbsd", "tags", "--v"], ["--verbose"]),
+        (["qbsd", "tag", "-k", ""], []),  # a number: nothing to offer
+        (["qbsd", "tag", "music/"], ["music/a.mp3", "music/b c.mp3", "music/rock"]),
+        (["qbsd", "similar", "--exact", "music/a"], ["music/a.mp3"]),
+        (["qbsd", "index", "music/"], ["music/rock"]),  # folders only
+        (["qbsd", "index", "--index", ""], ["index", "music"]),
+        (["qbsd", "search", "-i", "in"], ["index"]),
+        (["qbsd", "index", "--model", "music/a"], ["music/a.mp3"]),
+    ],
+)
 def test_bash_completes(workdir, words, expected):
     assert sorted(bash_complete(workdir, *words)) == sorted(expected)
 
@@ -138,9 +170,13 @@ def test_bash_offers_every_option(workdir, command):
     """Each subcommand's options, long and short, as --help lists them."""
     offered = set(bash_complete(workdir, "qbsd", command, "-"))
     assert {"--help", "-h"} <= offered
-    help_text = subprocess.run([sys.executable, "-m", "qbsd_cli", command, "--help"], capture_output=True,
-                               text=True, env={**checkout_env(), "COLUMNS": "200", "TERM": "dumb"},
-                               timeout=60).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "qbsd_cli", command, "--help"],
+        capture_output=True,
+        text=True,
+        env={**checkout_env(), "COLUMNS": "200", "TERM": "dumb"},
+        timeout=60,
+    ).stdout
     listed = set()
     for line in help_text.splitlines():  # rows of the options panel: "│ --index  -i  <path>  ..."
         tokens = line.strip().lstrip("│").split()
@@ -152,14 +188,14 @@ def test_bash_offers_every_option(workdir, command):
 
 # --------------------------------------------------------------------------- zsh
 
-needs_zsh = pytest.mark.skipif(shutil.which("zsh") is None,
-                               reason="zsh is not installed: the zsh script's syntax and loading are not checked")
+needs_zsh = pytest.mark.skipif(
+    shutil.which("zsh") is None, reason="zsh is not installed: the zsh script's syntax and loading are not checked"
+)
 
 
 @needs_zsh
 def test_zsh_script_parses():
-    completed = subprocess.run(["zsh", "-n", str(COMPLETIONS / "_qbsd")], capture_output=True, text=True,
-                               timeout=30)
+    completed = subprocess.run(["zsh", "-n", str(COMPLETIONS / "_qbsd")], capture_output=True, text=True, timeout=30)
     assert completed.returncode == 0, completed.stderr
 
 
@@ -167,28 +203,43 @@ def test_zsh_script_parses():
 @pytest.mark.parametrize("how", ["fpath", "source"])
 def test_zsh_script_registers(tmp_path, how):
     """Autoloaded from $fpath, or sourced after compinit: either way qbsd gets _qbsd."""
-    load = {"fpath": f"fpath=({COMPLETIONS} $fpath); autoload -U compinit; compinit -u -D",
-            "source": f"autoload -U compinit; compinit -u -D; source {COMPLETIONS / '_qbsd'}"}[how]
-    completed = subprocess.run(["zsh", "-f", "-c", f"{load}; print -r -- $_comps[qbsd]"],
-                               capture_output=True, text=True, cwd=tmp_path, timeout=60,
-                               env={**os.environ, "HOME": str(tmp_path), "ZDOTDIR": str(tmp_path)})
+    load = {
+        "fpath": f"fpath=({COMPLETIONS} $fpath); autoload -U compinit; compinit -u -D",
+        "source": f"autoload -U compinit; compinit -u -D; source {COMPLETIONS / '_qbsd'}",
+    }[how]
+    completed = subprocess.run(
+        ["zsh", "-f", "-c", f"{load}; print -r -- $_comps[qbsd]"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env={**os.environ, "HOME": str(tmp_path), "ZDOTDIR": str(tmp_path)},
+    )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "_qbsd", completed
 
 
 # --------------------------------------------------------------------------- fish
 
-needs_fish = pytest.mark.skipif(shutil.which("fish") is None,
-                                reason="fish is not installed: the fish script's syntax and completions are not checked")
+needs_fish = pytest.mark.skipif(
+    shutil.which("fish") is None,
+    reason="fish is not installed: the fish script's syntax and completions are not checked",
+)
 
 
 def fish(script: str, cwd: Path) -> subprocess.CompletedProcess:
     home = cwd / ".fish-home"
     home.mkdir(exist_ok=True)
-    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
-           "XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / "cache")}
-    return subprocess.run(["fish", "--no-config", "-c", script], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=60)
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+    }
+    return subprocess.run(
+        ["fish", "--no-config", "-c", script], capture_output=True, text=True, cwd=cwd, env=env, timeout=60
+    )
 
 
 @needs_fish
@@ -204,13 +255,16 @@ def fish_complete(workdir: Path, line: str) -> list[str]:
 
 
 @needs_fish
-@pytest.mark.parametrize("line, expected", [
-    ("qbsd ta", ["tag", "tags"]),
-    ("qbsd tag --format ", ["auto", "json", "table", "m3u"]),
-    ("qbsd similar --fo", ["--format"]),
-    ("qbsd tag music/", ["music/a.mp3", "music/b c.mp3", "music/rock/"]),
-    ("qbsd index music/", ["music/rock/"]),
-    ("qbsd search --index ", ["index/", "music/"]),
-])
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("qbsd ta", ["tag", "tags"]),
+        ("qbsd tag --format ", ["auto", "json", "table", "m3u"]),
+        ("qbsd similar --fo", ["--format"]),
+        ("qbsd tag music/", ["music/a.mp3", "music/b c.mp3", "music/rock/"]),
+        ("qbsd index music/", ["music/rock/"]),
+        ("qbsd search --index ", ["index/", "music/"]),
+    ],
+)
 def test_fish_completes(workdir, line, expected):
     assert sorted(fish_complete(workdir, line)) == sorted(expected)

@@ -11,10 +11,8 @@ from __future__ import annotations
 import signal
 
 import pytest
-
 from helpers import assert_no_traceback, copy_clips
-from reliability import (Background, integrity, is_sparse, stored_songs, summary, wait_until,
-                         write_endless_wav)
+from reliability import Background, integrity, is_sparse, stored_songs, summary, wait_until, write_endless_wav
 
 FIRST, MORE = 8, 22
 
@@ -27,7 +25,7 @@ def library(qbsd, tmp_path, clips):
     index = tmp_path / "index"
     built = qbsd("index", music, index=index)
     assert built.returncode == 0, built
-    more = copy_clips(clips[FIRST:FIRST + MORE], music / "more")
+    more = copy_clips(clips[FIRST : FIRST + MORE], music / "more")
     if not is_sparse(write_endless_wav(music / "more" / "zz-endless.wav")):
         pytest.skip("this file system does not store sparse files: the 4 GB test file would fill it")
     return music, index, first, more
@@ -41,8 +39,7 @@ def running_index(qbsd, music, index) -> Background:
     """`qbsd index` caught while it is busy: it has committed the new clips and is on a file
     that takes far longer than its --timeout (see test_timeout), so it stays busy for
     BUSY_S seconds and then finishes, reporting that one file as timed out."""
-    run = Background(qbsd, "index", "--jobs", "1", "--full", "--timeout", str(BUSY_S), music,
-                     index=index)
+    run = Background(qbsd, "index", "--jobs", "1", "--full", "--timeout", str(BUSY_S), music, index=index)
     assert wait_until(lambda: stored_songs(index) == FIRST + MORE or not run.running(), timeout=60)
     assert run.running(), f"the run finished too soon to test anything: {run}"
     return run
@@ -63,8 +60,9 @@ def test_one_writer_at_a_time(qbsd, library):
             assert second.returncode == 1, second
             assert_no_traceback(second)
             [message] = second.err_lines
-            assert message == (f"qbsd: another `qbsd index` is running on the index at {index}; "
-                               f"try again when it has finished")
+            assert message == (
+                f"qbsd: another `qbsd index` is running on the index at {index}; try again when it has finished"
+            )
             assert second.stdout == ""
         assert run.running(), "the refused runs did not overlap the running one"
         finished(run, music)

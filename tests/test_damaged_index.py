@@ -10,7 +10,6 @@ import re
 
 import numpy as np
 import pytest
-
 from helpers import AudioFactory, assert_no_traceback, copy_clips, model_with_another_id
 from reliability import summary
 
@@ -58,7 +57,7 @@ def test_damaged_database(qbsd, indexed, damage):
     elif damage == "garbage-after-header":  # a valid header, pages of noise
         database.write_bytes(data[:100] + noise[100:])
     else:
-        database.write_bytes(data[:len(data) // 3])
+        database.write_bytes(data[: len(data) // 3])
     for args in (["similar", songs[0]], ["search", "calm"], ["index", music], ["index", "--errors"]):
         assert_damage_reported(qbsd(*args, index=index), index)
     rebuilt = qbsd("index", "--rebuild", music, index=index)
@@ -76,14 +75,22 @@ def test_damaged_annoy_file(qbsd, indexed, tmp_path):
     jsonl = tmp_path / "many.jsonl"
     with open(jsonl, "w") as handle:
         for number in range(ANNOY_THRESHOLD + 50):
-            handle.write(json.dumps({"path": f"/elsewhere/song-{number}.mp3", "model": model_id,
-                                     "vector": np.round(rng.random(n_tags), 3).tolist()}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "path": f"/elsewhere/song-{number}.mp3",
+                        "model": model_id,
+                        "vector": np.round(rng.random(n_tags), 3).tolist(),
+                    }
+                )
+                + "\n"
+            )
     ingested = qbsd("index", "--from-jsonl", jsonl, index=index)
     assert ingested.returncode == 0, ingested
     [forest] = index.glob("songs-*.annoy")
     assert_works(qbsd, index, songs, 100)
 
-    forest.write_bytes(forest.read_bytes()[:forest.stat().st_size // 2])
+    forest.write_bytes(forest.read_bytes()[: forest.stat().st_size // 2])
     assert_damage_reported(qbsd("similar", songs[0], "--top", "1", index=index), index)
     rebuilt = qbsd("index", "--rebuild", music, index=index)
     assert rebuilt.returncode == 0, rebuilt

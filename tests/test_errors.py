@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers import AudioFactory, assert_no_traceback
 
 
-@pytest.mark.parametrize("args", [
-    ["no-such-command"],
-    ["tag", "--top", "-1", "x.wav"],
-    ["tag", "--format", "bogus", "x.wav"],
-    ["tag", "--no-such-option"],
-    ["similar"],
-    ["search"],
-    ["similar", "x.wav", "--top", "0"],
-    ["index", "--jobs", "-3", "."],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["no-such-command"],
+        ["tag", "--top", "-1", "x.wav"],
+        ["tag", "--format", "bogus", "x.wav"],
+        ["tag", "--no-such-option"],
+        ["similar"],
+        ["search"],
+        ["similar", "x.wav", "--top", "0"],
+        ["index", "--jobs", "-3", "."],
+    ],
+)
 def test_usage_errors_exit_2(qbsd, args):
     result = qbsd(*args)
     assert result.returncode == 2, result

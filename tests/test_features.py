@@ -16,12 +16,23 @@ DELTA_TOLERANCE = 0.005
 
 
 def librosa_reference(samples, params):
-    mel = librosa.feature.melspectrogram(y=samples, sr=params.sample_rate, n_fft=params.n_fft,
-                                         hop_length=params.hop_length, n_mels=params.n_mels,
-                                         fmin=params.fmin, fmax=params.fmax)
+    mel = librosa.feature.melspectrogram(
+        y=samples,
+        sr=params.sample_rate,
+        n_fft=params.n_fft,
+        hop_length=params.hop_length,
+        n_mels=params.n_mels,
+        fmin=params.fmin,
+        fmax=params.fmax,
+    )
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=None), n_mfcc=params.n_mfcc)
-    return np.concatenate([mfcc, librosa.feature.delta(mfcc, width=params.delta_width),
-                           librosa.feature.delta(mfcc, width=params.delta_width, order=2)]).T
+    return np.concatenate(
+        [
+            mfcc,
+            librosa.feature.delta(mfcc, width=params.delta_width),
+            librosa.feature.delta(mfcc, width=params.delta_width, order=2),
+        ]
+    ).T
 
 
 def test_matches_librosa_on_real_clips(clip_paths):
@@ -42,7 +53,7 @@ def test_patch_layout():
     patches = frames_to_patches(frames, params)
     assert patches.shape == (2, 195, 10)  # 120 frames: two patches of 50, 20 dropped
     # column j of patch p = frames 50p+5j .. 50p+5j+4, one after the other
-    np.testing.assert_array_equal(patches[1][:, 3], frames[50 + 15:50 + 20].reshape(-1))
+    np.testing.assert_array_equal(patches[1][:, 3], frames[50 + 15 : 50 + 20].reshape(-1))
 
 
 def test_under_one_patch_of_audio_gives_no_patch():
@@ -61,9 +72,15 @@ def test_song_statistics_are_the_textbook_ones_on_a_real_clip(clip_paths):
     statistics = song_statistics(frames)
     assert statistics.shape == (SONG_STATISTICS_DIM,) == (182,)
     cepstral = frames[:, :13].astype(np.float64)
-    expected = np.concatenate([frames.mean(0), frames.std(0),
-                               np.corrcoef(cepstral.T)[np.triu_indices(13, 1)],
-                               scipy_stats.skew(cepstral), scipy_stats.kurtosis(cepstral)])
+    expected = np.concatenate(
+        [
+            frames.mean(0),
+            frames.std(0),
+            np.corrcoef(cepstral.T)[np.triu_indices(13, 1)],
+            scipy_stats.skew(cepstral),
+            scipy_stats.kurtosis(cepstral),
+        ]
+    )
     np.testing.assert_allclose(statistics, expected, rtol=1e-4, atol=1e-4)
 
 

@@ -35,9 +35,13 @@ DEADLINE = timedelta(seconds=10)
 #: The whole test; far more than it needs, so this only fires on a real hang.
 WATCHDOG_S = 240
 
-FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=DEADLINE, derandomize=True,
-                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-                         database=None)
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=DEADLINE,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    database=None,
+)
 
 
 @pytest.fixture(scope="module")
@@ -88,16 +92,27 @@ def write(workdir: str, name: str, data: bytes) -> str:
 
 # --------------------------------------------------------------------------- strategies
 
-WAV_FIELDS = ["payload", "riff_size", "format_tag", "channels", "rate", "byte_rate", "block_align", "bits",
-              "fmt_size", "data_size", "extra_chunk_size", "header"]
+WAV_FIELDS = [
+    "payload",
+    "riff_size",
+    "format_tag",
+    "channels",
+    "rate",
+    "byte_rate",
+    "block_align",
+    "bits",
+    "fmt_size",
+    "data_size",
+    "extra_chunk_size",
+    "header",
+]
 
 
 @st.composite
 def wav_files(draw) -> bytes:
     """A RIFF/WAVE file built consistently, then with up to three fields mangled: sizes,
     format tag, channel count, sample rate, bit depth, chunk sizes, the magic."""
-    mangled = set(draw(st.one_of(st.just([]), st.lists(st.sampled_from(WAV_FIELDS), min_size=1,
-                                                        max_size=3))))
+    mangled = set(draw(st.one_of(st.just([]), st.lists(st.sampled_from(WAV_FIELDS), min_size=1, max_size=3))))
 
     def field(name: str, good: int, bits: int) -> int:
         return draw(st.integers(0, (1 << bits) - 1)) if name in mangled else good
@@ -122,12 +137,18 @@ def wav_files(draw) -> bytes:
     else:
         payload = rng.integers(0, 256, n_values * np.dtype(dtype).itemsize, dtype=np.uint8).tobytes()
     if "payload" in mangled or draw(st.integers(0, 9)) == 0:
-        payload = payload[:draw(st.integers(0, len(payload)))]
+        payload = payload[: draw(st.integers(0, len(payload)))]
 
     block_align = field("block_align", channels * bits // 8, 16)
-    fmt = struct.pack("<HHIIHH", field("format_tag", format_tag, 16), field("channels", channels, 16),
-                      field("rate", rate, 32), field("byte_rate", rate * channels * bits // 8, 32),
-                      block_align, field("bits", bits, 16))
+    fmt = struct.pack(
+        "<HHIIHH",
+        field("format_tag", format_tag, 16),
+        field("channels", channels, 16),
+        field("rate", rate, 32),
+        field("byte_rate", rate * channels * bits // 8, 32),
+        block_align,
+        field("bits", bits, 16),
+    )
     chunks = b"fmt " + struct.pack("<I", field("fmt_size", len(fmt), 32)) + fmt
     if draw(st.booleans()):  # an unknown chunk before the data
         junk = draw(st.binary(max_size=64))
@@ -153,9 +174,12 @@ def seeds(clips) -> dict[str, bytes]:
 
 # --------------------------------------------------------------------------- the tests
 
+
 @FUZZ_SETTINGS
-@given(data=st.binary(min_size=0, max_size=8192),
-       extension=st.sampled_from([".mp3", ".wav", ".flac", ".ogg", ".aiff", ".opus"]))
+@given(
+    data=st.binary(min_size=0, max_size=8192),
+    extension=st.sampled_from([".mp3", ".wav", ".flac", ".ogg", ".aiff", ".opus"]),
+)
 def test_random_bytes(model, workdir, data, extension):
     check_file(model, write(workdir, "random" + extension, data))
 
@@ -167,14 +191,15 @@ def test_mangled_wav_headers(model, workdir, data):
 
 
 @FUZZ_SETTINGS
-@given(extension=st.sampled_from([".mp3", ".flac", ".wav"]),
-       flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
-                      min_size=1, max_size=40),
-       cut=st.one_of(st.none(), st.floats(0, 1)))
+@given(
+    extension=st.sampled_from([".mp3", ".flac", ".wav"]),
+    flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=40),
+    cut=st.one_of(st.none(), st.floats(0, 1)),
+)
 def test_damaged_real_files(model, workdir, seeds, extension, flips, cut):
     data = bytearray(seeds[extension])
     for where, value in flips:
         data[int(where * len(data))] = value
     if cut is not None:
-        data = data[:int(cut * len(data))]
+        data = data[: int(cut * len(data))]
     check_file(model, write(workdir, "damaged" + extension, bytes(data)))

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import REPO
 
 SUBCOMMANDS = ["tag", "index", "similar", "search", "tags", "train", "evaluate"]
@@ -43,8 +42,13 @@ def imported_modules(*args: str) -> set[str]:
     """Top-level packages imported by `python -X importtime -m qbsd_cli ARGS` (this checkout)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QBSD_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    completed = subprocess.run([sys.executable, "-X", "importtime", "-m", "qbsd_cli", *args],
-                               capture_output=True, text=True, env=env, timeout=60)
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "qbsd_cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert completed.returncode == 0, completed.stderr
     modules = set()
     for line in completed.stderr.splitlines():

@@ -7,11 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
-
 from helpers import AudioFactory, assert_no_traceback, copy_clips
 
-SUMMARY = re.compile(r"added (\d+), updated (\d+), removed (\d+), failed (\d+), unchanged (\d+); "
-                     r"(\d+) songs in (.+); [\d.]+ s$")
+SUMMARY = re.compile(
+    r"added (\d+), updated (\d+), removed (\d+), failed (\d+), unchanged (\d+); "
+    r"(\d+) songs in (.+); [\d.]+ s$"
+)
 
 
 def summary(result) -> dict:
@@ -123,8 +124,8 @@ def test_default_index_location_is_under_xdg_data_home(qbsd, music):
 def test_from_jsonl_on_stdin(qbsd, music):
     index = music.root / "from-jsonl"
     pipeline = qbsd.shell(
-        f'qbsd tag --vector {" ".join(map(str, music.files))} '
-        f'| qbsd index --from-jsonl - --index {index}')
+        f"qbsd tag --vector {' '.join(map(str, music.files))} | qbsd index --from-jsonl - --index {index}"
+    )
     assert pipeline.returncode == 0, pipeline
     counts = summary(pipeline)
     assert counts["added"] == counts["songs"] == len(music.files)

@@ -28,17 +28,19 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO
 
 MODEL = REPO / "models" / "qbsd.onnx"
 MODEL_CARD = REPO / "models" / "README.md"
-NOT_COPIED = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
-                                    ".venv", "results")
+NOT_COPIED = shutil.ignore_patterns(
+    ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".venv", "results"
+)
 
-pytestmark = pytest.mark.skipif(not MODEL.is_file(),
-                                reason="models/qbsd.onnx does not exist yet (train and export the model "
-                                       "first): the install tests check that it ships in the package")
+pytestmark = pytest.mark.skipif(
+    not MODEL.is_file(),
+    reason="models/qbsd.onnx does not exist yet (train and export the model "
+    "first): the install tests check that it ships in the package",
+)
 
 
 def copy_tree(target: Path) -> Path:
@@ -49,16 +51,34 @@ def copy_tree(target: Path) -> Path:
 
 def pip(python: Path | str, *args: str, cwd: Path) -> None:
     """`python -m pip ARGS` offline (only local files), failing the test with pip's output."""
-    completed = subprocess.run([str(python), "-m", "pip", *args, "--no-index", "--no-cache-dir",
-                                "--disable-pip-version-check", "--no-input", "--quiet"],
-                               capture_output=True, text=True, cwd=cwd, env=clean_env(), timeout=300)
+    completed = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            *args,
+            "--no-index",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=clean_env(),
+        timeout=300,
+    )
     assert completed.returncode == 0, f"pip {' '.join(args)} failed:\n{completed.stdout}\n{completed.stderr}"
 
 
 def clean_env(**extra: str) -> dict:
     """This environment without anything that could point Python at the source tree."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("QBSD_", "PYTHON", "PIP_")) and k not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("QBSD_", "PYTHON", "PIP_")) and k not in ("VIRTUAL_ENV", "CONDA_PREFIX")
+    }
     env.update(PYTHONNOUSERSITE="1", PYTHONIOENCODING="utf-8", **extra)
     return env
 
@@ -74,14 +94,23 @@ def model_metadata() -> dict[str, str]:
 
 # --------------------------------------------------------------------------- (a) the wheel
 
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     """A wheel built, without build isolation (no network), from a copy of the working tree
     (building in the checkout itself would leave build/ and *.egg-info there)."""
     work = tmp_path_factory.mktemp("wheel")
     source = copy_tree(work / "source")
-    pip(sys.executable, "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(work / "dist"),
-        str(source), cwd=work)
+    pip(
+        sys.executable,
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "--wheel-dir",
+        str(work / "dist"),
+        str(source),
+        cwd=work,
+    )
     wheels = list((work / "dist").glob("qbsd-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
@@ -92,8 +121,9 @@ def test_wheel_ships_the_model_and_its_card(wheel):
         names = set(archive.namelist())
         assert "qbsd_cli/models/qbsd.onnx" in names, sorted(names)
         assert archive.getinfo("qbsd_cli/models/qbsd.onnx").file_size == MODEL.stat().st_size
-        assert "qbsd_cli/models/README.md" in names, \
+        assert "qbsd_cli/models/README.md" in names, (
             f"the model card models/README.md is not in the wheel (exists in the repo: {MODEL_CARD.is_file()})"
+        )
         entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
         assert "qbsd = qbsd_cli.cli:main" in archive.read(entry_points).decode()
         assert not any(name.startswith(("tests/", "models/")) for name in names), sorted(names)
@@ -101,17 +131,24 @@ def test_wheel_ships_the_model_and_its_card(wheel):
 
 # --------------------------------------------------------------------------- (b), (c) installed
 
+
 def fresh_venv(folder: Path) -> Path:
     """A venv whose packages are its own first, then this environment's; returns its bin folder."""
-    venv.EnvBuilder(system_site_packages=True, with_pip=False, symlinks=os.name != "nt",
-                    clear=True).create(folder)
+    venv.EnvBuilder(system_site_packages=True, with_pip=False, symlinks=os.name != "nt", clear=True).create(folder)
     bin_dir = folder / ("Scripts" if os.name == "nt" else "bin")
     python = bin_dir / "python"
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, env=clean_env(), check=True).stdout.strip()
-    ours = [path for path in sys.path
-            if path.endswith(("site-packages", "dist-packages")) and os.path.isdir(path)
-            and Path(path).resolve() != REPO]
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        check=True,
+    ).stdout.strip()
+    ours = [
+        path
+        for path in sys.path
+        if path.endswith(("site-packages", "dist-packages")) and os.path.isdir(path) and Path(path).resolve() != REPO
+    ]
     for path in (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]):
         if path not in ours and os.path.isdir(path):
             ours.append(path)
@@ -127,17 +164,20 @@ def check_installed(bin_dir: Path, venv_root: Path, clip: Path, home: Path) -> N
     env = clean_env(XDG_DATA_HOME=str(home / "data"), XDG_CACHE_HOME=str(home / "cache"))
 
     def run(*argv) -> subprocess.CompletedProcess:
-        return subprocess.run([str(a) for a in argv], capture_output=True, text=True, cwd=outside, env=env,
-                              timeout=120)
+        return subprocess.run([str(a) for a in argv], capture_output=True, text=True, cwd=outside, env=env, timeout=120)
 
-    where = run(bin_dir / "python", "-c",
-                "import qbsd_cli, qbsd_cli.model as m; print(qbsd_cli.__file__); print(m.default_model_path())")
+    where = run(
+        bin_dir / "python",
+        "-c",
+        "import qbsd_cli, qbsd_cli.model as m; print(qbsd_cli.__file__); print(m.default_model_path())",
+    )
     assert where.returncode == 0, where.stderr
     module_file, model_path = (Path(line).resolve() for line in where.stdout.splitlines())
     root = venv_root.resolve()
     assert root in module_file.parents, f"qbsd_cli imported from {module_file}, not from the venv {root}"
-    assert root in model_path.parents and model_path.is_file(), \
+    assert root in model_path.parents and model_path.is_file(), (
         f"the installed package has no model: {model_path} does not exist (is it in the package data?)"
+    )
 
     metadata = model_metadata()
     tags = run(bin_dir / "qbsd", "tags")
@@ -165,6 +205,13 @@ def test_pip_install_of_the_source_tree_runs_outside_the_repository(clips, tmp_p
     source = copy_tree(tmp_path / "source")
     root = tmp_path / "venv"
     bin_dir = fresh_venv(root)
-    pip(bin_dir / "python", "install", "--no-deps", "--no-build-isolation", "--ignore-installed",
-        str(source), cwd=tmp_path)
+    pip(
+        bin_dir / "python",
+        "install",
+        "--no-deps",
+        "--no-build-isolation",
+        "--ignore-installed",
+        str(source),
+        cwd=tmp_path,
+    )
     check_installed(bin_dir, root, clips[0], tmp_path / "home")

@@ -14,7 +14,6 @@ import signal
 import time
 
 import pytest
-
 from helpers import assert_no_traceback, copy_clips
 from reliability import Background, integrity, stored_songs, summary, wait_until
 
@@ -121,4 +120,4 @@ def test_ctrl_c_during_tag(qbsd, tmp_path, music):
     assert run.err_lines == ["qbsd: interrupted; finished work is kept"], run
     lines = run.stdout.splitlines()
     assert 2 <= len(lines) < N_FILES
-    assert [json.loads(line)["path"] for line in lines] == [str(p) for p in music[:len(lines)]]
+    assert [json.loads(line)["path"] for line in lines] == [str(p) for p in music[: len(lines)]]

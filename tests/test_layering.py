@@ -19,8 +19,9 @@ TRAINING_ONLY = {"torch", "sklearn", "imblearn", "matplotlib", "onnx", "tensorfl
 def run_python(code: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QBSD_", "OPENBLAS_"))}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                               timeout=120, cwd=REPO)
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd=REPO
+    )
     assert completed.returncode == 0, completed.stderr
     return completed.stdout
 
@@ -42,7 +43,7 @@ def imports_of(path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
@@ -87,8 +88,11 @@ def test_run_time_modules_never_import_training_code():
     tree = ast.parse((PACKAGE / "cli.py").read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and "training" in (node.module or ""):
-            owner = next(f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
-                         and f.lineno <= node.lineno <= f.end_lineno)
+            owner = next(
+                f.name
+                for f in ast.walk(tree)
+                if isinstance(f, ast.FunctionDef) and f.lineno <= node.lineno <= f.end_lineno
+            )
             assert owner in {"train", "evaluate"}, f"cli.py imports training code in {owner}"
 
 
@@ -97,7 +101,8 @@ def test_the_run_time_path_loads_no_training_framework():
     loaded = run_python(
         "import sys, qbsd_cli, qbsd_cli.api, qbsd_cli.cli, qbsd_cli.store, qbsd_cli.indexing\n"
         "qbsd_cli.Index; qbsd_cli.tag\n"
-        "print('\\n'.join(sorted(sys.modules)))").split()
+        "print('\\n'.join(sorted(sys.modules)))"
+    ).split()
     heavy = {name for name in loaded if name.split(".")[0] in TRAINING_ONLY}
     assert not heavy, sorted(heavy)
     assert not [name for name in loaded if name.startswith("qbsd_cli.training")]
@@ -108,7 +113,8 @@ def test_importing_the_package_has_no_side_effects():
         "import os, sys\n"
         "import qbsd_cli\n"
         "print(os.environ.get('OPENBLAS_NUM_THREADS'))\n"
-        "print(sorted(m for m in ('numpy', 'onnxruntime', 'librosa', 'annoy') if m in sys.modules))")
+        "print(sorted(m for m in ('numpy', 'onnxruntime', 'librosa', 'annoy') if m in sys.modules))"
+    )
     assert output.split("\n")[:2] == ["None", "[]"]
 
 

@@ -8,9 +8,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="the train extra (PyTorch) is not installed")
 
 from qbsd_cli.audio import decode  # noqa: E402
-from qbsd_cli.training.export import export_onnx, librosa_mel_basis  # noqa: E402
 from qbsd_cli.features import FeatureParams, MfccExtractor, frames_to_patches  # noqa: E402
 from qbsd_cli.model import TagModel  # noqa: E402
+from qbsd_cli.training.export import export_onnx, librosa_mel_basis  # noqa: E402
 from qbsd_cli.training.network import PatchCNN  # noqa: E402
 
 
@@ -21,10 +21,11 @@ def test_time_frequency_layout_is_coefficients_by_consecutive_frames():
     image = network.image(torch.from_numpy(frames_to_patches(frames, params))).numpy()
     assert image.shape == (2, 3, 13, 50)
     for patch in range(2):
-        window = frames[patch * 50:(patch + 1) * 50]            # (time, 39)
+        window = frames[patch * 50 : (patch + 1) * 50]  # (time, 39)
         for channel, name in enumerate(("static", "delta", "delta-delta")):
-            np.testing.assert_array_equal(image[patch, channel], window[:, 13 * channel:13 * (channel + 1)].T,
-                                          err_msg=name)
+            np.testing.assert_array_equal(
+                image[patch, channel], window[:, 13 * channel : 13 * (channel + 1)].T, err_msg=name
+            )
 
 
 @pytest.mark.parametrize("long_frames", [10, 50])
@@ -47,4 +48,3 @@ def test_longer_patches_with_time_pooling_run_end_to_end(long_frames, tmp_path, 
         expected = network(torch.from_numpy(patches)).numpy()
     np.testing.assert_allclose(model.patch_outputs(patches), expected, atol=1e-5)
     np.testing.assert_allclose(model.analyse(str(audio)).vector, expected.mean(0), atol=1e-4)
-

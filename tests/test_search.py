@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers import assert_no_traceback
 
 
@@ -25,8 +24,7 @@ def scores(library) -> dict[str, dict[str, float]]:
 
 
 def search(library, *words, top=20) -> list[dict]:
-    result = library.qbsd("search", *words, "--top", str(top), "--format", "json",
-                          index=library.index)
+    result = library.qbsd("search", *words, "--top", str(top), "--format", "json", index=library.index)
     assert result.returncode == 0, result
     records = result.json()
     assert [r["rank"] for r in records] == list(range(1, len(records) + 1))
@@ -41,7 +39,7 @@ def expected_ranking(scores, tags: list[str]) -> list[tuple[str, float]]:
 def assert_ranked_by(records, scores, tags):
     expected = expected_ranking(scores, tags)
     assert len(records) == len(expected)
-    for record, (path, score) in zip(records, expected):
+    for record, (_path, score) in zip(records, expected):
         assert record["score"] == pytest.approx(score, abs=2e-4)
     got = {r["path"]: r["score"] for r in records}
     for path, score in expected:  # same songs, same scores (ties may swap places)
@@ -82,8 +80,7 @@ def test_multi_word_tag_name(library, scores, vocabulary):
 
 def test_m3u_playlist_to_a_file(library, tmp_path):
     playlist = tmp_path / "calm.m3u"
-    result = library.qbsd.shell(f"qbsd search calm --top 4 --format m3u "
-                                f"--index {library.index} > {playlist}")
+    result = library.qbsd.shell(f"qbsd search calm --top 4 --format m3u --index {library.index} > {playlist}")
     assert result.returncode == 0, result
     lines = playlist.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "#EXTM3U"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
-
 from helpers import AudioFactory, assert_no_traceback, model_with_another_id
 
 
@@ -32,8 +30,7 @@ def test_top_three_without_the_query(library):
 
 def test_include_self_ranks_the_query_first(library):
     query = library.real[1]
-    records = ranking(library.qbsd("similar", query, "--top", "3", "--include-self",
-                                   index=library.index))
+    records = ranking(library.qbsd("similar", query, "--top", "3", "--include-self", index=library.index))
     assert records[0]["path"] == str(query)
     assert records[0]["score"] == pytest.approx(1.0, abs=1e-3)
     without = ranking(library.qbsd("similar", query, "--top", "2", index=library.index))
@@ -55,8 +52,7 @@ def test_exact_agrees_with_index(library):
 
 def test_vector_on_stdin_through_a_pipe(library):
     query = library.real[0]
-    piped = library.qbsd.shell(f"qbsd tag --vector {query} | qbsd similar - --top 3 "
-                               f"--index {library.index}")
+    piped = library.qbsd.shell(f"qbsd tag --vector {query} | qbsd similar - --top 3 --index {library.index}")
     direct = library.qbsd("similar", query, "--top", "3", index=library.index)
     records = ranking(piped)
     assert [r["path"] for r in records] == [r["path"] for r in ranking(direct)]
@@ -73,8 +69,7 @@ def test_query_file_outside_the_index(library, make_audio):
 
 def test_json_table_and_m3u_formats(library):
     query = library.real[3]
-    as_json = ranking(library.qbsd("similar", query, "--top", "3", "--format", "json",
-                                   index=library.index))
+    as_json = ranking(library.qbsd("similar", query, "--top", "3", "--format", "json", index=library.index))
     paths = [r["path"] for r in as_json]
 
     table = library.qbsd("similar", query, "--top", "3", "--format", "table", index=library.index)
@@ -104,10 +99,10 @@ def test_index_from_another_model_is_refused(qbsd, tmp_path):
     outsider = AudioFactory(tmp_path / "elsewhere").noise("outsider.wav", seed=7)
     env = {"QBSD_MODEL": str(other_model)}
     by_file = qbsd("similar", outsider, index=index, env=env)
-    by_vector = qbsd.shell(f"QBSD_MODEL={other_model} qbsd tag --vector {outsider} | "
-                           f"qbsd similar - --index {index}")
-    from_jsonl = qbsd.shell(f"QBSD_MODEL={other_model} qbsd tag --vector {outsider} | "
-                            f"qbsd index --from-jsonl - --index {index}")
+    by_vector = qbsd.shell(f"QBSD_MODEL={other_model} qbsd tag --vector {outsider} | qbsd similar - --index {index}")
+    from_jsonl = qbsd.shell(
+        f"QBSD_MODEL={other_model} qbsd tag --vector {outsider} | qbsd index --from-jsonl - --index {index}"
+    )
     music.chord("new.wav", frequencies=(261.63, 329.63, 392.0))
     reindex = qbsd("index", music.folder, index=index, env=env)
     for result in (by_file, by_vector, from_jsonl, reindex):
@@ -118,8 +113,10 @@ def test_index_from_another_model_is_refused(qbsd, tmp_path):
         assert len(result.err_lines) == 1, result
     # the refused runs left the index as it was
     still = qbsd("search", "calm", "--top", "10", "--format", "json", index=index)
-    assert sorted(r["path"] for r in still.json()) == [str(music.folder / "chord.wav"),
-                                                       str(music.folder / "noise.flac")]
+    assert sorted(r["path"] for r in still.json()) == [
+        str(music.folder / "chord.wav"),
+        str(music.folder / "noise.flac"),
+    ]
 
 
 def test_table_keeps_long_and_bracketed_names_whole(qbsd, make_audio, tmp_path):

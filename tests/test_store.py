@@ -73,6 +73,7 @@ def vector(seed: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- songs and failures
 
+
 def test_put_get_upsert_and_known_files(store):
     store.put_song("/a.mp3", 10, 111, 200.5, vector(1))
     store.put_song("/b.mp3", 20, 222, 100.0, vector(2))
@@ -161,7 +162,7 @@ def test_non_utf8_path_round_trips(store, tmp_path):
         np.testing.assert_array_equal(reopened.vector_for(path), vector(1))
         assert reopened.all_vectors()[0] == [path]
         assert os.fsencode(reopened.exact_nearest(vector(1), 1)[0][0]) == b"/music/caf\xe9 \xff.mp3"
-        (failed, reason), = reopened.failures()
+        ((failed, reason),) = reopened.failures()
         assert os.fsencode(failed) == b"/music/\xfe.ogg"
         assert reason == "cannot decode \\udcfe"
         assert reopened.remove([path]) == 1
@@ -177,6 +178,7 @@ def test_known_files_are_file_states(store):
 
 
 # --------------------------------------------------------------------------- opening and the model
+
 
 def test_model_binding(tmp_path):
     folder = tmp_path / "index"
@@ -215,7 +217,8 @@ def test_require_model(store, tmp_path):
     with pytest.raises(ModelMismatchError) as caught:
         store.require_model("qbsd-other-ffffffffff", "the query")
     assert str(caught.value).startswith(
-        f"the query: model qbsd-other-ffffffffff; the index at {store.folder} holds model {MODEL}: ")
+        f"the query: model qbsd-other-ffffffffff; the index at {store.folder} holds model {MODEL}: "
+    )
     assert "`qbsd index --rebuild DIR`" in str(caught.value)
     with IndexStore(tmp_path / "unbound") as unbound:
         unbound.require_model("qbsd-other-ffffffffff", "the query")  # no model yet: any will do
@@ -248,11 +251,20 @@ def test_a_version_1_index_is_migrated(tmp_path):
     folder.mkdir()
     old = sqlite3.connect(folder / "songs.sqlite")
     old.executescript(SCHEMA_1)
-    old.executemany("INSERT INTO meta VALUES (?, ?)", [
-        ("schema_version", "1"), ("song_rev", "1"), ("annoy_next_generation", "1"),
-        ("model_id", MODEL), ("tags", json.dumps(TAGS)), ("n_tags", str(N_TAGS))])
-    old.execute("INSERT INTO songs VALUES (?, ?, ?, ?, ?, ?)",
-                (b"/a.mp3", 10, 111, 1.0, vector(1).astype("<f4").tobytes(), 1))
+    old.executemany(
+        "INSERT INTO meta VALUES (?, ?)",
+        [
+            ("schema_version", "1"),
+            ("song_rev", "1"),
+            ("annoy_next_generation", "1"),
+            ("model_id", MODEL),
+            ("tags", json.dumps(TAGS)),
+            ("n_tags", str(N_TAGS)),
+        ],
+    )
+    old.execute(
+        "INSERT INTO songs VALUES (?, ?, ?, ?, ?, ?)", (b"/a.mp3", 10, 111, 1.0, vector(1).astype("<f4").tobytes(), 1)
+    )
     old.execute("INSERT INTO failures VALUES (?, ?, ?, ?)", (b"/b.wma", 20, 222, "unsupported"))
     old.commit()
     old.close()
@@ -271,6 +283,7 @@ def test_a_version_1_index_is_migrated(tmp_path):
 
 
 # --------------------------------------------------------------------------- queries
+
 
 def test_exact_nearest_and_rank_by_tags(store):
     base = np.zeros(N_TAGS, dtype=np.float32)
@@ -327,14 +340,17 @@ def test_annoy_agrees_with_exact_search(tmp_path):
         assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
     query_seconds = time.perf_counter() - started
     agreement = float(np.mean(agreements))
-    print(f"\nAnnoy {ANNOY_TREES} trees, search_k {SEARCH_K_FACTOR * ANNOY_TREES * 10} for top-10: "
-          f"build {build_seconds:.2f} s for 20,000 songs, top-10 agreement with exact "
-          f"{agreement:.3f} over 200 queries ({query_seconds:.1f} s including exact searches)")
+    print(
+        f"\nAnnoy {ANNOY_TREES} trees, search_k {SEARCH_K_FACTOR * ANNOY_TREES * 10} for top-10: "
+        f"build {build_seconds:.2f} s for 20,000 songs, top-10 agreement with exact "
+        f"{agreement:.3f} over 200 queries ({query_seconds:.1f} s including exact searches)"
+    )
     assert agreement >= 0.95
     store.close()
 
 
 # --------------------------------------------------------------------------- the Annoy file
+
 
 @pytest.fixture
 def built(tmp_path):
@@ -364,7 +380,7 @@ def test_leftovers_of_a_killed_build_are_harmless(built):
     folder, store, vectors = built
     store.rebuild_annoy(FEW_TREES)
     (current,) = annoy_files(folder)
-    older = int(current[len("songs-"):-len(".annoy")]) - 1
+    older = int(current[len("songs-") : -len(".annoy")]) - 1
     # An older build killed while writing, and one killed after its rename but before its commit.
     (folder / f"songs-{older}.annoy.tmp").write_bytes(b"half")
     (folder / f"songs-{older}.annoy").write_bytes(os.urandom(4096))
@@ -392,7 +408,9 @@ def test_killing_a_rebuild_at_any_moment_keeps_the_index_usable(built):
     for delay in (0.0, 0.03, 0.08, 0.15):
         child = subprocess.Popen(
             [sys.executable, "-c", REBUILD_FOREVER, str(REPO), str(folder), str(FEW_TREES)],
-            stdout=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert child.stdout.readline() == "built\n"
             time.sleep(delay)
@@ -413,8 +431,8 @@ def test_nearest_sees_changes_made_after_the_build(built):
     gone = before[0][0]
     with store.transaction():
         store.remove([gone])
-        store.put_song("/music/new.mp3", 1, 1, 1.0, query * 2)       # same direction: cosine 1
-        store.put_song(before[1][0], 1, 1, 1.0, 1.0 - query)          # changed: now far away
+        store.put_song("/music/new.mp3", 1, 1, 1.0, query * 2)  # same direction: cosine 1
+        store.put_song(before[1][0], 1, 1, 1.0, 1.0 - query)  # changed: now far away
     after = store.nearest(query, 10, exclude="/music/000042.mp3")
     paths = [path for path, _ in after]
     assert paths[0] == "/music/new.mp3" and after[0][1] == pytest.approx(1.0, abs=1e-5)
@@ -467,8 +485,9 @@ CHILD = textwrap.dedent("""
 
 
 def run_child(folder: Path) -> str:
-    result = subprocess.run([sys.executable, "-c", CHILD, str(REPO), str(folder)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(REPO), str(folder)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -495,8 +514,9 @@ def test_writer_lock_of_a_folder(tmp_path, store):
     with store.writer_lock(), pytest.raises(IndexBusyError) as caught:
         with writer_lock(store.folder, wait=False):
             pass
-    assert str(caught.value) == (f"another `qbsd index` is running on the index at {store.folder}; "
-                                 f"try again when it has finished")
+    assert str(caught.value) == (
+        f"another `qbsd index` is running on the index at {store.folder}; try again when it has finished"
+    )
     (tmp_path / "a-file").write_bytes(b"")
     with pytest.raises(StoreError, match="cannot open the index at"):
         with writer_lock(tmp_path / "a-file" / "index"):

@@ -6,7 +6,6 @@ import math
 import re
 
 import pytest
-
 from helpers import InProcessQbsd, Qbsd, assert_no_traceback
 
 
@@ -116,8 +115,11 @@ def test_failing_file_among_good_ones(module_qbsd, clips, make_audio):
 
 
 def test_generated_wav_and_flac(module_qbsd, make_audio, vocabulary):
-    files = [make_audio.chord("chord.wav"), make_audio.noise("noise.flac"),
-             make_audio.chord("stereo.flac", channels=2, seconds=3.0)]
+    files = [
+        make_audio.chord("chord.wav"),
+        make_audio.noise("noise.flac"),
+        make_audio.chord("stereo.flac", channels=2, seconds=3.0),
+    ]
     result = module_qbsd("tag", "--top", "0", *files)
     assert result.returncode == 0, result
     records = result.json()

@@ -11,8 +11,7 @@ def test_lists_the_vocabulary(qbsd):
     names = result.lines
     assert len(names) == len(set(names)) > 4
     assert all(re.fullmatch(r"[a-z]+:\S.*", name) for name in names), names
-    for expected in ("quadrant:q1", "quadrant:q2", "quadrant:q3", "quadrant:q4",
-                     "mood:calm", "genre:pop/rock"):
+    for expected in ("quadrant:q1", "quadrant:q2", "quadrant:q3", "quadrant:q4", "mood:calm", "genre:pop/rock"):
         assert expected in names
     categories = {name.split(":", 1)[0] for name in names}
     assert {"mood", "genre", "quadrant"} <= categories

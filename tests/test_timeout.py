@@ -14,7 +14,6 @@ import signal
 import time
 
 import pytest
-
 from helpers import assert_no_traceback, write_chord
 from reliability import Background, error_lines, is_sparse, summary, wait_until, write_endless_wav
 
@@ -37,8 +36,7 @@ def test_without_full_a_long_file_is_quick(qbsd, endless):
 def test_slow_file_times_out_and_the_run_goes_on(qbsd, endless, tmp_path):
     good = write_chord(tmp_path / "music" / "good.wav", seconds=3.0)
     started = time.monotonic()
-    result = qbsd("tag", "--full", "--timeout", "2", "--jobs", "1", "--top", "1", endless, good,
-                  timeout=60)
+    result = qbsd("tag", "--full", "--timeout", "2", "--jobs", "1", "--top", "1", endless, good, timeout=60)
     elapsed = time.monotonic() - started
     assert result.returncode == 1, result
     assert_no_traceback(result)
@@ -82,8 +80,7 @@ def test_a_killed_worker_fails_only_its_file(qbsd, endless, tmp_path):
     if not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"):
         pytest.skip("needs Linux /proc/PID/task/TID/children to find the worker process")
     good = write_chord(tmp_path / "music" / "good.wav", seconds=3.0)
-    run = Background(qbsd, "tag", "--full", "--jobs", "1", "--timeout", "60", "--top", "1",
-                     endless, good)
+    run = Background(qbsd, "tag", "--full", "--jobs", "1", "--timeout", "60", "--top", "1", endless, good)
     try:
         assert wait_until(lambda: run.children() or not run.running(), timeout=30)
         time.sleep(0.5)  # the worker is inside the long file
@@ -93,6 +90,5 @@ def test_a_killed_worker_fails_only_its_file(qbsd, endless, tmp_path):
     finally:
         run.signal_group(signal.SIGKILL)
     assert "Traceback" not in run.stderr
-    assert run.err_lines == [f"qbsd: {endless}: the analysis process was killed by SIGKILL "
-                             f"(out of memory?)"], run
+    assert run.err_lines == [f"qbsd: {endless}: the analysis process was killed by SIGKILL (out of memory?)"], run
     assert [json.loads(line)["path"] for line in run.stdout.splitlines()] == [str(good)]

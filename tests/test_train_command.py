@@ -8,8 +8,22 @@ pytest.importorskip("torch", reason="the train extra (PyTorch) is not installed"
 
 def test_default_recipe_trains_exports_and_tags(qbsd, moods4q_root, clip_paths, tmp_path):
     model = tmp_path / "small.onnx"
-    trained = qbsd("train", "--data", moods4q_root, "--limit", "24", "--epochs", "1",
-                   "--output", model, "--cache", tmp_path / "cache", "--jobs", "2", timeout=600)
+    trained = qbsd(
+        "train",
+        "--data",
+        moods4q_root,
+        "--limit",
+        "24",
+        "--epochs",
+        "1",
+        "--output",
+        model,
+        "--cache",
+        tmp_path / "cache",
+        "--jobs",
+        "2",
+        timeout=600,
+    )
     assert trained.returncode == 0, trained
     assert model.stat().st_size > 0
     tagged = qbsd("tag", "--model", model, "--top", "3", clip_paths[0])

@@ -10,11 +10,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (PyTorch) is not installed")
 
+from qbsd_cli.features import FeatureParams, frames_to_patches  # noqa: E402
+from qbsd_cli.model import TagModel, read_metadata  # noqa: E402
 from qbsd_cli.training.datasets import load_moods4q  # noqa: E402
 from qbsd_cli.training.export import export_onnx, librosa_mel_basis  # noqa: E402
 from qbsd_cli.training.feature_cache import song_frames  # noqa: E402
-from qbsd_cli.features import FeatureParams, frames_to_patches  # noqa: E402
-from qbsd_cli.model import TagModel, read_metadata  # noqa: E402
 from qbsd_cli.training.recipes import RECIPES, ad_weights, positive_weights, train, with_overrides  # noqa: E402
 
 
@@ -23,13 +23,21 @@ def small_run(moods4q_root, tmp_path_factory):
     songs = load_moods4q(moods4q_root).subset(range(24))
     params = FeatureParams()
     mel_basis = librosa_mel_basis(params)
-    frames = song_frames(songs.paths, params, mel_basis,
-                         cache_dir=str(tmp_path_factory.mktemp("cache")), jobs=2)
+    frames = song_frames(songs.paths, params, mel_basis, cache_dir=str(tmp_path_factory.mktemp("cache")), jobs=2)
     recipe = with_overrides(RECIPES["cnn-songpool"], epochs=1)
     trained = train(frames, songs.labels, songs.groups, params, recipe)
     path = tmp_path_factory.mktemp("model") / "small.onnx"
-    model_id = export_onnx(trained.network, str(path), songs.tags, params, mel_basis, recipe.name,
-                           recipe.describe(), songs.description, recipe.paper_faithful)
+    model_id = export_onnx(
+        trained.network,
+        str(path),
+        songs.tags,
+        params,
+        mel_basis,
+        recipe.name,
+        recipe.describe(),
+        songs.description,
+        recipe.paper_faithful,
+    )
     return songs, params, frames, trained, path, model_id
 
 
@@ -80,12 +88,26 @@ def test_ensemble_exports_as_one_averaged_graph(small_run, tmp_path):
     from qbsd_cli.training.network import EnsembleCNN
 
     songs, params, frames, trained, _, _ = small_run
-    second = train(frames, songs.labels, songs.groups, params,
-                   with_overrides(RECIPES["cnn-bce-pos"], epochs=1, patches_per_song=2, seed=1)).network
+    second = train(
+        frames,
+        songs.labels,
+        songs.groups,
+        params,
+        with_overrides(RECIPES["cnn-bce-pos"], epochs=1, patches_per_song=2, seed=1),
+    ).network
     ensemble = EnsembleCNN([trained.network, second])
     path = tmp_path / "ensemble.onnx"
-    export_onnx(ensemble, str(path), songs.tags, params, librosa_mel_basis(params), "cnn-ensemble",
-                "test", songs.description, False)
+    export_onnx(
+        ensemble,
+        str(path),
+        songs.tags,
+        params,
+        librosa_mel_basis(params),
+        "cnn-ensemble",
+        "test",
+        songs.description,
+        False,
+    )
     patches = frames_to_patches(frames[0], params)[:16]
     with torch.no_grad():
         expected = (trained.network(torch.from_numpy(patches)) + second(torch.from_numpy(patches))).numpy() / 2
@@ -101,15 +123,23 @@ def test_blend_exports_both_models_and_mixes_them_by_the_stored_weight(small_run
     statistics_model = fit_statistics_model(np.stack([song_statistics(f) for f in frames]), songs.labels)
     hybrid = HybridTagger(trained.network, StatisticsMLP(statistics_model), 0.3)
     path = tmp_path / "blend.onnx"
-    model_id = export_onnx(hybrid, str(path), songs.tags, params, librosa_mel_basis(params), "cnn-tf-stats",
-                           "test", songs.description, False)
+    model_id = export_onnx(
+        hybrid,
+        str(path),
+        songs.tags,
+        params,
+        librosa_mel_basis(params),
+        "cnn-tf-stats",
+        "test",
+        songs.description,
+        False,
+    )
     assert model_id.startswith("qbsd-cnn-tf-stats-")
     model = TagModel(path)
     assert model.statistics_weight == 0.3
     statistics = np.stack([song_statistics(f) for f in frames[:6]])
     # the exported MLP is sklearn's, including the prior of tags it could not learn
-    np.testing.assert_allclose(model.statistics_outputs(statistics), statistics_model.predict(statistics),
-                               atol=1e-5)
+    np.testing.assert_allclose(model.statistics_outputs(statistics), statistics_model.predict(statistics), atol=1e-5)
     # the patch model alone is unchanged, and a caller may feed patches without statistics
     patches = frames_to_patches(frames[0], params)[:16]
     with torch.no_grad():
@@ -124,18 +154,29 @@ def test_blend_exports_both_models_and_mixes_them_by_the_stored_weight(small_run
 
 
 def test_cross_validated_blend_mixes_its_members_out_of_fold_scores(small_run, tmp_path, monkeypatch):
-    from qbsd_cli.training import evaluation, recipes as training
+    from qbsd_cli.training import evaluation
+    from qbsd_cli.training import recipes as training
 
     songs, params, frames, _, _, _ = small_run
-    monkeypatch.setitem(training.RECIPES, "tiny", with_overrides(RECIPES["cnn-tf-pool"], name="tiny", epochs=1,
-                                                                 patience=0, patches_per_song=2))
+    monkeypatch.setitem(
+        training.RECIPES,
+        "tiny",
+        with_overrides(RECIPES["cnn-tf-pool"], name="tiny", epochs=1, patience=0, patches_per_song=2),
+    )
     monkeypatch.setitem(training.BLENDS, "tiny-stats", training.Blend("tiny", 0.3))
-    results = evaluation.cross_validate(songs, frames, params, ["tiny-stats", "tiny", "mlp-rich", "mlp"],
-                                        str(tmp_path), n_folds=3, jobs=1, log=lambda _: None)
+    results = evaluation.cross_validate(
+        songs,
+        frames,
+        params,
+        ["tiny-stats", "tiny", "mlp-rich", "mlp"],
+        str(tmp_path),
+        n_folds=3,
+        jobs=1,
+        log=lambda _: None,
+    )
     # the blend trains nothing of its own: its members' folds are all there is
     assert sorted(p.name for p in (tmp_path / "folds").iterdir()) == ["mlp", "mlp-rich", "tiny"]
-    np.testing.assert_allclose(results["tiny-stats"], 0.7 * results["tiny"] + 0.3 * results["mlp-rich"],
-                               atol=1e-6)
+    np.testing.assert_allclose(results["tiny-stats"], 0.7 * results["tiny"] + 0.3 * results["mlp-rich"], atol=1e-6)
     comparisons = evaluation.compare_with_baseline(songs, results)
     assert set(comparisons) == {"tiny-stats vs mlp", "tiny-stats vs tiny", "tiny-stats vs mlp-rich"}
 

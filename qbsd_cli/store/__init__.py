@@ -22,8 +22,23 @@ from .layout import ANNOY_PREFIX, ANNOY_SUFFIX, DATABASE_NAME, LOCK_NAME, TEMPOR
 from .lock import writer_lock
 
 __all__ = [
-    "ANNOY_PREFIX", "ANNOY_SEED", "ANNOY_SUFFIX", "ANNOY_TREES", "BUSY_TIMEOUT_S", "DATABASE_NAME",
-    "LOCK_NAME", "MIN_SEARCH_COUNT", "SCHEMA_VERSION", "SEARCH_K_FACTOR", "TEMPORARY_SUFFIX",
-    "FileState", "IndexBusyError", "IndexDamagedError", "IndexMissingError", "IndexStore",
-    "ModelMismatchError", "StoreError", "writer_lock",
+    "ANNOY_PREFIX",
+    "ANNOY_SEED",
+    "ANNOY_SUFFIX",
+    "ANNOY_TREES",
+    "BUSY_TIMEOUT_S",
+    "DATABASE_NAME",
+    "LOCK_NAME",
+    "MIN_SEARCH_COUNT",
+    "SCHEMA_VERSION",
+    "SEARCH_K_FACTOR",
+    "TEMPORARY_SUFFIX",
+    "FileState",
+    "IndexBusyError",
+    "IndexDamagedError",
+    "IndexMissingError",
+    "IndexStore",
+    "ModelMismatchError",
+    "StoreError",
+    "writer_lock",
 ]

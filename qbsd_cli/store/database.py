@@ -101,7 +101,8 @@ def translate(folder: Path, error: sqlite3.DatabaseError) -> StoreError:
     if isinstance(error, sqlite3.OperationalError) and ("locked" in message or "busy" in message):
         return IndexBusyError(
             f"the index at {folder} stayed locked by another process for "
-            f"{BUSY_TIMEOUT_S:.0f} s; try again when it has finished")
+            f"{BUSY_TIMEOUT_S:.0f} s; try again when it has finished"
+        )
     return damaged(folder, message)
 
 
@@ -136,8 +137,8 @@ class SongDatabase:
         """
         self.folder = folder
         self._connection: sqlite3.Connection | None = None
-        self._depth = 0            # nesting of transaction()/_write()
-        self._writes = 0           # own writes: PRAGMA data_version only sees other connections'
+        self._depth = 0  # nesting of transaction()/_write()
+        self._writes = 0  # own writes: PRAGMA data_version only sees other connections'
         self._vector_cache = None  # (key, paths, matrix, unit rows) for exact search
         path = folder / DATABASE_NAME
         if not create and not path.is_file():
@@ -162,8 +163,7 @@ class SongDatabase:
         connection.execute("PRAGMA journal_mode = WAL")
         # In WAL mode NORMAL can lose the last commits on power loss but never corrupts.
         connection.execute("PRAGMA synchronous = NORMAL")
-        has_meta = connection.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        has_meta = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
         if not has_meta:
             if not create:
                 raise missing(self.folder)
@@ -174,8 +174,8 @@ class SongDatabase:
                         connection.execute(statement)
                 connection.executemany(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-                    [("schema_version", str(SCHEMA_VERSION)), ("song_rev", "0"),
-                     ("annoy_next_generation", "1")])
+                    [("schema_version", str(SCHEMA_VERSION)), ("song_rev", "0"), ("annoy_next_generation", "1")],
+                )
         version = self._meta("schema_version")
         if version is not None and version.isdigit() and int(version) in _MIGRATIONS:
             version = self._migrate()
@@ -183,7 +183,8 @@ class SongDatabase:
             raise StoreError(
                 f"the index at {self.folder} has format version {version}, this qbsd reads "
                 f"version {SCHEMA_VERSION}: delete the folder {self.folder} and run "
-                f"`qbsd index` again")
+                f"`qbsd index` again"
+            )
 
     def _migrate(self) -> str:
         """Bring an older schema up to date in one transaction; returns the version reached."""
@@ -275,8 +276,9 @@ class SongDatabase:
 
     def _set_meta(self, key: str, value: str) -> None:
         self._connection.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     @property
     @guarded
@@ -320,7 +322,8 @@ class SongDatabase:
                 raise ModelMismatchError(
                     f"the index at {self.folder} was built with model {model_id} and a "
                     f"different tag list than model {model_id} has now: re-index with "
-                    f"`qbsd index --rebuild DIR`")
+                    f"`qbsd index --rebuild DIR`"
+                )
 
     # ------------------------------------------------------------------ songs and failures
 
@@ -343,29 +346,27 @@ class SongDatabase:
         with self.snapshot():
             rows = self._connection.execute(
                 "SELECT path, size, mtime_ns, 'ok' FROM songs "
-                "UNION ALL SELECT path, size, changed_ns, 'failed' FROM failures").fetchall()
-        return {os.fsdecode(path): FileState(size, time_ns, status)
-                for path, size, time_ns, status in rows}
+                "UNION ALL SELECT path, size, changed_ns, 'failed' FROM failures"
+            ).fetchall()
+        return {os.fsdecode(path): FileState(size, time_ns, status) for path, size, time_ns, status in rows}
 
     @guarded
-    def put_song(self, path: str, size: int, mtime_ns: int, duration: float,
-                 vector: np.ndarray) -> None:
+    def put_song(self, path: str, size: int, mtime_ns: int, duration: float, vector: np.ndarray) -> None:
         """Insert or replace a song: size in bytes, mtime in ns, duration in seconds, and its
         tag vector of shape (n_tags,). Any recorded failure for the path is dropped."""
         array = self.checked_vector(vector)
         key = os.fsencode(path)
         with self._write():
             # A per-song revision tells nearest() which songs changed after the forest's build.
-            self._connection.execute(
-                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'song_rev'")
+            self._connection.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'song_rev'")
             rev = int(self._meta("song_rev"))
             self._connection.execute(
                 "INSERT INTO songs (path, size, mtime_ns, duration, vector, rev) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
                 "size = excluded.size, mtime_ns = excluded.mtime_ns, "
                 "duration = excluded.duration, vector = excluded.vector, rev = excluded.rev",
-                (key, int(size), int(mtime_ns), float(duration),
-                 array.astype(VECTOR_DTYPE).tobytes(), rev))
+                (key, int(size), int(mtime_ns), float(duration), array.astype(VECTOR_DTYPE).tobytes(), rev),
+            )
             self._connection.execute("DELETE FROM failures WHERE path = ?", (key,))
 
     @guarded
@@ -379,7 +380,8 @@ class SongDatabase:
                 "INSERT INTO failures (path, size, changed_ns, reason) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (path) DO UPDATE SET size = excluded.size, "
                 "changed_ns = excluded.changed_ns, reason = excluded.reason",
-                (key, int(size), int(changed_ns), _printable(reason)))
+                (key, int(size), int(changed_ns), _printable(reason)),
+            )
             self._connection.execute("DELETE FROM songs WHERE path = ?", (key,))
 
     @guarded
@@ -389,17 +391,14 @@ class SongDatabase:
         if not keys:
             return 0
         with self._write():
-            removed = self._connection.executemany(
-                "DELETE FROM songs WHERE path = ?", keys).rowcount
-            removed += self._connection.executemany(
-                "DELETE FROM failures WHERE path = ?", keys).rowcount
+            removed = self._connection.executemany("DELETE FROM songs WHERE path = ?", keys).rowcount
+            removed += self._connection.executemany("DELETE FROM failures WHERE path = ?", keys).rowcount
         return removed
 
     @guarded
     def failures(self) -> list[tuple[str, str]]:
         """(path, reason) for every file that could not be analysed, sorted by path bytes."""
-        rows = self._connection.execute(
-            "SELECT path, reason FROM failures ORDER BY path").fetchall()
+        rows = self._connection.execute("SELECT path, reason FROM failures ORDER BY path").fetchall()
         return [(os.fsdecode(path), reason) for path, reason in rows]
 
     @guarded
@@ -410,13 +409,12 @@ class SongDatabase:
     # ------------------------------------------------------------------ vectors
 
     @guarded
-    def vector_for(self, path: str, size: int | None = None,
-                   mtime_ns: int | None = None) -> np.ndarray | None:
+    def vector_for(self, path: str, size: int | None = None, mtime_ns: int | None = None) -> np.ndarray | None:
         """The stored tag vector (float32, shape (n_tags,)) or None if the song is unknown,
         or, when size (bytes) and mtime_ns are given, if it was stored for another version."""
         row = self._connection.execute(
-            "SELECT vector, size, mtime_ns FROM songs WHERE path = ?",
-            (os.fsencode(path),)).fetchone()
+            "SELECT vector, size, mtime_ns FROM songs WHERE path = ?", (os.fsencode(path),)
+        ).fetchone()
         if row is None or (size is not None and (row[1], row[2]) != (size, mtime_ns)):
             return None
         return np.frombuffer(row[0], dtype=VECTOR_DTYPE).astype(np.float32)
@@ -439,8 +437,7 @@ class SongDatabase:
         key = (self._connection.execute("PRAGMA data_version").fetchone()[0], self._writes)
         if self._vector_cache is None or self._vector_cache[0] != key:
             with self.snapshot():
-                rows = self._connection.execute(
-                    "SELECT path, vector FROM songs ORDER BY path").fetchall()
+                rows = self._connection.execute("SELECT path, vector FROM songs ORDER BY path").fetchall()
                 matrix = self._vectors_from_rows(rows)
             unit = unit_rows(matrix)
             matrix.setflags(write=False)
@@ -482,8 +479,7 @@ class SongDatabase:
         sorted, vectors float32 (n, n_tags) in the same order)."""
         with self.snapshot():
             rev = int(self._meta("song_rev"))
-            rows = self._connection.execute(
-                "SELECT path, vector FROM songs ORDER BY path").fetchall()
+            rows = self._connection.execute("SELECT path, vector FROM songs ORDER BY path").fetchall()
             matrix = self._vectors_from_rows(rows)
         return rev, [row[0] for row in rows], matrix
 
@@ -497,10 +493,12 @@ class SongDatabase:
                 return False
             self._connection.execute("DELETE FROM annoy_items")
             if state is not None:
-                self._connection.executemany(
-                    "INSERT INTO annoy_items (item, path) VALUES (?, ?)", enumerate(keys))
-            record = {"size": state.size, "crc32": state.crc32, "rev": state.rev,
-                      "trees": state.trees, "count": state.count} if state else None
+                self._connection.executemany("INSERT INTO annoy_items (item, path) VALUES (?, ?)", enumerate(keys))
+            record = (
+                {"size": state.size, "crc32": state.crc32, "rev": state.rev, "trees": state.trees, "count": state.count}
+                if state
+                else None
+            )
             self._set_meta("annoy_file", state.file if state else "")
             self._set_meta("annoy", json.dumps(record) if record else "")
             self._set_meta("annoy_generation", str(generation))
@@ -519,8 +517,7 @@ class SongDatabase:
 
     def fresh_songs(self, rev: int) -> tuple[list[bytes], np.ndarray]:
         """Songs written after revision `rev`: (path bytes, vectors float32 (n, n_tags))."""
-        rows = self._connection.execute(
-            "SELECT path, vector FROM songs WHERE rev > ?", (rev,)).fetchall()
+        rows = self._connection.execute("SELECT path, vector FROM songs WHERE rev > ?", (rev,)).fetchall()
         return [row[0] for row in rows], self._vectors_from_rows(rows)
 
     def live_items(self, items: list[int], rev: int) -> dict[int, bytes]:
@@ -528,9 +525,13 @@ class SongDatabase:
         revision `rev` (removed and rewritten songs are left out)."""
         live: dict[int, bytes] = {}
         for start in range(0, len(items), _SQL_CHUNK):
-            chunk = items[start:start + _SQL_CHUNK]
+            chunk = items[start : start + _SQL_CHUNK]
             marks = ",".join("?" * len(chunk))
-            live.update(self._connection.execute(
-                "SELECT a.item, a.path FROM annoy_items AS a JOIN songs AS s ON s.path = a.path "
-                f"WHERE s.rev <= ? AND a.item IN ({marks})", (rev, *chunk)).fetchall())
+            live.update(
+                self._connection.execute(
+                    "SELECT a.item, a.path FROM annoy_items AS a JOIN songs AS s ON s.path = a.path "
+                    f"WHERE s.rev <= ? AND a.item IN ({marks})",
+                    (rev, *chunk),
+                ).fetchall()
+            )
         return live

@@ -108,8 +108,7 @@ class Forest:
         size = temporary.stat().st_size
         os.replace(temporary, final)
         _fsync_folder(self.folder)
-        return ForestState(file=final.name, size=size, crc32=checksum, rev=rev, trees=n_trees,
-                           count=len(matrix))
+        return ForestState(file=final.name, size=size, crc32=checksum, rev=rev, trees=n_trees, count=len(matrix))
 
     def load(self, state: ForestState, n_tags: int) -> AnnoyIndex:
         """The forest of `state`, loaded (memory-mapped) once and kept for later queries.
@@ -135,8 +134,7 @@ class Forest:
         except OSError as error:
             raise damaged(self.folder, f"{path.name}: {error}") from error
         if index.get_n_items() != state.count:
-            raise damaged(self.folder, f"{path.name} holds {index.get_n_items()} songs instead of "
-                                       f"{state.count}")
+            raise damaged(self.folder, f"{path.name} holds {index.get_n_items()} songs instead of {state.count}")
         self._loaded = (state.file, index)
         return index
 

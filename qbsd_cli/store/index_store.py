@@ -115,8 +115,7 @@ class IndexStore:
         An index with no model yet accepts any."""
         self._database.require_model(model_id, what)
 
-    def put_song(self, path: str, size: int, mtime_ns: int, duration: float,
-                 vector: np.ndarray) -> None:
+    def put_song(self, path: str, size: int, mtime_ns: int, duration: float, vector: np.ndarray) -> None:
         """Insert or replace a song: size in bytes, mtime in ns, duration in seconds, and its
         tag vector of shape (n_tags,). Any recorded failure for the path is dropped."""
         self._database.put_song(path, size, mtime_ns, duration, vector)
@@ -162,8 +161,7 @@ class IndexStore:
         """How many songs have a stored vector (failures not included)."""
         return self._database.song_count()
 
-    def vector_for(self, path: str, size: int | None = None,
-                   mtime_ns: int | None = None) -> np.ndarray | None:
+    def vector_for(self, path: str, size: int | None = None, mtime_ns: int | None = None) -> np.ndarray | None:
         """The stored tag vector (float32, shape (n_tags,)) or None if the song is unknown,
         or, when size (bytes) and mtime_ns are given, if it was stored for another version."""
         return self._database.vector_for(path, size, mtime_ns)
@@ -180,8 +178,7 @@ class IndexStore:
 
     # ------------------------------------------------------------------ similarity
 
-    def exact_nearest(self, vector: np.ndarray, count: int,
-                      exclude: str | None = None) -> list[tuple[str, float]]:
+    def exact_nearest(self, vector: np.ndarray, count: int, exclude: str | None = None) -> list[tuple[str, float]]:
         """The `count` songs with the highest cosine similarity to `vector` (shape (n_tags,)),
         best first, as (path, cosine in -1..1), skipping the path `exclude`. Scans every song."""
         if count <= 0 or self.n_tags is None:
@@ -189,8 +186,7 @@ class IndexStore:
         return self._exact(self._database.checked_vector(vector), count, exclude)
 
     @guarded
-    def nearest(self, vector: np.ndarray, count: int,
-                exclude: str | None = None) -> list[tuple[str, float]]:
+    def nearest(self, vector: np.ndarray, count: int, exclude: str | None = None) -> list[tuple[str, float]]:
         """Like exact_nearest, but through the Annoy forest when the index is big enough.
 
         Songs added or changed since the last rebuild_annoy() are scored exactly and merged
@@ -216,8 +212,7 @@ class IndexStore:
                 return self._merged(forest, state, query, count, exclude)
         return self._exact(query, count, exclude)
 
-    def _exact(self, query: np.ndarray, count: int,
-               exclude: str | None) -> list[tuple[str, float]]:
+    def _exact(self, query: np.ndarray, count: int, exclude: str | None) -> list[tuple[str, float]]:
         paths, _matrix, unit = self._database.vectors()
         if not paths:
             return []
@@ -233,8 +228,9 @@ class IndexStore:
                 count = min(count, len(paths) - 1)
         return [(paths[i], float(scores[i])) for i in top(scores, count)]
 
-    def _merged(self, forest: AnnoyIndex, state: ForestState, query: np.ndarray, count: int,
-                exclude: str | None) -> list[tuple[str, float]]:
+    def _merged(
+        self, forest: AnnoyIndex, state: ForestState, query: np.ndarray, count: int, exclude: str | None
+    ) -> list[tuple[str, float]]:
         """The forest's answer for the songs it still describes, merged with exact scores
         for the songs written after it was built. `query` is non-zero."""
         exclude_key = None if exclude is None else os.fsencode(exclude)
@@ -248,11 +244,15 @@ class IndexStore:
         wanted = count + (exclude is not None)
         while True:
             items, distances = forest.get_nns_by_vector(
-                query, wanted, search_k=state.search_k(wanted), include_distances=True)
+                query, wanted, search_k=state.search_k(wanted), include_distances=True
+            )
             live = self._database.live_items(items, state.rev)
             # Annoy's angular distance is sqrt(2 - 2 cos) between unit vectors.
-            found = {live[item]: 1.0 - distance * distance / 2.0
-                     for item, distance in zip(items, distances, strict=True) if item in live}
+            found = {
+                live[item]: 1.0 - distance * distance / 2.0
+                for item, distance in zip(items, distances, strict=True)
+                if item in live
+            }
             found.pop(exclude_key, None)
             # Skipped items (removed or changed songs) can leave fewer than asked for.
             if len(found) >= count or len(items) < wanted or wanted >= state.count:

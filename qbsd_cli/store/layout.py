@@ -1,9 +1,9 @@
 """The index folder's layout: what its files are called, and the errors that name the folder.
 
-    songs.sqlite (+ -wal, -shm)   the database: songs, failures, metadata (the source of truth)
-    songs-<generation>.annoy      the current Annoy forest (at most one is committed)
-    songs-<generation>.annoy.tmp  a forest being written (or left by a killed build)
-    lock                          the writer lock, `flock`ed by whoever writes the index
+songs.sqlite (+ -wal, -shm)   the database: songs, failures, metadata (the source of truth)
+songs-<generation>.annoy      the current Annoy forest (at most one is committed)
+songs-<generation>.annoy.tmp  a forest being written (or left by a killed build)
+lock                          the writer lock, `flock`ed by whoever writes the index
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ def annoy_files(folder: Path) -> list[tuple[int, Path]]:
         name = entry.name
         if not name.startswith(ANNOY_PREFIX):
             continue
-        stem = name[len(ANNOY_PREFIX):]
+        stem = name[len(ANNOY_PREFIX) :]
         for suffix in (ANNOY_SUFFIX + TEMPORARY_SUFFIX, ANNOY_SUFFIX):
-            if stem.endswith(suffix) and stem[:-len(suffix)].isdigit():
-                found.append((int(stem[:-len(suffix)]), entry))
+            if stem.endswith(suffix) and stem[: -len(suffix)].isdigit():
+                found.append((int(stem[: -len(suffix)]), entry))
                 break
     return found
 
@@ -69,5 +69,5 @@ def damaged(folder: Path, detail: str) -> IndexDamagedError:
     return IndexDamagedError(
         f"the index at {folder} is damaged ({detail}): rebuild it with "
         f"`qbsd index --rebuild DIR` (DIR: your music folders), or delete the folder "
-        f"{folder} and run `qbsd index DIR` again")
-
+        f"{folder} and run `qbsd index DIR` again"
+    )

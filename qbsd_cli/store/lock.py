@@ -36,8 +36,10 @@ def writer_lock(folder: str | Path, wait: bool = True, busy_message: str | None 
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            raise IndexBusyError(busy_message or f"another `qbsd index` is running on the index at "
-                                 f"{folder}; try again when it has finished") from None
+            raise IndexBusyError(
+                busy_message
+                or f"another `qbsd index` is running on the index at {folder}; try again when it has finished"
+            ) from None
         try:
             yield
         finally:

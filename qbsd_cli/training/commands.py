@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import QbsdError, UsageError
-from .datasets import LabelledSongs, load_cal500, load_moods4q, load_tag_csv
 from ..features import FeatureParams
+from .datasets import LabelledSongs, load_cal500, load_moods4q, load_tag_csv
 from .export import librosa_mel_basis
 
 
@@ -41,11 +41,14 @@ def _train_member(job):
     else:
         recipe = RECIPES[name]
     _log(f"training {name}: {recipe.describe()}")
-    trained = train(frames, labels, groups, params, recipe,
-                    log=lambda record: _log(json.dumps({"recipe": name, **record})))
+    trained = train(
+        frames, labels, groups, params, recipe, log=lambda record: _log(json.dumps({"recipe": name, **record}))
+    )
     if recipe.patience:
-        return trained.network, (f"{name}: best epoch {trained.best_epoch} of {trained.epochs_run} "
-                                 f"(early stopping on an artist-grouped {recipe.validation_fraction:.0%} split)")
+        return trained.network, (
+            f"{name}: best epoch {trained.best_epoch} of {trained.epochs_run} "
+            f"(early stopping on an artist-grouped {recipe.validation_fraction:.0%} split)"
+        )
     return trained.network, f"{name}: {trained.epochs_run} epochs on every song"
 
 
@@ -60,8 +63,17 @@ def cv_median_best_epoch(results: Path, recipe_name: str) -> int:
     return int(round(statistics.median(epochs)))
 
 
-def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, epochs: int | None,
-                     limit: int, cache: Path | None, jobs: int, epochs_from_cv: Path | None = None) -> str:
+def train_and_export(
+    data: Path,
+    layout: str,
+    recipe_name: str,
+    output: Path,
+    epochs: int | None,
+    limit: int,
+    cache: Path | None,
+    jobs: int,
+    epochs_from_cv: Path | None = None,
+) -> str:
     """Train `recipe_name` (a recipe, ensemble or blend) on every song of `data` and write
     the ONNX model; returns its id.
 
@@ -71,16 +83,25 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
     from .export import export_onnx
     from .feature_cache import song_frames
     from .network import EnsembleCNN, HybridTagger, StatisticsMLP
-    from .recipes import (BLEND_STATISTICS_MODEL, BLENDS, ENSEMBLES, RECIPES, STATISTICS_MODELS,
-                           fit_statistics_model, recipe_feature_params)
+    from .recipes import (
+        BLEND_STATISTICS_MODEL,
+        BLENDS,
+        ENSEMBLES,
+        RECIPES,
+        STATISTICS_MODELS,
+        fit_statistics_model,
+        recipe_feature_params,
+    )
 
     blend = BLENDS.get(recipe_name)
     patch_model = blend.patch_model if blend else recipe_name
     members = ENSEMBLES.get(patch_model, [patch_model])
     unknown = [name for name in members if name not in RECIPES]
     if unknown:
-        raise UsageError(f"unknown recipe {recipe_name!r}; recipes: {', '.join(RECIPES)}; "
-                         f"ensembles and blends: {', '.join([*ENSEMBLES, *BLENDS])}")
+        raise UsageError(
+            f"unknown recipe {recipe_name!r}; recipes: {', '.join(RECIPES)}; "
+            f"ensembles and blends: {', '.join([*ENSEMBLES, *BLENDS])}"
+        )
     patch_lengths = {RECIPES[name].long_frames_per_patch for name in members}
     if len(patch_lengths) > 1:  # one graph, one way of cutting patches
         raise UsageError(f"ensemble {recipe_name} mixes patch lengths {sorted(patch_lengths)}")
@@ -97,8 +118,7 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
     if epochs_from_cv:
         member_epochs = {name: cv_median_best_epoch(epochs_from_cv, name) for name in members}
         _log("epochs from cross-validation: " + ", ".join(f"{k} {v}" for k, v in member_epochs.items()))
-    jobs_list = [(name, member_epochs[name], frames, songs.labels, songs.groups, params, threads)
-                 for name in members]
+    jobs_list = [(name, member_epochs[name], frames, songs.labels, songs.groups, params, threads) for name in members]
     if parallel:
         # one member per process, one thread each: small convolutions scale better so
         from concurrent.futures import ProcessPoolExecutor
@@ -119,26 +139,33 @@ def train_and_export(data: Path, layout: str, recipe_name: str, output: Path, ep
     if blend:
         _log("training the song-statistics MLP ...")
         statistics, alpha = STATISTICS_MODELS[BLEND_STATISTICS_MODEL]
-        statistics_model = fit_statistics_model(np.stack([statistics(f) for f in frames]), songs.labels,
-                                                alpha=alpha)
+        statistics_model = fit_statistics_model(np.stack([statistics(f) for f in frames]), songs.labels, alpha=alpha)
         network = HybridTagger(network, StatisticsMLP(statistics_model), blend.statistics_weight)
-        description = (f"{1 - blend.statistics_weight:g} x [{description}] + {blend.statistics_weight:g} x "
-                       f"an MLP (256 hidden, alpha {alpha:g}) on each song's statistics "
-                       "(features.song_statistics: MFCC mean, standard deviation, correlations, "
-                       "skewness, kurtosis)")
+        description = (
+            f"{1 - blend.statistics_weight:g} x [{description}] + {blend.statistics_weight:g} x "
+            f"an MLP (256 hidden, alpha {alpha:g}) on each song's statistics "
+            "(features.song_statistics: MFCC mean, standard deviation, correlations, "
+            "skewness, kurtosis)"
+        )
         faithful = False
         notes.append(f"song-statistics MLP: {statistics_model.mlp.n_iter_} iterations on every song")
     output.parent.mkdir(parents=True, exist_ok=True)
     model_id = export_onnx(
-        network, str(output), songs.tags, recipe_feature_params(params, recipe), mel_basis, recipe_name, description,
-        f"{songs.description}; trained on all {len(songs.paths)} songs; "
-        + ", ".join(notes), faithful)
+        network,
+        str(output),
+        songs.tags,
+        recipe_feature_params(params, recipe),
+        mel_basis,
+        recipe_name,
+        description,
+        f"{songs.description}; trained on all {len(songs.paths)} songs; " + ", ".join(notes),
+        faithful,
+    )
     _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
     return model_id
 
 
-def evaluate_methods(data: Path, layout: str, methods: list[str], results: Path,
-                     cache: Path | None, jobs: int) -> None:
+def evaluate_methods(data: Path, layout: str, methods: list[str], results: Path, cache: Path | None, jobs: int) -> None:
     from .evaluation import BASELINES, markdown_table, run_evaluation
     from .recipes import BLENDS, ENSEMBLES, RECIPES
 
@@ -146,11 +173,21 @@ def evaluate_methods(data: Path, layout: str, methods: list[str], results: Path,
         methods = [*BASELINES, *RECIPES, *ENSEMBLES, *BLENDS]
     unknown = [m for m in methods if m not in {*RECIPES, *BASELINES, *ENSEMBLES, *BLENDS}]
     if unknown:
-        raise UsageError(f"unknown methods {', '.join(unknown)}; baselines: {', '.join(BASELINES)}; "
-                         f"recipes: {', '.join(RECIPES)}; ensembles and blends: "
-                         f"{', '.join([*ENSEMBLES, *BLENDS])}")
+        raise UsageError(
+            f"unknown methods {', '.join(unknown)}; baselines: {', '.join(BASELINES)}; "
+            f"recipes: {', '.join(RECIPES)}; ensembles and blends: "
+            f"{', '.join([*ENSEMBLES, *BLENDS])}"
+        )
     songs = load_songs(data, layout)
     params = FeatureParams()
-    table = run_evaluation(songs, params, librosa_mel_basis(params), methods, str(results),
-                           cache_dir=str(cache) if cache else None, jobs=jobs, log=_log)
+    table = run_evaluation(
+        songs,
+        params,
+        librosa_mel_basis(params),
+        methods,
+        str(results),
+        cache_dir=str(cache) if cache else None,
+        jobs=jobs,
+        log=_log,
+    )
     print(markdown_table(table))

@@ -24,15 +24,21 @@ class LabelledSongs:
     labels: np.ndarray
     description: str
 
-    def subset(self, indices) -> "LabelledSongs":
+    def subset(self, indices) -> LabelledSongs:
         indices = list(indices)
-        return LabelledSongs([self.paths[i] for i in indices], [self.groups[i] for i in indices],
-                             list(self.tags), self.labels[indices], self.description)
+        return LabelledSongs(
+            [self.paths[i] for i in indices],
+            [self.groups[i] for i in indices],
+            list(self.tags),
+            self.labels[indices],
+            self.description,
+        )
 
-    def keep_tags(self, tag_names: list[str]) -> "LabelledSongs":
+    def keep_tags(self, tag_names: list[str]) -> LabelledSongs:
         columns = [self.tags.index(tag) for tag in tag_names]
-        return LabelledSongs(list(self.paths), list(self.groups), list(tag_names),
-                             self.labels[:, columns], self.description)
+        return LabelledSongs(
+            list(self.paths), list(self.groups), list(tag_names), self.labels[:, columns], self.description
+        )
 
 
 def _split_tags(text: str) -> list[str]:
@@ -76,9 +82,14 @@ def load_moods4q(root: str, min_songs: int = 10) -> LabelledSongs:
             song_tags.append(tags)
     quadrants = [f"quadrant:q{i}" for i in range(1, 5)]
     vocabulary = _vocabulary(song_tags, min_songs, always=quadrants)
-    return LabelledSongs(paths, groups, vocabulary, _matrix(song_tags, vocabulary),
-                         f"4Q music-emotion dataset (Panda et al. 2018), {len(paths)} clips, "
-                         f"AllMusic moods and genres with >= {min_songs} clips, Russell quadrants")
+    return LabelledSongs(
+        paths,
+        groups,
+        vocabulary,
+        _matrix(song_tags, vocabulary),
+        f"4Q music-emotion dataset (Panda et al. 2018), {len(paths)} clips, "
+        f"AllMusic moods and genres with >= {min_songs} clips, Russell quadrants",
+    )
 
 
 def load_cal500(root: str, audio_dir: str | None = None) -> LabelledSongs:
@@ -96,12 +107,15 @@ def load_cal500(root: str, audio_dir: str | None = None) -> LabelledSongs:
         names = [line.strip() for line in handle if line.strip()]
     labels = np.loadtxt(os.path.join(root, "hardAnnotations.txt"), delimiter=",", dtype=np.float32)
     if labels.shape != (len(names), len(raw_vocabulary)):
-        raise ValueError(f"hardAnnotations.txt is {labels.shape}, expected "
-                         f"({len(names)}, {len(raw_vocabulary)})")
+        raise ValueError(f"hardAnnotations.txt is {labels.shape}, expected ({len(names)}, {len(raw_vocabulary)})")
     tags = [_cal500_tag(name) for name in raw_vocabulary]
-    return LabelledSongs([os.path.join(audio_dir, name + ".mp3") for name in names],
-                         [name.split("-", 1)[0] for name in names], tags,
-                         (labels > 0).astype(np.uint8), f"CAL500, {len(names)} songs")
+    return LabelledSongs(
+        [os.path.join(audio_dir, name + ".mp3") for name in names],
+        [name.split("-", 1)[0] for name in names],
+        tags,
+        (labels > 0).astype(np.uint8),
+        f"CAL500, {len(names)} songs",
+    )
 
 
 def _cal500_tag(name: str) -> str:
@@ -126,8 +140,8 @@ def load_tag_csv(csv_path: str, min_songs: int = 1) -> LabelledSongs:
             path = row["path"]
             paths.append(path if os.path.isabs(path) else os.path.join(base, path))
             groups.append(row.get("group") or path)
-            song_tags.append({tag.lower() if ":" in tag else f"tag:{tag.lower()}"
-                              for tag in _split_tags(row["tags"])})
+            song_tags.append({tag.lower() if ":" in tag else f"tag:{tag.lower()}" for tag in _split_tags(row["tags"])})
     vocabulary = _vocabulary(song_tags, min_songs)
-    return LabelledSongs(paths, groups, vocabulary, _matrix(song_tags, vocabulary),
-                         f"{os.path.basename(csv_path)}, {len(paths)} songs")
+    return LabelledSongs(
+        paths, groups, vocabulary, _matrix(song_tags, vocabulary), f"{os.path.basename(csv_path)}, {len(paths)} songs"
+    )

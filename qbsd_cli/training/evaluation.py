@@ -17,12 +17,18 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from ..features import FeatureParams
 from . import metrics
 from .datasets import LabelledSongs
-from ..features import FeatureParams
-from .recipes import coefficient_mean_std
-from .recipes import (BLEND_STATISTICS_MODEL, BLENDS, ENSEMBLES, RECIPES, STATISTICS_MODELS,
-                       fit_statistics_model)
+from .recipes import (
+    BLEND_STATISTICS_MODEL,
+    BLENDS,
+    ENSEMBLES,
+    RECIPES,
+    STATISTICS_MODELS,
+    coefficient_mean_std,
+    fit_statistics_model,
+)
 
 BASELINES = ("prior", "logreg", *STATISTICS_MODELS, "gmm-sml")
 
@@ -65,8 +71,7 @@ def _baseline_scores(method: str, train_frames, train_labels, test_frames, seed:
     raise ValueError(method)
 
 
-def _gmm_sml_scores(train_frames, train_labels, test_frames, seed, components=8,
-                    frames_per_tag=20000, stride=4):
+def _gmm_sml_scores(train_frames, train_labels, test_frames, seed, components=8, frames_per_tag=20000, stride=4):
     """A GMM baseline in the spirit of SML (Turnbull et al. 2008): one diagonal GMM
     per tag over the MFCC frames of its songs, scored against a background GMM of
     all training frames; a song's tag score is its mean per-frame log-likelihood
@@ -77,10 +82,13 @@ def _gmm_sml_scores(train_frames, train_labels, test_frames, seed, components=8,
     rng = np.random.default_rng(seed)
     every = np.concatenate([f[::stride] for f in train_frames])
     mean, std = every.mean(0), every.std(0) + 1e-6
+
     def norm(x):
         return (x - mean) / std
-    background = GaussianMixture(components, covariance_type="diag", random_state=seed,
-                                 max_iter=50).fit(norm(every[rng.choice(len(every), min(len(every), 40000), replace=False)]))
+
+    background = GaussianMixture(components, covariance_type="diag", random_state=seed, max_iter=50).fit(
+        norm(every[rng.choice(len(every), min(len(every), 40000), replace=False)])
+    )
     test_sets = [norm(f[::stride]) for f in test_frames]
     lengths = [len(t) for t in test_sets]
     stacked = np.concatenate(test_sets)
@@ -95,10 +103,11 @@ def _gmm_sml_scores(train_frames, train_labels, test_frames, seed, components=8,
         frames = np.concatenate([train_frames[s][::stride] for s in songs])
         if len(frames) > frames_per_tag:
             frames = frames[rng.choice(len(frames), frames_per_tag, replace=False)]
-        model = GaussianMixture(components, covariance_type="diag", random_state=seed,
-                                max_iter=50, reg_covar=1e-3).fit(norm(frames))
+        model = GaussianMixture(components, covariance_type="diag", random_state=seed, max_iter=50, reg_covar=1e-3).fit(
+            norm(frames)
+        )
         ratio = model.score_samples(stacked) - base
-        scores[:, tag] = [ratio[bounds[i]:bounds[i + 1]].mean() for i in range(len(test_frames))]
+        scores[:, tag] = [ratio[bounds[i] : bounds[i + 1]].mean() for i in range(len(test_frames))]
     # squash to (0, 1) so that cosine and top-k behave like the other methods'
     return 1.0 / (1.0 + np.exp(-np.clip(scores, -50, 50)))
 
@@ -121,8 +130,7 @@ def _run_fold(job) -> tuple[str, int, str, dict]:
 
         # the evaluation's seed shifts every recipe's own (seed variants stay distinct)
         recipe = with_overrides(RECIPES[method], seed=seed + RECIPES[method].seed)
-        trained = train(train_frames, labels[train_index], [groups[i] for i in train_index],
-                        params, recipe)
+        trained = train(train_frames, labels[train_index], [groups[i] for i in train_index], params, recipe)
         scores = predict_songs(trained.network, test_frames, recipe_feature_params(params, recipe))
         info = {"epochs_run": trained.epochs_run, "best_epoch": trained.best_epoch}
     info["seconds"] = time.time() - started
@@ -140,9 +148,17 @@ def trained_members(method: str) -> list[str]:
     return list(ENSEMBLES.get(method, [method]))
 
 
-def cross_validate(songs: LabelledSongs, song_frames: list[np.ndarray], params: FeatureParams,
-                   methods: list[str], results_dir: str, n_folds: int = 5, jobs: int = 2,
-                   seed: int = 0, log=print) -> dict[str, np.ndarray]:
+def cross_validate(
+    songs: LabelledSongs,
+    song_frames: list[np.ndarray],
+    params: FeatureParams,
+    methods: list[str],
+    results_dir: str,
+    n_folds: int = 5,
+    jobs: int = 2,
+    seed: int = 0,
+    log=print,
+) -> dict[str, np.ndarray]:
     """Out-of-fold scores (n_songs, n_tags) per method; finished folds are reused."""
     fold_of = artist_folds(songs.groups, n_folds, seed)
     os.makedirs(results_dir, exist_ok=True)
@@ -155,14 +171,16 @@ def cross_validate(songs: LabelledSongs, song_frames: list[np.ndarray], params: 
         for fold in range(n_folds):
             path = os.path.join(results_dir, "folds", method, f"fold{fold}.npy")
             if not os.path.exists(path):
-                pending.append((method, fold, song_frames, songs.labels, songs.groups, fold_of,
-                                params, path, seed))
+                pending.append((method, fold, song_frames, songs.labels, songs.groups, fold_of, params, path, seed))
     if pending:
         log(f"{len(pending)} folds to run ({len(trained) * n_folds - len(pending)} already done)")
         with ProcessPoolExecutor(jobs) as pool:
             for method, fold, _, info in pool.map(_run_fold, pending):
-                log(f"  {method} fold {fold}: {info['seconds']:.0f} s "
-                    + (f"(best epoch {info['best_epoch']}/{info['epochs_run']})" if "best_epoch" in info else ""))
+                log(
+                    f"  {method} fold {fold}: {info['seconds']:.0f} s "
+                    + (f"(best epoch {info['best_epoch']}/{info['epochs_run']})" if "best_epoch" in info else "")
+                )
+
     def out_of_fold(method: str) -> np.ndarray:
         scores = np.zeros(songs.labels.shape, dtype=np.float32)
         for fold in range(n_folds):
@@ -189,8 +207,9 @@ def summarise(songs: LabelledSongs, results: dict[str, np.ndarray], fold_of: np.
         row = {}
         row.update({f"annotation_{k}": v for k, v in metrics.annotation_scores(songs.labels, scores).items()})
         row.update({f"retrieval_{k}": v for k, v in metrics.retrieval_scores(songs.labels, scores).items()})
-        per_fold = [metrics.retrieval_scores(songs.labels[fold_of == f], scores[fold_of == f])
-                    for f in np.unique(fold_of)]
+        per_fold = [
+            metrics.retrieval_scores(songs.labels[fold_of == f], scores[fold_of == f]) for f in np.unique(fold_of)
+        ]
         row["fold_mean_aroc"] = float(np.mean([p["aroc"] for p in per_fold]))
         row["fold_mean_map"] = float(np.mean([p["map"] for p in per_fold]))
         hits, _ = metrics.hit_at_k(songs.labels, scores)
@@ -202,40 +221,61 @@ def summarise(songs: LabelledSongs, results: dict[str, np.ndarray], fold_of: np.
 
 
 def markdown_table(table: dict) -> str:
-    columns = [("P", "annotation_precision"), ("R", "annotation_recall"), ("F", "annotation_f"),
-               ("never predicted", "annotation_never_predicted"),
-               ("AROC", "retrieval_aroc"), ("MAP", "retrieval_map"),
-               ("AROC per-fold", "fold_mean_aroc"), ("MAP per-fold", "fold_mean_map"),
-               ("Hit@1", "hit@1"), ("Hit@5", "hit@5"), ("Hit@10", "hit@10"), ("Hit@20", "hit@20"),
-               ("Quadrant acc", "quadrant_accuracy"), ("Quadrant F1", "quadrant_macro_f1")]
-    lines = ["| method | " + " | ".join(name for name, _ in columns) + " |",
-             "|---|" + "---|" * len(columns)]
+    columns = [
+        ("P", "annotation_precision"),
+        ("R", "annotation_recall"),
+        ("F", "annotation_f"),
+        ("never predicted", "annotation_never_predicted"),
+        ("AROC", "retrieval_aroc"),
+        ("MAP", "retrieval_map"),
+        ("AROC per-fold", "fold_mean_aroc"),
+        ("MAP per-fold", "fold_mean_map"),
+        ("Hit@1", "hit@1"),
+        ("Hit@5", "hit@5"),
+        ("Hit@10", "hit@10"),
+        ("Hit@20", "hit@20"),
+        ("Quadrant acc", "quadrant_accuracy"),
+        ("Quadrant F1", "quadrant_macro_f1"),
+    ]
+    lines = ["| method | " + " | ".join(name for name, _ in columns) + " |", "|---|" + "---|" * len(columns)]
     for method, row in table.items():
         cells = [str(row[key]) if isinstance(row[key], int) else f"{row[key]:.3f}" for _, key in columns]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def compare_with_baseline(songs: LabelledSongs, results: dict[str, np.ndarray],
-                          baseline: str = "mlp") -> dict:
+def compare_with_baseline(songs: LabelledSongs, results: dict[str, np.ndarray], baseline: str = "mlp") -> dict:
     """Paired bootstrap (metrics.paired_bootstrap) of every ensemble and blend against
     `baseline`, and of every blend against each of its halves alone; only these, the
     shipped kinds, as each costs about 3 min on 2 cores (200 resamples of sklearn's
     per-tag AROC and AP)."""
     pairs = [(method, baseline) for method in results if method in ENSEMBLES or method in BLENDS]
-    pairs += [(method, half) for method in results if method in BLENDS
-              for half in (BLENDS[method].patch_model, BLEND_STATISTICS_MODEL) if half != baseline]
-    return {f"{method} vs {other}": metrics.paired_bootstrap(songs.labels, results[method], results[other])
-            for method, other in pairs if other in results}
+    pairs += [
+        (method, half)
+        for method in results
+        if method in BLENDS
+        for half in (BLENDS[method].patch_model, BLEND_STATISTICS_MODEL)
+        if half != baseline
+    ]
+    return {
+        f"{method} vs {other}": metrics.paired_bootstrap(songs.labels, results[method], results[other])
+        for method, other in pairs
+        if other in results
+    }
 
 
 def comparison_table(comparisons: dict) -> str:
-    lines = ["| pooled, paired bootstrap over songs | AROC difference (95% interval) | ahead in | "
-             "MAP difference (95% interval) | ahead in |", "|---|---|---|---|---|"]
+    lines = [
+        "| pooled, paired bootstrap over songs | AROC difference (95% interval) | ahead in | "
+        "MAP difference (95% interval) | ahead in |",
+        "|---|---|---|---|---|",
+    ]
     for name, c in comparisons.items():
-        lines.append(f"| {name} | {c['aroc_difference']:+.3f} ({c['aroc_low']:+.3f} to {c['aroc_high']:+.3f}) "
-                     f"| {c['aroc_ahead']:.0%} of {c['rounds']} | {c['map_difference']:+.3f} "
-                     f"({c['map_low']:+.3f} to {c['map_high']:+.3f}) | {c['map_ahead']:.0%} |")
+        lines.append(
+            f"| {name} | {c['aroc_difference']:+.3f} ({c['aroc_low']:+.3f} to {c['aroc_high']:+.3f}) "
+            f"| {c['aroc_ahead']:.0%} of {c['rounds']} | {c['map_difference']:+.3f} "
+            f"({c['map_low']:+.3f} to {c['map_high']:+.3f}) | {c['map_ahead']:.0%} |"
+        )
     return "\n".join(lines)
 
 
@@ -250,8 +290,7 @@ def plots(songs: LabelledSongs, results: dict[str, np.ndarray], results_dir: str
     import matplotlib.pyplot as plt
 
     # with many variants, the headline rows only: a plot of 30 lines says nothing
-    headline = {m: s for m, s in results.items()
-                if m in BASELINES or m == "paper" or m in ENSEMBLES or m in BLENDS}
+    headline = {m: s for m, s in results.items() if m in BASELINES or m == "paper" or m in ENSEMBLES or m in BLENDS}
     if len(results) > 10 and headline:
         results = headline
     written = []
@@ -260,26 +299,46 @@ def plots(songs: LabelledSongs, results: dict[str, np.ndarray], results_dir: str
     for number, (method, scores) in enumerate(results.items()):
         _, rank = metrics.hit_at_k(songs.labels, scores)
         axis.plot(ks, [(rank <= k).mean() for k in ks], label=method, linestyle=_STYLES[number // 10 % len(_STYLES)])
-    axis.set_xlabel("k"); axis.set_ylabel("Hit@k"); axis.set_title("Query by example (800 clips, out-of-fold)")
-    axis.grid(alpha=0.3); axis.legend(fontsize=7)
-    path = os.path.join(results_dir, "hit_at_k.png"); figure.tight_layout(); figure.savefig(path, dpi=110)
-    written.append(path); plt.close(figure)
+    axis.set_xlabel("k")
+    axis.set_ylabel("Hit@k")
+    axis.set_title("Query by example (800 clips, out-of-fold)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    path = os.path.join(results_dir, "hit_at_k.png")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    written.append(path)
+    plt.close(figure)
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for number, (method, scores) in enumerate(results.items()):
         _, aroc, _ = metrics.per_tag_retrieval(songs.labels, scores)
         axis.plot(np.sort(aroc)[::-1], label=method, linestyle=_STYLES[number // 10 % len(_STYLES)])
     axis.axhline(0.5, color="grey", lw=0.8)
-    axis.set_xlabel("tag (sorted)"); axis.set_ylabel("AROC"); axis.set_title("Per-tag AROC, tags with >= 5 positives")
-    axis.grid(alpha=0.3); axis.legend(fontsize=7)
-    path = os.path.join(results_dir, "per_tag_aroc.png"); figure.tight_layout(); figure.savefig(path, dpi=110)
-    written.append(path); plt.close(figure)
+    axis.set_xlabel("tag (sorted)")
+    axis.set_ylabel("AROC")
+    axis.set_title("Per-tag AROC, tags with >= 5 positives")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    path = os.path.join(results_dir, "per_tag_aroc.png")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    written.append(path)
+    plt.close(figure)
     return written
 
 
-def run_evaluation(songs: LabelledSongs, params: FeatureParams, mel_basis: np.ndarray,
-                   methods: list[str], results_dir: str, cache_dir: str | None = None,
-                   jobs: int = 2, seed: int = 0, log=print) -> dict:
+def run_evaluation(
+    songs: LabelledSongs,
+    params: FeatureParams,
+    mel_basis: np.ndarray,
+    methods: list[str],
+    results_dir: str,
+    cache_dir: str | None = None,
+    jobs: int = 2,
+    seed: int = 0,
+    log=print,
+) -> dict:
     """Cross-validate `methods`, then write results.md, results.json and the PNG plots."""
     from .feature_cache import song_frames
 
@@ -289,16 +348,31 @@ def run_evaluation(songs: LabelledSongs, params: FeatureParams, mel_basis: np.nd
     table = summarise(songs, results, fold_of)
     comparisons = compare_with_baseline(songs, results)
     with open(os.path.join(results_dir, "results.json"), "w") as handle:
-        json.dump({"data": songs.description, "songs": len(songs.paths), "tags": len(songs.tags),
-                   "folds": int(fold_of.max() + 1), "grouped_by": "artist", "seed": seed,
-                   "methods": table,
-                   "recipes": {m: RECIPES[m].describe() for m in methods if m in RECIPES},
-                   "ensembles": {m: ENSEMBLES[m] for m in methods if m in ENSEMBLES},
-                   "blends": {m: {"patch_model": BLENDS[m].patch_model, "statistics_model": BLEND_STATISTICS_MODEL,
-                                  "statistics_weight": BLENDS[m].statistics_weight}
-                              for m in methods if m in BLENDS},
-                   "comparisons": comparisons},
-                  handle, indent=2)
+        json.dump(
+            {
+                "data": songs.description,
+                "songs": len(songs.paths),
+                "tags": len(songs.tags),
+                "folds": int(fold_of.max() + 1),
+                "grouped_by": "artist",
+                "seed": seed,
+                "methods": table,
+                "recipes": {m: RECIPES[m].describe() for m in methods if m in RECIPES},
+                "ensembles": {m: ENSEMBLES[m] for m in methods if m in ENSEMBLES},
+                "blends": {
+                    m: {
+                        "patch_model": BLENDS[m].patch_model,
+                        "statistics_model": BLEND_STATISTICS_MODEL,
+                        "statistics_weight": BLENDS[m].statistics_weight,
+                    }
+                    for m in methods
+                    if m in BLENDS
+                },
+                "comparisons": comparisons,
+            },
+            handle,
+            indent=2,
+        )
     with open(os.path.join(results_dir, "results.md"), "w") as handle:
         handle.write(markdown_table(table) + "\n")
         if comparisons:

@@ -20,9 +20,15 @@ def librosa_mel_basis(params: FeatureParams) -> np.ndarray:
     """
     import librosa
 
-    return librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels,
-                               fmin=params.fmin, fmax=params.fmax, htk=False,
-                               norm="slaney").astype(np.float32)
+    return librosa.filters.mel(
+        sr=params.sample_rate,
+        n_fft=params.n_fft,
+        n_mels=params.n_mels,
+        fmin=params.fmin,
+        fmax=params.fmax,
+        htk=False,
+        norm="slaney",
+    ).astype(np.float32)
 
 
 def encode_array(array: np.ndarray) -> str:
@@ -35,9 +41,18 @@ def encode_array(array: np.ndarray) -> str:
 OPSET = 17
 
 
-def export_onnx(network, path: str, tags: list[str], params: FeatureParams, mel_basis: np.ndarray,
-                recipe_name: str, recipe_description: str, training_data: str,
-                paper_faithful: bool, extra: dict | None = None) -> str:
+def export_onnx(
+    network,
+    path: str,
+    tags: list[str],
+    params: FeatureParams,
+    mel_basis: np.ndarray,
+    recipe_name: str,
+    recipe_description: str,
+    training_data: str,
+    paper_faithful: bool,
+    extra: dict | None = None,
+) -> str:
     """Write the ONNX model with its metadata; returns the model id.
 
     The model id is `qbsd-<recipe>-<first 10 hex of sha256 of the weights and vocabulary>`,
@@ -70,22 +85,32 @@ def export_onnx(network, path: str, tags: list[str], params: FeatureParams, mel_
         output_names.append("statistics_tags")
         dynamic_axes.update({"song_statistics": {0: "songs"}, "statistics_tags": {0: "songs"}})
     temporary = path + ".tmp"
-    torch.onnx.export(network, inputs, temporary, input_names=input_names, output_names=output_names,
-                      dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
+    torch.onnx.export(
+        network,
+        inputs,
+        temporary,
+        input_names=input_names,
+        output_names=output_names,
+        dynamic_axes=dynamic_axes,
+        opset_version=OPSET,
+        dynamo=False,
+    )
     model = onnx.load(temporary)
     if hybrid:
         # a default for song_statistics makes it optional: a caller that only wants the
         # per-patch `tags` (the documented single-input interface) feeds patches alone
-        model.graph.initializer.append(numpy_helper.from_array(
-            np.zeros((1, SONG_STATISTICS_DIM), dtype=np.float32), "song_statistics"))
+        model.graph.initializer.append(
+            numpy_helper.from_array(np.zeros((1, SONG_STATISTICS_DIM), dtype=np.float32), "song_statistics")
+        )
     metadata = {
         "qbsd.model_id": model_id,
         "qbsd.tags": json.dumps(tags),
         "qbsd.feature_params": params.to_json(),
         "qbsd.mel_basis": encode_array(mel_basis.astype(np.float32)),
         "qbsd.training_data": training_data,
-        "qbsd.recipe": json.dumps({"name": recipe_name, "settings": recipe_description,
-                                   "paper_faithful": paper_faithful}),
+        "qbsd.recipe": json.dumps(
+            {"name": recipe_name, "settings": recipe_description, "paper_faithful": paper_faithful}
+        ),
         "qbsd.song_vector": "mean of per-patch outputs over non-overlapping patches",
     }
     if hybrid:
@@ -95,7 +120,8 @@ def export_onnx(network, path: str, tags: list[str], params: FeatureParams, mel_
             f"patches + {network.statistics_weight:g} x `statistics_tags` of the song_statistics "
             "(182: per-coefficient MFCC mean and standard deviation, correlations, skewness and "
             "kurtosis of the 13 cepstral coefficients over the frames); for songs longer "
-            "than a training clip, per 30 s segment, weighted by the segment's patches")
+            "than a training clip, per 30 s segment, weighted by the segment's patches"
+        )
     metadata.update(extra or {})
     del model.metadata_props[:]
     for key, value in metadata.items():

@@ -52,9 +52,14 @@ def _compute(job: tuple[str, str]) -> str:
     return target
 
 
-def song_frames(paths: list[str], params: FeatureParams, mel_basis: np.ndarray,
-                cache_dir: str | None = None, jobs: int | None = None,
-                progress=None) -> list[np.ndarray]:
+def song_frames(
+    paths: list[str],
+    params: FeatureParams,
+    mel_basis: np.ndarray,
+    cache_dir: str | None = None,
+    jobs: int | None = None,
+    progress=None,
+) -> list[np.ndarray]:
     """(n_frames, 39) float32 frames for every path, computed where not cached."""
     folder = os.path.join(cache_dir or default_cache_dir(), _cache_key(params, mel_basis))
     os.makedirs(folder, exist_ok=True)
@@ -62,8 +67,7 @@ def song_frames(paths: list[str], params: FeatureParams, mel_basis: np.ndarray,
     missing = [(path, target) for path, target in zip(paths, targets) if not os.path.exists(target)]
     if missing:
         workers = jobs or os.cpu_count() or 1
-        with ProcessPoolExecutor(workers, initializer=_init_worker,
-                                 initargs=(params, mel_basis)) as pool:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(params, mel_basis)) as pool:
             for done, _ in enumerate(pool.map(_compute, missing, chunksize=4), 1):
                 if progress:
                     progress(done, len(missing))

@@ -27,11 +27,11 @@ def annotation_scores(labels: np.ndarray, scores: np.ndarray, top: int = 10) -> 
     true_positive = (predicted & truth).sum(axis=0).astype(np.float64)
     n_predicted = predicted.sum(axis=0).astype(np.float64)
     n_true = truth.sum(axis=0).astype(np.float64)
-    precision = np.divide(true_positive, n_predicted, out=np.zeros_like(true_positive),
-                          where=n_predicted > 0)
+    precision = np.divide(true_positive, n_predicted, out=np.zeros_like(true_positive), where=n_predicted > 0)
     recall = np.divide(true_positive, n_true, out=np.zeros_like(true_positive), where=n_true > 0)
-    f_score = np.divide(2 * precision * recall, precision + recall,
-                        out=np.zeros_like(precision), where=(precision + recall) > 0)
+    f_score = np.divide(
+        2 * precision * recall, precision + recall, out=np.zeros_like(precision), where=(precision + recall) > 0
+    )
     return {
         "precision": float(precision[has_positive].mean()),
         "recall": float(recall[has_positive].mean()),
@@ -63,9 +63,11 @@ def retrieval_scores(labels: np.ndarray, scores: np.ndarray, min_positives: int 
 
 def cosine_matrix(queries: np.ndarray, items: np.ndarray) -> np.ndarray:
     """Cosine similarity of every query row with every item row."""
+
     def unit(rows):
         rows = np.asarray(rows, dtype=np.float64)
         return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
     return unit(queries) @ unit(items).T
 
 
@@ -85,12 +87,20 @@ def quadrant_scores(labels: np.ndarray, scores: np.ndarray, quadrant_columns: li
 
     truth = labels[:, quadrant_columns].argmax(axis=1)
     predicted = scores[:, quadrant_columns].argmax(axis=1)
-    return {"accuracy": float(accuracy_score(truth, predicted)),
-            "macro_f1": float(f1_score(truth, predicted, average="macro"))}
+    return {
+        "accuracy": float(accuracy_score(truth, predicted)),
+        "macro_f1": float(f1_score(truth, predicted, average="macro")),
+    }
 
 
-def paired_bootstrap(labels: np.ndarray, scores: np.ndarray, reference: np.ndarray,
-                     rounds: int = 200, seed: int = 0, min_positives: int = 5) -> dict:
+def paired_bootstrap(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    reference: np.ndarray,
+    rounds: int = 200,
+    seed: int = 0,
+    min_positives: int = 5,
+) -> dict:
     """How sure is `scores`' lead over `reference`? Songs are resampled with replacement
     `rounds` times; both methods are scored on the same resample, so the spread is that
     of the difference. Returns the mean differences of AROC and MAP, their 2.5 and 97.5

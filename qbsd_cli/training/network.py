@@ -27,9 +27,16 @@ class PatchCNN(nn.Module):
       is unchanged.
     """
 
-    def __init__(self, n_tags: int, patch_shape: tuple[int, int] = (195, 10),
-                 filters: int = 32, frame_dim: int = 39, dropout: float = 0.0,
-                 layout: str = "paper", time_pooling: bool = False):
+    def __init__(
+        self,
+        n_tags: int,
+        patch_shape: tuple[int, int] = (195, 10),
+        filters: int = 32,
+        frame_dim: int = 39,
+        dropout: float = 0.0,
+        layout: str = "paper",
+        time_pooling: bool = False,
+    ):
         super().__init__()
         height, width = patch_shape
         self.register_buffer("feature_mean", torch.zeros(height, 1))
@@ -44,8 +51,12 @@ class PatchCNN(nn.Module):
         else:
             raise ValueError(f"unknown layout {layout!r}")
         self.features = nn.Sequential(
-            nn.Conv2d(channels, filters, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(filters, filters, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, filters, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(filters, filters, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         # time_pooling (beyond the paper): mean and max over time of the last feature
         # maps instead of flattening them, so the classifier sees statistics of the
@@ -117,10 +128,16 @@ class StatisticsMLP(nn.Module):
         full_bias[model.trainable] = output_bias
         mask = np.zeros(n_tags, dtype=np.float32)
         mask[model.trainable] = 1.0
-        for name, value in [("mean", model.scaler.mean_), ("scale", 1.0 / model.scaler.scale_),
-                            ("hidden_weight", hidden_weight), ("hidden_bias", hidden_bias),
-                            ("output_weight", full_weight), ("output_bias", full_bias),
-                            ("trainable", mask), ("prior", model.prior)]:
+        for name, value in [
+            ("mean", model.scaler.mean_),
+            ("scale", 1.0 / model.scaler.scale_),
+            ("hidden_weight", hidden_weight),
+            ("hidden_bias", hidden_bias),
+            ("output_weight", full_weight),
+            ("output_bias", full_bias),
+            ("trainable", mask),
+            ("prior", model.prior),
+        ]:
             self.register_buffer(name, torch.from_numpy(np.asarray(value, dtype=np.float32)))
 
     def forward(self, statistics: torch.Tensor) -> torch.Tensor:

@@ -26,28 +26,27 @@ def coefficient_mean_std(frames: np.ndarray) -> np.ndarray:
     return np.concatenate([frames.mean(axis=0), frames.std(axis=0)]).astype(np.float32)
 
 
-
 @dataclass(frozen=True)
 class TrainingRecipe:
     name: str
-    loss: str = "bce"              # "mse" (eq. 3), "mse_ad" (eq. 4-5), "bce", "bce_pos"
-    optimizer: str = "adam"        # "sgd_paper" or "adam"
+    loss: str = "bce"  # "mse" (eq. 3), "mse_ad" (eq. 4-5), "bce", "bce_pos"
+    optimizer: str = "adam"  # "sgd_paper" or "adam"
     learning_rate: float = 1e-3
     batch_size: int = 64
     epochs: int = 30
-    patches_per_song: int = 8      # random excerpts drawn from each song per epoch
+    patches_per_song: int = 8  # random excerpts drawn from each song per epoch
     smote: bool = False
-    song_pooling: int = 0          # >0: average this many patches' outputs per song before the loss
-    gain_db: float = 0.0           # random gain augmentation range (+-dB), acts on MFCC c0
-    dropout: float = 0.0           # before the fully connected layer (not in the paper)
-    layout: str = "paper"          # what the convolutions slide over (see network.PatchCNN)
+    song_pooling: int = 0  # >0: average this many patches' outputs per song before the loss
+    gain_db: float = 0.0  # random gain augmentation range (+-dB), acts on MFCC c0
+    dropout: float = 0.0  # before the fully connected layer (not in the paper)
+    layout: str = "paper"  # what the convolutions slide over (see network.PatchCNN)
     long_frames_per_patch: int = 10  # patch context: 10 long frames = 0.58 s (the paper)
-    time_pooling: bool = False     # mean and max over time before the classifier (network.PatchCNN)
-    filters: int = 32              # per convolution (the paper: 32)
-    mixup: float = 0.0             # >0: mix pairs of patches and their labels, Beta(a, a) weights
-    tempo_stretch: float = 0.0     # >0: random tempo change of each excerpt by up to this fraction
-    weight_decay: float = 0.0      # L2 penalty (Adam only; not in the paper)
-    patience: int = 8              # early stopping on the inner validation split (0: off)
+    time_pooling: bool = False  # mean and max over time before the classifier (network.PatchCNN)
+    filters: int = 32  # per convolution (the paper: 32)
+    mixup: float = 0.0  # >0: mix pairs of patches and their labels, Beta(a, a) weights
+    tempo_stretch: float = 0.0  # >0: random tempo change of each excerpt by up to this fraction
+    weight_decay: float = 0.0  # L2 penalty (Adam only; not in the paper)
+    patience: int = 8  # early stopping on the inner validation split (0: off)
     validation_fraction: float = 0.15
     paper_faithful: bool = False
     seed: int = 0
@@ -59,57 +58,108 @@ class TrainingRecipe:
 RECIPES: dict[str, TrainingRecipe] = {
     # Qin et al. Table 3, as written. Epochs count passes over `patches_per_song`
     # random patches per song, not over every patch (see the model card).
-    "paper": TrainingRecipe("paper", loss="mse", optimizer="sgd_paper", learning_rate=0.1,
-                            batch_size=4, epochs=30, patches_per_song=4, patience=0,
-                            paper_faithful=True),
-    "paper-ad": TrainingRecipe("paper-ad", loss="mse_ad", optimizer="sgd_paper", learning_rate=0.1,
-                               batch_size=4, epochs=30, patches_per_song=4, patience=0,
-                               paper_faithful=True),
-    "paper-smote": TrainingRecipe("paper-smote", loss="mse", optimizer="sgd_paper",
-                                  learning_rate=0.1, batch_size=4, epochs=30, patches_per_song=4,
-                                  smote=True, patience=0, paper_faithful=True),
-    "paper-ad-smote": TrainingRecipe("paper-ad-smote", loss="mse_ad", optimizer="sgd_paper",
-                                     learning_rate=0.1, batch_size=4, epochs=30,
-                                     patches_per_song=4, smote=True, patience=0,
-                                     paper_faithful=True),
+    "paper": TrainingRecipe(
+        "paper",
+        loss="mse",
+        optimizer="sgd_paper",
+        learning_rate=0.1,
+        batch_size=4,
+        epochs=30,
+        patches_per_song=4,
+        patience=0,
+        paper_faithful=True,
+    ),
+    "paper-ad": TrainingRecipe(
+        "paper-ad",
+        loss="mse_ad",
+        optimizer="sgd_paper",
+        learning_rate=0.1,
+        batch_size=4,
+        epochs=30,
+        patches_per_song=4,
+        patience=0,
+        paper_faithful=True,
+    ),
+    "paper-smote": TrainingRecipe(
+        "paper-smote",
+        loss="mse",
+        optimizer="sgd_paper",
+        learning_rate=0.1,
+        batch_size=4,
+        epochs=30,
+        patches_per_song=4,
+        smote=True,
+        patience=0,
+        paper_faithful=True,
+    ),
+    "paper-ad-smote": TrainingRecipe(
+        "paper-ad-smote",
+        loss="mse_ad",
+        optimizer="sgd_paper",
+        learning_rate=0.1,
+        batch_size=4,
+        epochs=30,
+        patches_per_song=4,
+        smote=True,
+        patience=0,
+        paper_faithful=True,
+    ),
     # Beyond the paper: cross-entropy, Adam, positive-class weights, early stopping.
     "cnn-bce": TrainingRecipe("cnn-bce", loss="bce"),
     "cnn-bce-pos": TrainingRecipe("cnn-bce-pos", loss="bce_pos"),
     "cnn-bce-pos-smote": TrainingRecipe("cnn-bce-pos-smote", loss="bce_pos", smote=True),
-    "cnn-bce-pos-drop": TrainingRecipe("cnn-bce-pos-drop", loss="bce_pos", dropout=0.5,
-                                       weight_decay=1e-4, gain_db=6.0),
-    "cnn-songpool": TrainingRecipe("cnn-songpool", loss="bce_pos", song_pooling=8, batch_size=4,
-                                   patches_per_song=8, gain_db=6.0),
+    "cnn-bce-pos-drop": TrainingRecipe("cnn-bce-pos-drop", loss="bce_pos", dropout=0.5, weight_decay=1e-4, gain_db=6.0),
+    "cnn-songpool": TrainingRecipe(
+        "cnn-songpool", loss="bce_pos", song_pooling=8, batch_size=4, patches_per_song=8, gain_db=6.0
+    ),
     # Beyond the paper: the same patches, convolved as 3 x 13 x 50 (see network.PatchCNN);
     # "pool": mean and max over time before the classifier; "ctxN": N long frames per patch.
     "cnn-tf-pos": TrainingRecipe("cnn-tf-pos", loss="bce_pos", layout="time_frequency"),
-    "cnn-tf-pos-drop": TrainingRecipe("cnn-tf-pos-drop", loss="bce_pos", dropout=0.5,
-                                      weight_decay=1e-4, gain_db=6.0, layout="time_frequency"),
-    "cnn-tf-pos-ctx20": TrainingRecipe("cnn-tf-pos-ctx20", loss="bce_pos", layout="time_frequency",
-                                       long_frames_per_patch=20),
-    "cnn-tf-pos-ctx50": TrainingRecipe("cnn-tf-pos-ctx50", loss="bce_pos", layout="time_frequency",
-                                       long_frames_per_patch=50),
-    "cnn-tf-pool": TrainingRecipe("cnn-tf-pool", loss="bce_pos", layout="time_frequency",
-                                  time_pooling=True),
-    "cnn-tf-pool-ctx20": TrainingRecipe("cnn-tf-pool-ctx20", loss="bce_pos", layout="time_frequency",
-                                        time_pooling=True, long_frames_per_patch=20),
-    "cnn-tf-pool-f64": TrainingRecipe("cnn-tf-pool-f64", loss="bce_pos", layout="time_frequency",
-                                      time_pooling=True, filters=64),
-    "cnn-tf-pool-mixup": TrainingRecipe("cnn-tf-pool-mixup", loss="bce_pos", layout="time_frequency",
-                                        time_pooling=True, mixup=0.4),
-    "cnn-tf-pool-slow": TrainingRecipe("cnn-tf-pool-slow", loss="bce_pos", layout="time_frequency",
-                                       time_pooling=True, learning_rate=3e-4, patches_per_song=16),
-    "cnn-tf-pool-tempo": TrainingRecipe("cnn-tf-pool-tempo", loss="bce_pos", layout="time_frequency",
-                                        time_pooling=True, tempo_stretch=0.2, gain_db=3.0),
-    "cnn-tf-pool-drop": TrainingRecipe("cnn-tf-pool-drop", loss="bce_pos", layout="time_frequency",
-                                       time_pooling=True, dropout=0.3, gain_db=6.0),
+    "cnn-tf-pos-drop": TrainingRecipe(
+        "cnn-tf-pos-drop", loss="bce_pos", dropout=0.5, weight_decay=1e-4, gain_db=6.0, layout="time_frequency"
+    ),
+    "cnn-tf-pos-ctx20": TrainingRecipe(
+        "cnn-tf-pos-ctx20", loss="bce_pos", layout="time_frequency", long_frames_per_patch=20
+    ),
+    "cnn-tf-pos-ctx50": TrainingRecipe(
+        "cnn-tf-pos-ctx50", loss="bce_pos", layout="time_frequency", long_frames_per_patch=50
+    ),
+    "cnn-tf-pool": TrainingRecipe("cnn-tf-pool", loss="bce_pos", layout="time_frequency", time_pooling=True),
+    "cnn-tf-pool-ctx20": TrainingRecipe(
+        "cnn-tf-pool-ctx20", loss="bce_pos", layout="time_frequency", time_pooling=True, long_frames_per_patch=20
+    ),
+    "cnn-tf-pool-f64": TrainingRecipe(
+        "cnn-tf-pool-f64", loss="bce_pos", layout="time_frequency", time_pooling=True, filters=64
+    ),
+    "cnn-tf-pool-mixup": TrainingRecipe(
+        "cnn-tf-pool-mixup", loss="bce_pos", layout="time_frequency", time_pooling=True, mixup=0.4
+    ),
+    "cnn-tf-pool-slow": TrainingRecipe(
+        "cnn-tf-pool-slow",
+        loss="bce_pos",
+        layout="time_frequency",
+        time_pooling=True,
+        learning_rate=3e-4,
+        patches_per_song=16,
+    ),
+    "cnn-tf-pool-tempo": TrainingRecipe(
+        "cnn-tf-pool-tempo", loss="bce_pos", layout="time_frequency", time_pooling=True, tempo_stretch=0.2, gain_db=3.0
+    ),
+    "cnn-tf-pool-drop": TrainingRecipe(
+        "cnn-tf-pool-drop", loss="bce_pos", layout="time_frequency", time_pooling=True, dropout=0.3, gain_db=6.0
+    ),
 }
 
 
 # Seed variants: the same recipe from other random starts, as ensemble members.
 EXTRA_SEEDS = range(1, 5)
-RECIPES.update({f"{base}-seed{seed}": replace(RECIPES[base], name=f"{base}-seed{seed}", seed=seed)
-                for base in ("cnn-tf-pos", "cnn-tf-pool") for seed in EXTRA_SEEDS})
+RECIPES.update(
+    {
+        f"{base}-seed{seed}": replace(RECIPES[base], name=f"{base}-seed{seed}", seed=seed)
+        for base in ("cnn-tf-pos", "cnn-tf-pool")
+        for seed in EXTRA_SEEDS
+    }
+)
 
 
 # Ensembles (beyond the paper): the mean of the song vectors of several recipes' models.
@@ -128,7 +178,7 @@ ENSEMBLES: dict[str, list[str]] = {
 # scores of both; shipped as one graph with two inputs (network.HybridTagger).
 @dataclass(frozen=True)
 class Blend:
-    patch_model: str          # a recipe or an ensemble
+    patch_model: str  # a recipe or an ensemble
     statistics_weight: float  # w, the song-statistics model's share of the song vector
 
 
@@ -160,10 +210,10 @@ class StatisticsModel:
     blend) baselines. Tags without positives (or without negatives) in training score
     their training frequency."""
 
-    scaler: object            # sklearn StandardScaler over the statistics
-    mlp: object               # sklearn MLPClassifier over the trainable tags
-    trainable: np.ndarray     # indices of the tags the MLP predicts
-    prior: np.ndarray         # (n_tags,) training frequency of every tag
+    scaler: object  # sklearn StandardScaler over the statistics
+    mlp: object  # sklearn MLPClassifier over the trainable tags
+    trainable: np.ndarray  # indices of the tags the MLP predicts
+    prior: np.ndarray  # (n_tags,) training frequency of every tag
 
     def predict(self, statistics: np.ndarray) -> np.ndarray:
         """Tag probabilities (n_songs, n_tags) for statistics (n_songs, n_statistics)."""
@@ -172,8 +222,9 @@ class StatisticsModel:
         return scores
 
 
-def fit_statistics_model(statistics: np.ndarray, labels: np.ndarray, seed: int = 0,
-                         alpha: float = SONG_STATISTICS_ALPHA) -> StatisticsModel:
+def fit_statistics_model(
+    statistics: np.ndarray, labels: np.ndarray, seed: int = 0, alpha: float = SONG_STATISTICS_ALPHA
+) -> StatisticsModel:
     """Fit on statistics (n_songs, n_statistics) and labels (n_songs, n_tags)."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
@@ -269,8 +320,9 @@ class MultiLabelSmote:
         return np.stack(patches), np.stack(labels)
 
 
-def random_patch(frames: np.ndarray, params: FeatureParams, rng: np.random.Generator,
-                 tempo_stretch: float = 0.0) -> np.ndarray:
+def random_patch(
+    frames: np.ndarray, params: FeatureParams, rng: np.random.Generator, tempo_stretch: float = 0.0
+) -> np.ndarray:
     """One patch (195, 10) starting at a random frame: a random excerpt of the song.
 
     `tempo_stretch` > 0 (augmentation, beyond the paper): the excerpt spans a random
@@ -280,7 +332,7 @@ def random_patch(frames: np.ndarray, params: FeatureParams, rng: np.random.Gener
     rate = 1.0 + rng.uniform(-tempo_stretch, tempo_stretch) if tempo_stretch > 0 else 1.0
     span = max(int(round(length * rate)), 1)
     start = int(rng.integers(0, max(len(frames) - span, 0) + 1))
-    window = frames[start:start + span]
+    window = frames[start : start + span]
     if len(window) < span:  # shorter than a patch: repeat the song to fill it
         window = np.resize(window, (span, frames.shape[1]))
     if span != length:
@@ -290,7 +342,7 @@ def random_patch(frames: np.ndarray, params: FeatureParams, rng: np.random.Gener
 
 @dataclass
 class TrainedModel:
-    network: object           # PatchCNN
+    network: object  # PatchCNN
     recipe: TrainingRecipe
     epochs_run: int
     best_epoch: int
@@ -311,8 +363,7 @@ def _loss_function(recipe: TrainingRecipe, labels: np.ndarray):
         return lambda logits, target: F.binary_cross_entropy_with_logits(logits, target)
     if recipe.loss == "bce_pos":
         pos_weight = torch.from_numpy(positive_weights(labels))
-        return lambda logits, target: F.binary_cross_entropy_with_logits(
-            logits, target, pos_weight=pos_weight)
+        return lambda logits, target: F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
     raise ValueError(f"unknown loss {recipe.loss!r}")
 
 
@@ -325,13 +376,11 @@ def _optimizer(recipe: TrainingRecipe, parameters):
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1.0 + 1e-6 * step))
         return optimizer, scheduler
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=recipe.learning_rate,
-                                weight_decay=recipe.weight_decay), None
+        return torch.optim.Adam(parameters, lr=recipe.learning_rate, weight_decay=recipe.weight_decay), None
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
 
 
-def predict_songs(network, song_frames: list[np.ndarray], params: FeatureParams,
-                  batch_size: int = 512) -> np.ndarray:
+def predict_songs(network, song_frames: list[np.ndarray], params: FeatureParams, batch_size: int = 512) -> np.ndarray:
     """Song vectors, shape (n_songs, n_tags): mean of the sigmoid outputs over each song's
     non-overlapping patches, exactly as `qbsd` computes them at run time."""
     import torch
@@ -343,8 +392,10 @@ def predict_songs(network, song_frames: list[np.ndarray], params: FeatureParams,
             patches = frames_to_patches(frames, params)
             if len(patches) == 0:
                 patches = frames_to_patches(np.resize(frames, (params.frames_per_patch, frames.shape[1])), params)
-            outputs = [network(torch.from_numpy(patches[i:i + batch_size])).numpy()
-                       for i in range(0, len(patches), batch_size)]
+            outputs = [
+                network(torch.from_numpy(patches[i : i + batch_size])).numpy()
+                for i in range(0, len(patches), batch_size)
+            ]
             vectors.append(np.concatenate(outputs).mean(axis=0))
     return np.stack(vectors)
 
@@ -355,8 +406,14 @@ def _validation_score(vectors: np.ndarray, labels: np.ndarray) -> float:
     return retrieval_scores(labels, vectors, min_positives=1)["map"]
 
 
-def train(song_frames: list[np.ndarray], labels: np.ndarray, groups: list[str],
-          params: FeatureParams, recipe: TrainingRecipe, log=None) -> TrainedModel:
+def train(
+    song_frames: list[np.ndarray],
+    labels: np.ndarray,
+    groups: list[str],
+    params: FeatureParams,
+    recipe: TrainingRecipe,
+    log=None,
+) -> TrainedModel:
     """Train a PatchCNN on the given songs; early-stops on an artist-grouped inner split."""
     import torch
 
@@ -376,9 +433,15 @@ def train(song_frames: list[np.ndarray], labels: np.ndarray, groups: list[str],
 
     train_frames = [song_frames[i] for i in train_index]
     train_labels = labels[train_index]
-    network = PatchCNN(labels.shape[1], params.patch_shape, frame_dim=params.frame_dim,
-                       dropout=recipe.dropout, layout=recipe.layout,
-                       time_pooling=recipe.time_pooling, filters=recipe.filters)
+    network = PatchCNN(
+        labels.shape[1],
+        params.patch_shape,
+        frame_dim=params.frame_dim,
+        dropout=recipe.dropout,
+        layout=recipe.layout,
+        time_pooling=recipe.time_pooling,
+        filters=recipe.filters,
+    )
     network.set_normalisation(*frame_statistics(train_frames))
     loss_function = _loss_function(recipe, train_labels)
     optimizer, scheduler = _optimizer(recipe, network.parameters())
@@ -403,8 +466,7 @@ def train(song_frames: list[np.ndarray], labels: np.ndarray, groups: list[str],
         else:
             song_order = np.repeat(np.arange(len(train_frames)), recipe.patches_per_song)
             rng.shuffle(song_order)
-        patches = np.stack([random_patch(train_frames[s], params, rng, recipe.tempo_stretch)
-                            for s in song_order])
+        patches = np.stack([random_patch(train_frames[s], params, rng, recipe.tempo_stretch) for s in song_order])
         targets = train_labels[song_order]
         if smote is not None:
             extra, extra_labels = smote.sample(train_frames, params, len(song_order) // 4)
@@ -417,8 +479,9 @@ def train(song_frames: list[np.ndarray], labels: np.ndarray, groups: list[str],
             # g dB of gain adds g to every log-mel band, so g * sqrt(n_mels) to the
             # orthonormal c0 and nothing to the other coefficients or the deltas.
             gains = rng.uniform(-recipe.gain_db, recipe.gain_db, size=len(patches)).astype(np.float32)
-            patches[:, 0:params.frame_dim * params.frames_per_long_frame:params.frame_dim, :] += (
-                gains[:, None, None] * math.sqrt(params.n_mels))
+            patches[:, 0 : params.frame_dim * params.frames_per_long_frame : params.frame_dim, :] += gains[
+                :, None, None
+            ] * math.sqrt(params.n_mels)
         if recipe.mixup > 0:
             # mixing raw MFCC is mixing normalised inputs too: the normalisation is affine
             weights = rng.beta(recipe.mixup, recipe.mixup, size=len(patches)).astype(np.float32)
@@ -428,8 +491,8 @@ def train(song_frames: list[np.ndarray], labels: np.ndarray, groups: list[str],
         total_loss = 0.0
         step = recipe.batch_size * max(recipe.song_pooling, 1)
         for start in range(0, len(patches), step):
-            batch = torch.from_numpy(patches[start:start + step])
-            target = torch.from_numpy(targets[start:start + step])
+            batch = torch.from_numpy(patches[start : start + step])
+            target = torch.from_numpy(targets[start : start + step])
             logits = network.logits(batch)
             if recipe.song_pooling:
                 k = recipe.song_pooling
@@ -449,8 +512,8 @@ def train(song_frames: list[np.ndarray], labels: np.ndarray, groups: list[str],
         record = {"epoch": epoch, "loss": total_loss / len(patches), "seconds": time.time() - started}
         if len(validation_index):
             score = _validation_score(
-                predict_songs(network, [song_frames[i] for i in validation_index], params),
-                labels[validation_index])
+                predict_songs(network, [song_frames[i] for i in validation_index], params), labels[validation_index]
+            )
             record["validation_map"] = score
             if score > best_score:
                 best_score, best_epoch = score, epoch
