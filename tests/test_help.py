@@ -63,3 +63,25 @@ def imported_modules(*args: str) -> set[str]:
 def test_help_does_not_import_heavy_modules(args):
     heavy = imported_modules(*args) & HEAVY_MODULES
     assert not heavy, f"`qbsd {' '.join(args)}` imports {sorted(heavy)}"
+
+
+def test_without_the_train_extra_train_says_how_to_install_it():
+    # None in sys.modules makes torch and sklearn look uninstalled, as on a run-time-only install
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = sys.modules['sklearn'] = None\n"
+        "from qbsd_cli.cli import run\n"
+        "sys.exit(run(sys.argv[1:]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QBSD_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+
+    def qbsd(*args):
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=60)
+
+    trained = qbsd("train", "--data", "somewhere")
+    assert trained.returncode == 1, trained
+    assert "train extra" in trained.stderr and "pip install 'qbsd[train]'" in trained.stderr
+    listed = qbsd("--help")
+    assert listed.returncode == 0 and not re.search(r"\btrain\b", listed.stdout)
+    assert re.search(r"\btag\b", listed.stdout)
