@@ -34,7 +34,7 @@ import numpy as np
 from .analysis import AnalysisPool
 from .errors import IndexMissingError, UsageError
 from .indexing import IndexSummary, Reporter, update_from_folders, update_from_json_lines
-from .model import ModelInfo, TagModel
+from .model import ModelInfo, TagModel, resolve_model_path
 from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT, default_index_folder, default_jobs
 from .vocabulary import resolve_words
 
@@ -97,9 +97,20 @@ def _max_segments(full: bool) -> int | None:
     return None if full else DEFAULT_MAX_SEGMENTS
 
 
+def _loaded_model(model: str | os.PathLike | None) -> TagModel:
+    """The TagModel for `model` (a shipped model's name, a path, or None: $QBSD_MODEL or
+    the fast model), loaded once: tag() called in a loop must not load it once per file."""
+    path = resolve_model_path(model)
+    try:
+        info = path.stat()
+    except OSError:
+        return TagModel(path)  # raises the ModelError that names the file
+    return _cached_model(path, info.st_size, info.st_mtime_ns)
+
+
 @functools.lru_cache(maxsize=4)
-def _loaded_model(path: Path | None) -> TagModel:
-    # tag() called in a loop must not load the model once per file
+def _cached_model(path: Path, size: int, mtime_ns: int) -> TagModel:
+    # keyed by size and mtime too: a model file rewritten in place is loaded afresh
     return TagModel(path)
 
 
@@ -107,7 +118,7 @@ def tag(path: str | os.PathLike, *, model: str | os.PathLike | None = None, full
     """Analyse one file in this process (at most 4 evenly spread 30 s segments, or all of
     it with full=True). Raises AudioError (TooShortError for a file under one patch) or
     ModelError."""
-    tag_model = _loaded_model(Path(model) if model else None)
+    tag_model = _loaded_model(model)
     song = tag_model.analyse(os.fspath(path), _max_segments(full))
     return TagResult(os.fspath(path), song.duration, tag_model.model_id, tag_model.tags, song.vector)
 
@@ -289,7 +300,7 @@ class Index:
             # one indexed lookup: reading every stored path cost 0.24 s at 100k songs
             vector = store.vector_for(exclude, info.st_size, info.st_mtime_ns)
             if vector is None:
-                tag_model = _loaded_model(Path(model) if model else None)
+                tag_model = _loaded_model(model)
                 store.require_model(tag_model.model_id, "the model in use")
                 vector = tag_model.analyse(path, _max_segments(full)).vector
         if len(vector) != store.n_tags:

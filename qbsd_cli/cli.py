@@ -48,7 +48,11 @@ FullOption = typer.Option(
     False, "--full", help="Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file."
 )
 ModelOption = typer.Option(
-    None, "--model", envvar="QBSD_MODEL", help="ONNX model file; if not given, the shipped model."
+    None,
+    "--model",
+    envvar="QBSD_MODEL",
+    help="A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which "
+    "is which), or an ONNX model file.",
 )
 TimeoutOption = typer.Option(
     DEFAULT_TIMEOUT,
@@ -289,6 +293,8 @@ def tags(
     info = ModelInfo.read(model)
     if verbose:
         note(f"model {info.model_id}, {len(info.tags)} tags, {info.path}")
+        if info.description:
+            note(info.description)
     for name in info.tags:
         write_line(name)
 
@@ -307,7 +313,8 @@ def train(
     recipe: str = typer.Option(
         "cnn-tf-stats",
         "--recipe",
-        help="Training recipe, ensemble or blend (see the model card; the default is the shipped one).",
+        help="Training recipe, ensemble or blend (see the model card; the default is the shipped fast model; "
+        "musicnn-heads is the accurate one).",
     ),
     output: Path = typer.Option(Path("models/qbsd.onnx"), "--output", "-o", help="Where to write the ONNX model."),
     epochs: Optional[int] = typer.Option(

@@ -1,11 +1,18 @@
-"""The shipped tag model: an ONNX graph plus the metadata that makes it self-describing.
+"""The shipped tag models: ONNX graphs plus the metadata that makes them self-describing.
+
+Two ship in the package: `fast` (models/qbsd.onnx, the default: the paper's CNN on MFCC
+patches, blended with an MLP on song statistics) and `accurate` (models/qbsd-accurate.onnx:
+the musicnn teachers with heads trained on the 4Q labels). `--model` takes either name, or
+the path of any qbsd model file.
 
 Metadata keys (all strings): `qbsd.model_id`, `qbsd.tags` (JSON list, vocabulary
-order = output order), `qbsd.feature_params` (JSON of FeatureParams),
-`qbsd.mel_basis` (base64 .npy, (n_mels, 1 + n_fft // 2) float32),
-`qbsd.training_data`, `qbsd.recipe`. Input `patches` (batch, 195, 10) float32,
-raw MFCC values (normalisation is inside the graph); output `tags`
-(batch, n_tags), per-patch sigmoid probabilities.
+order = output order), `qbsd.front_end` (`mfcc` when absent, or `musicnn-logmel`: see
+frontends.py), `qbsd.training_data`, `qbsd.recipe`; an `mfcc` model also has
+`qbsd.feature_params` (JSON of FeatureParams) and `qbsd.mel_basis` (base64 .npy,
+(n_mels, 1 + n_fft // 2) float32). Input `patches` (batch, 195, 10) float32 raw MFCC
+values, or (batch, 187, 96) log-mel (normalisation is inside the graph); output `tags`
+(batch, n_tags), per-patch sigmoid probabilities. A song's vector is the mean of its
+patches' outputs.
 
 A blended model (metadata `qbsd.statistics_weight` = w) has a second, optional
 input `song_statistics` (songs, 182), each song's MFCC statistics
@@ -24,25 +31,39 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError, TooShortError
-from .features import FeatureParams, MfccExtractor, decode_array, frames_to_patches, song_statistics
+from .features import FeatureParams, decode_array, song_statistics
+from .frontends import MFCC, MUSICNN_LOGMEL, LogMelFrontEnd, MfccFrontEnd
 from .settings import DEFAULT_MAX_SEGMENTS, SEGMENT_SECONDS
 
 MODEL_FILENAME = "qbsd.onnx"
+#: The models shipped in the package, by the names `--model` takes.
+SHIPPED_MODELS = {"fast": MODEL_FILENAME, "accurate": "qbsd-accurate.onnx"}
 PATCHES_PER_RUN = 256  # patches per onnxruntime call: large enough to amortise the call
 # onnxruntime warns at every load that song_statistics, an input with a default, is not
 # constant-folded; that is intended (model.py docstring), and the warning would reach stderr
 ORT_ERRORS_ONLY = 3
 
 
-def default_model_path() -> Path:
-    """The ONNX file shipped with the package (or beside it, in a source checkout)."""
-    override = os.environ.get("QBSD_MODEL")
-    if override:
-        return Path(override)
-    installed = Path(__file__).resolve().parent / "models" / MODEL_FILENAME
+def shipped_model_path(name: str = "fast") -> Path:
+    """The file of a shipped model (`fast` or `accurate`), in the installed package or,
+    in a source checkout, in models/."""
+    filename = SHIPPED_MODELS[name]
+    installed = Path(__file__).resolve().parent / "models" / filename
     if installed.exists():
         return installed
-    return Path(__file__).resolve().parent.parent / "models" / MODEL_FILENAME
+    return Path(__file__).resolve().parent.parent / "models" / filename
+
+
+def resolve_model_path(model: Path | str | None = None) -> Path:
+    """The model file meant by `model`: a shipped model's name (`fast`, `accurate`), a path,
+    or None for $QBSD_MODEL (itself a name or a path), else the fast model."""
+    chosen = str(model) if model else os.environ.get("QBSD_MODEL") or "fast"
+    return shipped_model_path(chosen) if chosen in SHIPPED_MODELS else Path(chosen)
+
+
+def default_model_path() -> Path:
+    """The model used when none is named: $QBSD_MODEL, else the shipped fast model."""
+    return resolve_model_path(None)
 
 
 @dataclass(frozen=True)
@@ -85,39 +106,56 @@ class ModelInfo:
     path: Path
     model_id: str
     tags: list[str]
-    params: FeatureParams
-    mel_basis: np.ndarray
+    front_end: str  # frontends.MFCC or frontends.MUSICNN_LOGMEL
+    params: FeatureParams | None  # the MFCC front end's, None for the log-mel one
+    mel_basis: np.ndarray | None
     statistics_weight: float
     metadata: dict[str, str]
+
+    def make_front_end(self):
+        """The front end that cuts this model's patches (frontends.py)."""
+        if self.front_end == MUSICNN_LOGMEL:
+            return LogMelFrontEnd()
+        return MfccFrontEnd(self.params, self.mel_basis)
+
+    @property
+    def description(self) -> str:
+        """One line for `qbsd tags --verbose`: which model, how it works, how fast."""
+        return self.metadata.get("qbsd.summary", self.metadata.get("qbsd.recipe", ""))
 
     @classmethod
     def from_metadata(cls, path: Path, metadata: dict[str, str]) -> ModelInfo:
         try:
+            front_end = metadata.get("qbsd.front_end", MFCC)
+            if front_end not in (MFCC, MUSICNN_LOGMEL):
+                raise ValueError(f"unknown front end {front_end!r}")
+            mfcc = front_end == MFCC
             return cls(
                 path=path,
                 model_id=metadata["qbsd.model_id"],
                 tags=json.loads(metadata["qbsd.tags"]),
-                params=FeatureParams.from_json(metadata["qbsd.feature_params"]),
-                mel_basis=decode_array(metadata["qbsd.mel_basis"]),
-                statistics_weight=float(metadata.get("qbsd.statistics_weight", "0")),
+                front_end=front_end,
+                params=FeatureParams.from_json(metadata["qbsd.feature_params"]) if mfcc else None,
+                mel_basis=decode_array(metadata["qbsd.mel_basis"]) if mfcc else None,
+                statistics_weight=float(metadata.get("qbsd.statistics_weight", "0")) if mfcc else 0.0,
                 metadata=metadata,
             )
         except (KeyError, ValueError, TypeError) as error:
             raise ModelError(f"{path} is not a qbsd model (metadata {error})") from None
 
     @classmethod
-    def read(cls, path: Path | str | None = None) -> ModelInfo:
-        """The model at `path` (default: the shipped one, or $QBSD_MODEL), without loading it
-        for inference; raises ModelError."""
-        path = Path(path) if path else default_model_path()
+    def read(cls, model: Path | str | None = None) -> ModelInfo:
+        """The model `model` names (see resolve_model_path), without loading it for
+        inference; raises ModelError."""
+        path = resolve_model_path(model)
         return cls.from_metadata(path, read_metadata(path))
 
 
 class TagModel:
-    """Runs the ONNX model on audio files: decode -> MFCC -> patches -> mean of outputs."""
+    """Runs the ONNX model on audio files: decode -> front end -> patches -> mean of outputs."""
 
     def __init__(self, path: Path | str | None = None, threads: int = 1):
-        self.path = Path(path) if path else default_model_path()
+        self.path = resolve_model_path(path)
         self.session = _session(self.path, optimise=True, threads=threads)
         info = ModelInfo.from_metadata(self.path, dict(self.session.get_modelmeta().custom_metadata_map))
         self.info = info
@@ -126,13 +164,16 @@ class TagModel:
         self.params = info.params
         self.metadata = info.metadata
         self.statistics_weight = info.statistics_weight
-        self.extractor = MfccExtractor(self.params, info.mel_basis)
+        self.front_end = info.make_front_end()
+        #: the MFCC extractor of an `mfcc` model (None for the log-mel front end)
+        self.extractor = getattr(self.front_end, "extractor", None)
         outputs = {output.name for output in self.session.get_outputs()}
         if "tags" not in outputs or (self.statistics_weight and "statistics_tags" not in outputs):
             raise ModelError(f"{self.path} is not a qbsd model (outputs {sorted(outputs)})")
 
     def patch_outputs(self, patches: np.ndarray) -> np.ndarray:
-        """Per-patch tag probabilities, (n_patches, n_tags), for patches (n_patches, 195, 10)."""
+        """Per-patch tag probabilities, (n_patches, n_tags), for the front end's patches
+        ((n_patches, 195, 10) MFCC or (n_patches, 187, 96) log-mel)."""
         outputs = [
             self.session.run(["tags"], {"patches": patches[i : i + PATCHES_PER_RUN]})[0]
             for i in range(0, len(patches), PATCHES_PER_RUN)
@@ -142,7 +183,7 @@ class TagModel:
     def statistics_outputs(self, statistics: np.ndarray) -> np.ndarray:
         """The song-statistics model's tag probabilities, (n, n_tags), for statistics (n, 182)."""
         # the graph's patches input is required; one blank patch costs well under a millisecond
-        blank = np.zeros((1, *self.params.patch_shape), dtype=np.float32)
+        blank = self.front_end.blank_patch()
         return self.session.run(
             ["statistics_tags"], {"patches": blank, "song_statistics": statistics.astype(np.float32)}
         )[0]
@@ -159,18 +200,18 @@ class TagModel:
             vector = (1 - self.statistics_weight) * vector + self.statistics_weight * statistics_vector
         return vector.astype(np.float32)
 
+    def _too_short(self, seconds: float) -> TooShortError:
+        return TooShortError(f"too short: {seconds:.2f} s, needs at least {self.front_end.min_seconds:.2f} s")
+
     def vector_from_samples(self, samples: np.ndarray) -> np.ndarray:
-        """Song vector (n_tags,) float32 from mono samples at the model's sample rate,
-        analysed as one piece; TooShortError if shorter than a patch."""
-        frames = self.extractor.frames(samples)
-        patches = frames_to_patches(frames, self.params)
+        """Song vector (n_tags,) float32 from mono samples at the model's sample rate
+        (`front_end.sample_rate`), analysed as one piece; TooShortError if shorter than a patch."""
+        patches, frames = self.front_end.patches(samples)
         if len(patches) == 0:
-            raise TooShortError(
-                f"too short: {len(samples) / self.params.sample_rate:.2f} s, "
-                f"needs at least {self.params.patch_seconds:.2f} s"
-            )
+            raise self._too_short(len(samples) / self.front_end.sample_rate)
         patch_sum = self.patch_outputs(patches).sum(axis=0, dtype=np.float64)
-        return self._song_vector(patch_sum, len(patches), [song_statistics(frames)], [len(patches)])
+        statistics = [song_statistics(frames)] if self.statistics_weight else []
+        return self._song_vector(patch_sum, len(patches), statistics, [len(patches)])
 
     def analyse(self, path: str, max_segments: int | None = DEFAULT_MAX_SEGMENTS) -> SongVector:
         """Decode and analyse one file; raises AudioError or TooShortError.
@@ -188,10 +229,9 @@ class TagModel:
         n_patches = 0
         seconds = 0.0
         statistics, patch_counts = [], []
-        for segment in decode_segments(path, self.params.sample_rate, SEGMENT_SECONDS, max_segments):
+        for segment in decode_segments(path, self.front_end.sample_rate, SEGMENT_SECONDS, max_segments):
             seconds += segment.duration
-            frames = self.extractor.frames(segment.samples)
-            patches = frames_to_patches(frames, self.params)
+            patches, frames = self.front_end.patches(segment.samples)
             if len(patches):
                 total += self.patch_outputs(patches).sum(axis=0, dtype=np.float64)
                 n_patches += len(patches)
@@ -199,5 +239,5 @@ class TagModel:
                     statistics.append(song_statistics(frames))
                     patch_counts.append(len(patches))
         if n_patches == 0:
-            raise TooShortError(f"too short: {seconds:.2f} s, needs at least {self.params.patch_seconds:.2f} s")
+            raise self._too_short(seconds)
         return SongVector(self._song_vector(total, n_patches, statistics, patch_counts), seconds)

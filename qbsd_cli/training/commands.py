@@ -80,6 +80,7 @@ def train_and_export(
     Epochs: by default each recipe early-stops on an artist-grouped inner split;
     `epochs` fixes the length, and `epochs_from_cv` takes each recipe's median
     best epoch over the cross-validation folds; both train on every song."""
+    from . import accurate
     from .export import export_onnx
     from .feature_cache import song_frames
     from .network import EnsembleCNN, HybridTagger, StatisticsMLP
@@ -93,6 +94,17 @@ def train_and_export(
         recipe_feature_params,
     )
 
+    if recipe_name == accurate.RECIPE:  # the accurate model: heads on the frozen teachers
+        songs = load_songs(data, layout)
+        if limit:
+            songs = songs.subset(range(min(limit, len(songs.paths))))
+        _log(
+            f"{len(songs.paths)} songs, {len(songs.tags)} tags; "
+            f"teacher outputs (cached in {accurate.TEACHER_CACHE}) ..."
+        )
+        model_id = accurate.train_and_export(songs, output, log=_log)
+        _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
+        return model_id
     blend = BLENDS.get(recipe_name)
     patch_model = blend.patch_model if blend else recipe_name
     members = ENSEMBLES.get(patch_model, [patch_model])
@@ -100,7 +112,7 @@ def train_and_export(
     if unknown:
         raise UsageError(
             f"unknown recipe {recipe_name!r}; recipes: {', '.join(RECIPES)}; "
-            f"ensembles and blends: {', '.join([*ENSEMBLES, *BLENDS])}"
+            f"ensembles and blends: {', '.join([*ENSEMBLES, *BLENDS])}; the accurate model: {accurate.RECIPE}"
         )
     patch_lengths = {RECIPES[name].long_frames_per_patch for name in members}
     if len(patch_lengths) > 1:  # one graph, one way of cutting patches
@@ -166,17 +178,17 @@ def train_and_export(
 
 
 def evaluate_methods(data: Path, layout: str, methods: list[str], results: Path, cache: Path | None, jobs: int) -> None:
-    from .evaluation import BASELINES, markdown_table, run_evaluation
+    from .evaluation import BASELINES, TEACHER_METHODS, markdown_table, run_evaluation
     from .recipes import BLENDS, ENSEMBLES, RECIPES
 
     if methods == ["all"]:
-        methods = [*BASELINES, *RECIPES, *ENSEMBLES, *BLENDS]
-    unknown = [m for m in methods if m not in {*RECIPES, *BASELINES, *ENSEMBLES, *BLENDS}]
+        methods = [*BASELINES, *RECIPES, *ENSEMBLES, *BLENDS, *TEACHER_METHODS]
+    unknown = [m for m in methods if m not in {*RECIPES, *BASELINES, *ENSEMBLES, *BLENDS, *TEACHER_METHODS}]
     if unknown:
         raise UsageError(
             f"unknown methods {', '.join(unknown)}; baselines: {', '.join(BASELINES)}; "
             f"recipes: {', '.join(RECIPES)}; ensembles and blends: "
-            f"{', '.join([*ENSEMBLES, *BLENDS])}"
+            f"{', '.join([*ENSEMBLES, *BLENDS])}; on the musicnn teachers: {', '.join(TEACHER_METHODS)}"
         )
     songs = load_songs(data, layout)
     params = FeatureParams()

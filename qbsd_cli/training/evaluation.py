@@ -31,6 +31,10 @@ from .recipes import (
 )
 
 BASELINES = ("prior", "logreg", *STATISTICS_MODELS, "gmm-sml")
+#: Methods on the frozen musicnn teachers (accurate.py), from their cached outputs:
+#: `teacher-probe` scores a clip's mean features (issue 10's ceiling); `musicnn-heads`
+#: scores each patch and averages, as the shipped accurate model does.
+TEACHER_METHODS = ("teacher-probe", "musicnn-heads")
 
 
 def artist_folds(groups: list[str], n_folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -141,6 +145,42 @@ def _run_fold(job) -> tuple[str, int, str, dict]:
     return method, fold, out_path, info
 
 
+def _teacher_folds(
+    songs: LabelledSongs, methods: list[str], fold_of: np.ndarray, results_dir: str, n_folds: int, log=print
+) -> None:
+    """Out-of-fold scores of the teacher methods, fold by fold, saved like the others'
+    (heads on 640 clips fit in seconds, so this runs in the command's own process)."""
+    from . import accurate
+
+    todo = [
+        (m, f)
+        for m in methods
+        for f in range(n_folds)
+        if not os.path.exists(os.path.join(results_dir, "folds", m, f"fold{f}.npy"))
+    ]
+    if not todo:
+        return
+    outputs = accurate.teacher_outputs(songs.paths, log=log)
+    patches = [accurate.patch_features(value) for value in outputs]
+    clips = np.stack([features.mean(axis=0) for features in patches]).astype(np.float64)
+    for method, fold in todo:
+        started = time.time()
+        train, test = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
+        heads = accurate.fit_heads(clips[train], songs.labels[train])
+        if method == "teacher-probe":
+            scores = heads.probabilities(clips[test])
+        else:
+            scores = accurate.song_scores(heads, [patches[i] for i in test])
+        folder = os.path.join(results_dir, "folds", method)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"fold{fold}.npy")
+        np.save(path + ".tmp.npy", scores.astype(np.float32))
+        os.replace(path + ".tmp.npy", path)
+        with open(path + ".json", "w") as handle:
+            json.dump({"seconds": time.time() - started}, handle)
+        log(f"  {method} fold {fold}: {time.time() - started:.0f} s")
+
+
 def trained_members(method: str) -> list[str]:
     """The recipes and baselines whose folds `method` is made of (itself, for a single one)."""
     if method in BLENDS:
@@ -165,6 +205,10 @@ def cross_validate(
     np.save(os.path.join(results_dir, "folds.npy"), fold_of)
     # ensembles and blends need their members' folds; they add no training of their own
     trained = list(dict.fromkeys(member for method in methods for member in trained_members(method)))
+    teacher_methods = [method for method in trained if method in TEACHER_METHODS]
+    if teacher_methods:
+        _teacher_folds(songs, teacher_methods, fold_of, results_dir, n_folds, log)
+    trained = [method for method in trained if method not in TEACHER_METHODS]
     pending = []
     for method in trained:
         os.makedirs(os.path.join(results_dir, "folds", method), exist_ok=True)

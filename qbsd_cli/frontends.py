@@ -1,0 +1,64 @@
+"""Front ends: decoded samples of one segment -> the patches a model's graph takes.
+
+A model's metadata names its front end (`qbsd.front_end`), so training and inference cut
+the same patches:
+
+- `mfcc` (the fast model, after Qin et al.): 22.05 kHz, 39-dim MFCC frames, patches of
+  shape (195, 10) (`features.py`); also gives the segment's MFCC frames, from which a
+  blended model computes its song statistics.
+- `musicnn-logmel` (the accurate model, whose graph holds the musicnn teachers): 16 kHz,
+  96-band log-mel, patches of shape (187, 96), 3 s each without overlap (`logmel.py`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import logmel
+from .features import FeatureParams, MfccExtractor, frames_to_patches
+
+MFCC = "mfcc"
+MUSICNN_LOGMEL = "musicnn-logmel"
+#: The shortest audio the log-mel front end analyses: below a second, the one patch would
+#: be mostly the padding that stands in for the missing 3 s.
+MIN_LOGMEL_SECONDS = 1.0
+
+
+class MfccFrontEnd:
+    """The paper's front end; `params` and `mel_basis` come from the model's metadata."""
+
+    name = MFCC
+
+    def __init__(self, params: FeatureParams, mel_basis: np.ndarray):
+        self.params = params
+        self.sample_rate = params.sample_rate
+        self.min_seconds = params.patch_seconds
+        self.extractor = MfccExtractor(params, mel_basis)
+
+    def patches(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(patches (n, 195, 10), MFCC frames (n_frames, 39)) of mono samples at 22.05 kHz;
+        n is 0 for audio shorter than one patch."""
+        frames = self.extractor.frames(samples)
+        return frames_to_patches(frames, self.params), frames
+
+    def blank_patch(self) -> np.ndarray:
+        return np.zeros((1, *self.params.patch_shape), dtype=np.float32)
+
+
+class LogMelFrontEnd:
+    """musicnn's front end (see logmel.py); nothing in it is learnt, so it has no parameters
+    in the metadata beyond its name."""
+
+    name = MUSICNN_LOGMEL
+    sample_rate = logmel.SAMPLE_RATE
+    min_seconds = MIN_LOGMEL_SECONDS
+
+    def patches(self, samples: np.ndarray) -> tuple[np.ndarray, None]:
+        """(patches (n, 187, 96), None) of mono samples at 16 kHz; a segment of 1 to 3 s is
+        one patch padded with silence, a shorter one has none."""
+        if len(samples) < self.min_seconds * self.sample_rate:
+            return np.zeros((0, logmel.PATCH_FRAMES, logmel.N_MELS), dtype=np.float32), None
+        return logmel.patches(logmel.log_mel(samples)), None
+
+    def blank_patch(self) -> np.ndarray:
+        return np.zeros((1, logmel.PATCH_FRAMES, logmel.N_MELS), dtype=np.float32)
