@@ -34,7 +34,7 @@ import numpy as np
 from .analysis import AnalysisPool
 from .errors import IndexMissingError, UsageError
 from .indexing import IndexSummary, Reporter, update_from_folders, update_from_json_lines
-from .model import ModelInfo, TagModel, resolve_model_path
+from .model import ModelInfo, TagModel, model_for_index, resolve_model_path
 from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT, default_index_folder, default_jobs
 from .vocabulary import resolve_words
 
@@ -300,7 +300,7 @@ class Index:
             # one indexed lookup: reading every stored path cost 0.24 s at 100k songs
             vector = store.vector_for(exclude, info.st_size, info.st_mtime_ns)
             if vector is None:
-                tag_model = _loaded_model(model)
+                tag_model = _loaded_model(model_for_index(model, store.model_id))
                 store.require_model(tag_model.model_id, "the model in use")
                 vector = tag_model.analyse(path, _max_segments(full)).vector
         if len(vector) != store.n_tags:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .analysis import Analysis, AnalysisPool
 from .errors import model_mismatch
-from .model import ModelInfo
+from .model import ModelInfo, model_for_index
 from .scan import failure_identity, scan, under_any
 from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT
 
@@ -115,7 +115,7 @@ def update_from_folders(
     # Check the model before writing anything: a refused run must leave the index as it was.
     info = None
     if todo:
-        info = ModelInfo.read(model)
+        info = ModelInfo.read(model_for_index(model, store.model_id))
         store.bind_model(info.model_id, info.tags)
 
     with store.transaction():
@@ -217,7 +217,7 @@ def update_from_json_lines(
                 continue
             model_id = record.get("model")
             if store.model_id is None:
-                info = ModelInfo.read(model)
+                info = ModelInfo.read(model_for_index(model, model_id))
                 if info.model_id != model_id:
                     raise model_mismatch(f"{where}: the vector", model_id, "the model here", info.model_id)
                 store.bind_model(model_id, info.tags)

@@ -61,6 +61,19 @@ def resolve_model_path(model: Path | str | None = None) -> Path:
     return shipped_model_path(chosen) if chosen in SHIPPED_MODELS else Path(chosen)
 
 
+def model_for_index(model: Path | str | None, index_model_id: str | None) -> Path | str | None:
+    """The model to use on an index bound to `index_model_id`: `model` when one is named
+    (or $QBSD_MODEL is set), else the shipped model that made the index, so that an index
+    built with `--model accurate` keeps its model without naming it again."""
+    if model or os.environ.get("QBSD_MODEL") or index_model_id is None:
+        return model
+    for name in SHIPPED_MODELS:
+        path = shipped_model_path(name)
+        if path.exists() and ModelInfo.read(path).model_id == index_model_id:
+            return name
+    return model
+
+
 def default_model_path() -> Path:
     """The model used when none is named: $QBSD_MODEL, else the shipped fast model."""
     return resolve_model_path(None)

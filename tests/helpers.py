@@ -104,25 +104,20 @@ class Qbsd:
         env: dict | None = None,
         timeout: float = 120,
     ) -> Result:
-        argv = [str(a) for a in args]
-        if index is not None:
-            argv += ["--index", str(index)]
+        argv = [str(a) for a in args] + (["--index", str(index)] if index is not None else [])
         data = input.encode() if isinstance(input, str) else (input if input is not None else b"")
+        status, out, err = self.execute(argv, data, {**self.env, **(env or {})}, timeout)
+        completed = subprocess.CompletedProcess(
+            argv, status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        )
+        return Result(argv, completed)
+
+    def execute(self, argv: list[str], data: bytes, environment: dict, timeout: float) -> tuple[int, bytes, bytes]:
+        """(exit status, stdout, stderr) of `qbsd ARGV` with `data` on stdin."""
         completed = subprocess.run(
-            self.command + argv,
-            input=data,
-            capture_output=True,
-            env={**self.env, **(env or {})},
-            cwd=self.home,
-            timeout=timeout,
+            self.command + argv, input=data, capture_output=True, env=environment, cwd=self.home, timeout=timeout
         )
-        decoded = subprocess.CompletedProcess(
-            completed.args,
-            completed.returncode,
-            completed.stdout.decode("utf-8", "replace"),
-            completed.stderr.decode("utf-8", "replace"),
-        )
-        return Result(argv, decoded)
+        return completed.returncode, completed.stdout, completed.stderr
 
     def shell(self, script: str, timeout: float = 120) -> Result:
         """Run a bash script (with pipefail) in which `qbsd` is this qbsd command, for real pipes."""
@@ -143,38 +138,23 @@ class InProcessQbsd(Qbsd):
     stdin/stdout/stderr and working directory of a subprocess run; `shell` still starts
     real processes (pipes need them)."""
 
-    def __call__(
-        self,
-        *args,
-        index: Path | None = None,
-        input: str | bytes | None = None,
-        env: dict | None = None,
-        timeout: float = 120,
-    ) -> Result:
+    def execute(self, argv: list[str], data: bytes, environment: dict, timeout: float) -> tuple[int, bytes, bytes]:
         from typer.testing import CliRunner
 
         from qbsd_cli.cli import run
 
-        argv = [str(a) for a in args]
-        if index is not None:
-            argv += ["--index", str(index)]
-        environment = {**self.env, **(env or {})}
         # the variables a subprocess would not see: removed for the call, restored after
         overrides = {**{key: None for key in os.environ if key not in environment}, **environment}
         previous = os.getcwd()
         os.chdir(self.home)
         try:
-            with CliRunner().isolation(input=input, env=overrides) as (stdout, stderr, _mixed):
+            with CliRunner().isolation(input=data, env=overrides) as (stdout, stderr, _mixed):
                 status = run(argv)
                 sys.stdout.flush()
                 sys.stderr.flush()
-                out, err = stdout.getvalue(), stderr.getvalue()
+                return int(status), stdout.getvalue(), stderr.getvalue()
         finally:
             os.chdir(previous)
-        completed = subprocess.CompletedProcess(
-            argv, int(status), out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-        )
-        return Result(argv, completed)
 
 
 def assert_no_traceback(result: Result) -> None:

@@ -340,3 +340,25 @@ def train_and_export(songs, output: Path, cache_dir: Path | None = None, log=pri
     heads = fit_heads(clip_features, songs.labels)
     output.parent.mkdir(parents=True, exist_ok=True)
     return build_onnx(heads, songs.tags, output, f"{songs.description}; heads trained on all {len(songs.paths)} songs")
+
+
+def real_label_aroc(songs, outputs: list[dict[str, np.ndarray]], teacher_dir: Path = TEACHER_DIR) -> dict[str, dict]:
+    """For each teacher-derived tag with a 4Q label of the same meaning (REAL_LABEL_MATCHES):
+    the AROC of its song score (the mean over patches, as the model computes it) against
+    that label on the clips, and the label's positives. No training is involved: these tags
+    are the teachers' own, so every clip is held out."""
+    from sklearn.metrics import roc_auc_score
+
+    matrix = teacher_tag_matrix(teacher_tag_names(teacher_dir))
+    names = list(TEACHER_TAGS)
+    scores = np.stack([(patch_features(value)[:, -matrix.shape[0] :] @ matrix).mean(axis=0) for value in outputs])
+    report = {}
+    for tag, label in REAL_LABEL_MATCHES.items():
+        truth = songs.labels[:, songs.tags.index(label)]
+        if 0 < truth.sum() < len(truth):
+            report[tag] = {
+                "label": label,
+                "positives": int(truth.sum()),
+                "aroc": float(roc_auc_score(truth, scores[:, names.index(tag)])),
+            }
+    return report

@@ -417,9 +417,21 @@ def run_evaluation(
             handle,
             indent=2,
         )
+    teacher_tags = None
+    if "musicnn-heads" in methods:
+        from . import accurate
+
+        teacher_tags = accurate.real_label_aroc(songs, accurate.teacher_outputs(songs.paths, log=log))
+        with open(os.path.join(results_dir, "teacher_tags.json"), "w") as handle:
+            json.dump(teacher_tags, handle, indent=2)
     with open(os.path.join(results_dir, "results.md"), "w") as handle:
         handle.write(markdown_table(table) + "\n")
         if comparisons:
             handle.write("\n" + comparison_table(comparisons) + "\n")
+        if teacher_tags:
+            handle.write("\n| teacher-derived tag (accurate model) | 4Q label | positives | AROC |\n")
+            handle.write("|---|---|---|---|\n")
+            for tag, row in teacher_tags.items():
+                handle.write(f"| {tag} | {row['label']} | {row['positives']} | {row['aroc']:.3f} |\n")
     plots(songs, results, results_dir)
     return table

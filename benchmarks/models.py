@@ -1,0 +1,81 @@
+"""The shipped models side by side: `qbsd tag --jobs 1 --model NAME` on the same real clips,
+end to end as a user runs it (a real process: start-up, decoding, front end, network).
+
+    python benchmarks/models.py [--clips 40] [--rounds 3] [--output benchmarks/MODELS.md]
+
+Rounds alternate the models, so a slower moment of the machine hits both; the report gives
+each model's median seconds of audio analysed per wall-clock second on one core (x
+realtime) and the ratio between the models within each round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CLIPS = REPO.parent / "shared" / "data" / "moods4q" / "audio"
+MODELS = ("fast", "accurate")
+
+
+def tag_run(model: str, paths: list[str]) -> tuple[float, float]:
+    """(wall seconds, seconds of audio analysed) of one `qbsd tag --jobs 1` run."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    started = time.perf_counter()
+    completed = subprocess.run(
+        [sys.executable, "-m", "qbsd_cli", "tag", "--jobs", "1", "--model", model, *paths],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    wall = time.perf_counter() - started
+    return wall, sum(json.loads(line)["duration"] for line in completed.stdout.splitlines())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "MODELS.md")
+    args = parser.parse_args()
+    paths = sorted(str(path) for path in CLIPS.glob("*.mp3"))[: args.clips]
+    if not paths:
+        sys.exit(f"no clips in {CLIPS}")
+    tag_run(MODELS[0], paths[:2])  # warm the page cache and Python's imports
+    speeds: dict[str, list[float]] = {model: [] for model in MODELS}
+    for round_number in range(args.rounds):
+        for model in MODELS if round_number % 2 == 0 else reversed(MODELS):
+            wall, audio = tag_run(model, paths)
+            speeds[model].append(audio / wall)
+            print(f"round {round_number + 1}: {model} {audio / wall:.0f}x realtime ({wall:.1f} s)", flush=True)
+    ratios = [fast / accurate for fast, accurate in zip(speeds["fast"], speeds["accurate"])]
+    lines = [
+        "# The shipped models side by side",
+        "",
+        f"Measured by `python benchmarks/models.py --clips {args.clips} --rounds {args.rounds}` "
+        f"(its docstring says how): `qbsd tag --jobs 1` on {len(paths)} clips of 30 s, one core.",
+        "",
+        "| model | x realtime per core (median of rounds) | rounds |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {m} | {statistics.median(v):.0f} | {', '.join(f'{s:.0f}' for s in v)} |" for m, v in speeds.items()]
+    lines += [
+        "",
+        f"fast / accurate, within each round: median {statistics.median(ratios):.1f}x "
+        f"({', '.join(f'{r:.1f}' for r in ratios)})",
+        "",
+    ]
+    args.output.write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
