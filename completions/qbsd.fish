@@ -24,7 +24,7 @@ complete -c qbsd -n '__fish_seen_subcommand_from tag' -l jobs -s j -x -d 'Files 
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -l timeout -x -d 'Give up on a file after this long (it fails as "timed out"); 0: no limit'
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -l format -s f -x -a 'auto json table m3u' -d 'Output format; auto is a table on a terminal, JSON lines when piped'
-complete -c qbsd -n '__fish_seen_subcommand_from tag' -l model -r -F -d 'ONNX model file; if not given, the shipped model'
+complete -c qbsd -n '__fish_seen_subcommand_from tag' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file'
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -l help -s h -d 'Show this message and exit'
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -F
 
@@ -36,7 +36,7 @@ complete -c qbsd -n '__fish_seen_subcommand_from index' -l jobs -s j -x -d 'File
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l timeout -x -d 'Give up on a file after this long (it fails as "timed out"); 0: no limit'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e'
-complete -c qbsd -n '__fish_seen_subcommand_from index' -l model -r -F -d 'ONNX model file; if not given, the shipped model'
+complete -c qbsd -n '__fish_seen_subcommand_from index' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l help -s h -d 'Show this message and exit'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -a '(__fish_complete_directories (commandline -ct))'
 
@@ -47,7 +47,7 @@ complete -c qbsd -n '__fish_seen_subcommand_from similar' -l exact -d 'Exact cos
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l format -s f -x -a 'auto json table m3u' -d 'Output format; auto is a table on a terminal, JSON lines when piped'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e'
-complete -c qbsd -n '__fish_seen_subcommand_from similar' -l model -r -F -d 'ONNX model file; if not given, the shipped model'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l help -s h -d 'Show this message and exit'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -F
 
@@ -59,13 +59,13 @@ complete -c qbsd -n '__fish_seen_subcommand_from search' -l help -s h -d 'Show t
 
 # qbsd tags
 complete -c qbsd -n '__fish_seen_subcommand_from tags' -l verbose -s v -d 'Also print the model id and tag count (on stderr)'
-complete -c qbsd -n '__fish_seen_subcommand_from tags' -l model -r -F -d 'ONNX model file; if not given, the shipped model'
+complete -c qbsd -n '__fish_seen_subcommand_from tags' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file'
 complete -c qbsd -n '__fish_seen_subcommand_from tags' -l help -s h -d 'Show this message and exit'
 
 # qbsd train
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l data -r -F -d 'A 4Q folder, a CAL500 folder or a path,tags CSV'
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l layout -x -d 'moods4q, cal500 or csv'
-complete -c qbsd -n '__fish_seen_subcommand_from train' -l recipe -x -d 'Training recipe, ensemble or blend (see the model card; the default is the shipped one)'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l recipe -x -d 'Training recipe, ensemble or blend (see the model card; the default is the shipped fast model; musicnn-heads is the accurate one)'
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l output -s o -r -F -d 'Where to write the ONNX model'
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l epochs -x -d 'Train this many epochs on every song (no early stopping)'
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l epochs-from-cv -r -F -d 'Train each recipe for its median best epoch in this `qbsd evaluate` results folder, on every song'

@@ -293,7 +293,7 @@ def tags(
     info = ModelInfo.read(model)
     if verbose:
         note(f"model {info.model_id}, {len(info.tags)} tags, {info.path}")
-        if info.description:
+        if info.description and stderr_is_terminal():  # prose for a person; scripts get the one line
             note(info.description)
     for name in info.tags:
         write_line(name)

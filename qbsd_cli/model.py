@@ -134,7 +134,13 @@ class ModelInfo:
     @property
     def description(self) -> str:
         """One line for `qbsd tags --verbose`: which model, how it works, how fast."""
-        return self.metadata.get("qbsd.summary", self.metadata.get("qbsd.recipe", ""))
+        if "qbsd.summary" in self.metadata:
+            return self.metadata["qbsd.summary"]
+        try:
+            recipe = json.loads(self.metadata.get("qbsd.recipe", "{}")).get("name", "")
+        except (ValueError, AttributeError):
+            recipe = ""
+        return f"recipe {recipe}, {self.front_end} front end" if recipe else f"{self.front_end} front end"
 
     @classmethod
     def from_metadata(cls, path: Path, metadata: dict[str, str]) -> ModelInfo:

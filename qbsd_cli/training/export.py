@@ -112,6 +112,8 @@ def export_onnx(
             {"name": recipe_name, "settings": recipe_description, "paper_faithful": paper_faithful}
         ),
         "qbsd.song_vector": "mean of per-patch outputs over non-overlapping patches",
+        "qbsd.summary": f"fast: {recipe_name}, on the paper's MFCC patches "
+        "(models/README.md has both shipped models' speeds and accuracies)",
     }
     if hybrid:
         metadata["qbsd.statistics_weight"] = repr(float(network.statistics_weight))
