@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .analysis import AnalysisPool
-from .errors import IndexMissingError, UsageError
+from .errors import AudioError, IndexMissingError, UsageError
 from .indexing import IndexSummary, Reporter, update_from_folders, update_from_json_lines
 from .model import ModelInfo, TagModel, model_for_index, resolve_model_path
 from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT, default_index_folder, default_jobs
@@ -41,7 +42,7 @@ from .vocabulary import resolve_words
 if TYPE_CHECKING:  # the store (sqlite3, annoy) is imported when an index is used, not by tag()
     from .store import IndexStore
 
-__all__ = ["Failure", "Index", "IndexSummary", "Match", "Reporter", "TagResult", "tag", "tag_many"]
+__all__ = ["Failure", "Index", "IndexSummary", "Match", "Reporter", "TagResult", "TagRun", "tag", "tag_many"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class TagResult:
     path: str
     duration: float
     model_id: str
-    tags: list[str]
+    tags: tuple[str, ...]
     vector: np.ndarray
 
     def top(self, count: int = 10) -> list[tuple[str, float]]:
@@ -100,12 +101,19 @@ def _max_segments(full: bool) -> int | None:
 def _loaded_model(model: str | os.PathLike | None) -> TagModel:
     """The TagModel for `model` (a shipped model's name, a path, or None: $QBSD_MODEL or
     the fast model), loaded once: tag() called in a loop must not load it once per file."""
-    path = resolve_model_path(model)
+    path = resolve_model_path(model).resolve()
     try:
         info = path.stat()
     except OSError:
         return TagModel(path)  # raises the ModelError that names the file
     return _cached_model(path, info.st_size, info.st_mtime_ns)
+
+
+def _paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
+    """Paths as str (bytes decoded as os.fsdecode does); one path alone is a list of one."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]
+    return [os.fsdecode(path) for path in paths]
 
 
 @functools.lru_cache(maxsize=4)
@@ -116,49 +124,79 @@ def _cached_model(path: Path, size: int, mtime_ns: int) -> TagModel:
 
 def tag(path: str | os.PathLike, *, model: str | os.PathLike | None = None, full: bool = False) -> TagResult:
     """Analyse one file in this process (at most 4 evenly spread 30 s segments, or all of
-    it with full=True). Raises AudioError (TooShortError for a file under one patch) or
+    it with full=True). Raises AudioError (TooShortError for a file too short for the model) or
     ModelError."""
     tag_model = _loaded_model(model)
-    song = tag_model.analyse(os.fspath(path), _max_segments(full))
-    return TagResult(os.fspath(path), song.duration, tag_model.model_id, tag_model.tags, song.vector)
+    path = os.fsdecode(path)
+    song = tag_model.analyse(path, _max_segments(full))
+    return TagResult(path, song.duration, tag_model.model_id, tuple(tag_model.tags), song.vector)
 
 
 def tag_many(
-    paths: Iterable[str | os.PathLike],
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
     *,
     model: str | os.PathLike | None = None,
     jobs: int = 0,
     full: bool = False,
     timeout: float | None = DEFAULT_TIMEOUT,
     keep_worker_stderr: bool = False,
-) -> Iterator[TagResult | Failure]:
+) -> TagRun:
     """Analyse files in `jobs` worker processes (0: one per core), each file within
     `timeout` seconds (None or 0: no limit); the workers' stderr (decoders' notes on
-    damaged files) is discarded unless keep_worker_stderr. Yields a TagResult or a Failure per path,
-    in input order. A bad file is a Failure, never an exception. ModelError is raised by
-    this call itself, and the workers start here too (before any thread the caller starts
-    next, a progress bar's say): iterate to the end, or close() the iterator."""
-    paths = [os.fspath(path) for path in paths]
+    damaged files) is discarded unless keep_worker_stderr. Returns a TagRun: iterate it
+    for a TagResult or a Failure per path, in input order (a bad file is a Failure, never
+    an exception). ModelError is raised by this call itself, and the workers start here,
+    before any thread the caller starts next (a progress bar's, say)."""
+    paths = _paths(paths)
     info = ModelInfo.read(model)
-    if not paths:
-        return iter(())
-    pool = AnalysisPool(
-        str(info.path), min(jobs or default_jobs(), len(paths)), _max_segments(full), timeout, keep_worker_stderr
-    )
-    return _tag_results(pool, paths, info)
+    pool = None
+    if paths:
+        pool = AnalysisPool(
+            str(info.path), min(jobs or default_jobs(), len(paths)), _max_segments(full), timeout, keep_worker_stderr
+        )
+    return TagRun(pool, paths, info)
 
 
-def _tag_results(pool: AnalysisPool, paths: list[str], info: ModelInfo) -> Iterator[TagResult | Failure]:
-    try:
-        for analysis in pool.analyse(paths):
-            if analysis.error:
-                yield Failure(analysis.path, analysis.error)
-            else:
-                yield TagResult(analysis.path, analysis.duration, info.model_id, info.tags, analysis.vector)
-    except BaseException:  # an error, Ctrl-C, or the caller closing the iterator early
-        pool.close(kill=True)
-        raise
-    pool.close()
+class TagRun:
+    """The results of `tag_many`, and the worker processes that make them. Use it as a
+    context manager, or iterate it to the end: either way the workers end with it, and
+    `close()` ends them early (they are killed when it is dropped unfinished, too)."""
+
+    def __init__(self, pool: AnalysisPool | None, paths: list[str], info: ModelInfo):
+        self._pool = pool
+        self._info = info
+        self._tags = tuple(info.tags)
+        self._analyses = pool.analyse(paths) if pool else iter(())
+        # a run dropped without close() must not leave its workers behind
+        self._finalizer = weakref.finalize(self, pool.close, True) if pool else None
+
+    def __iter__(self) -> TagRun:
+        return self
+
+    def __next__(self) -> TagResult | Failure:
+        try:
+            analysis = next(self._analyses)
+        except StopIteration:
+            self.close(kill=False)
+            raise
+        except BaseException:  # Ctrl-C or an error in the pool: the busy workers are killed
+            self.close()
+            raise
+        if analysis.error:
+            return Failure(analysis.path, analysis.error)
+        return TagResult(analysis.path, analysis.duration, self._info.model_id, self._tags, analysis.vector)
+
+    def close(self, kill: bool = True) -> None:
+        """End the workers (kill=False: let idle ones exit on their own)."""
+        if self._finalizer is not None and self._finalizer.alive:
+            self._finalizer.detach()
+            self._pool.close(kill=kill)
+
+    def __enter__(self) -> TagRun:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.close(kill=kind is not None)
 
 
 class Index:
@@ -192,18 +230,26 @@ class Index:
 
     # ------------------------------------------------------------------ writing
 
-    def _write(self, rebuild: bool, fill) -> IndexSummary:
+    def _write(self, rebuild: bool, fill, reporter: Reporter | None) -> IndexSummary:
         import time
 
+        from .errors import StoreError
         from .store import IndexStore, writer_lock
 
         started = time.monotonic()
         self.close()  # a reader's cached snapshot would be stale after the update
         with writer_lock(self.folder, wait=False):
+            previous_model = None
             if rebuild:
+                try:  # a rebuilt index keeps a shipped model of its own, unless told otherwise
+                    with IndexStore(self.folder, create=False) as old:
+                        previous_model = old.model_id
+                except StoreError:
+                    pass  # missing, or too damaged to say: the default model
                 IndexStore.reset(self.folder)
             with IndexStore(self.folder, create=True) as store:
-                summary = fill(store)
+                summary = fill(store, previous_model)
+                (reporter or Reporter()).rebuilding()
                 store.rebuild_annoy()
                 summary.songs = store.song_count()
         summary.seconds = time.monotonic() - started
@@ -226,7 +272,7 @@ class Index:
         change, or damage). Raises UsageError (a missing folder), ModelError,
         ModelMismatchError, IndexBusyError or IndexDamagedError; bad files are recorded
         as failures (`failures()`), reported to `reporter`, and never raised."""
-        names = [os.fspath(folder) for folder in folders]
+        names = _paths(folders)
         if not names:
             raise UsageError("give folders to index")
         from .scan import check_folders
@@ -234,9 +280,17 @@ class Index:
         check_folders(names)
         return self._write(
             rebuild,
-            lambda store: update_from_folders(
-                store, names, model, jobs or default_jobs(), _max_segments(full), timeout, reporter, keep_worker_stderr
+            lambda store, previous_model: update_from_folders(
+                store,
+                names,
+                model_for_index(model, previous_model),
+                jobs or default_jobs(),
+                _max_segments(full),
+                timeout,
+                reporter,
+                keep_worker_stderr,
             ),
+            reporter,
         )
 
     def ingest(
@@ -250,7 +304,11 @@ class Index:
     ) -> IndexSummary:
         """Store the songs of `qbsd tag --vector` JSON lines (see
         indexing.update_from_json_lines); `source` names the lines in messages."""
-        return self._write(rebuild, lambda store: update_from_json_lines(store, lines, source, model, reporter))
+        return self._write(
+            rebuild,
+            lambda store, previous_model: update_from_json_lines(store, lines, source, model, reporter),
+            reporter,
+        )
 
     # ------------------------------------------------------------------ reading
 
@@ -292,7 +350,7 @@ class Index:
             vector = np.asarray(query.vector, dtype=np.float32)
             exclude = os.path.abspath(query.path) if query.path else None
         else:
-            path = os.fspath(query)
+            path = os.fsdecode(query)
             if not os.path.exists(path):
                 raise UsageError(f"{path}: no such file")
             exclude = os.path.abspath(path)
@@ -302,9 +360,14 @@ class Index:
             if vector is None:
                 tag_model = _loaded_model(model_for_index(model, store.model_id))
                 store.require_model(tag_model.model_id, "the model in use")
-                vector = tag_model.analyse(path, _max_segments(full)).vector
+                try:
+                    vector = tag_model.analyse(path, _max_segments(full)).vector
+                except AudioError as bad:  # the reason alone would not say which file
+                    raise type(bad)(f"{path}: {bad}") from None
         if len(vector) != store.n_tags:
             raise UsageError(f"query vector has {len(vector)} values, the index has {store.n_tags} tags")
+        if not np.all(np.isfinite(vector)):
+            raise UsageError("the query vector has values that are not numbers (NaN or infinity)")
         return vector, exclude
 
     def similar(

@@ -120,9 +120,13 @@ def tag(
     if chosen == OutputFormat.m3u:
         raise UsageError("--format m3u is for similar and search")
     console = table_console() if chosen == OutputFormat.table else None
-    results = tag_many(paths, model=model, jobs=jobs, full=full, timeout=timeout or None, keep_worker_stderr=_debug)
     failed = 0
-    with Progress("tagging", len(paths)) as progress:
+    with (
+        tag_many(
+            paths, model=model, jobs=jobs, full=full, timeout=timeout or None, keep_worker_stderr=_debug
+        ) as results,
+        Progress("tagging", len(paths)) as progress,
+    ):
         for result in results:
             progress.advance()
             if isinstance(result, Failure):
@@ -158,6 +162,10 @@ class _TerminalReporter:
             self.progress.__exit__(None, None, None)
             self.progress = None
 
+    def rebuilding(self) -> None:
+        if stderr_is_terminal():
+            note("updating search index ...")
+
 
 @app.command()
 def index(
@@ -178,12 +186,13 @@ def index(
 
     target = _index(index_folder)
     if errors:
-        for failure in target.failures():
-            write_line(
-                f"{display_path(failure.path)}: {failure.reason}"
-                if stdout_is_terminal()
-                else json_line({"path": display_path(failure.path), "error": failure.reason})
-            )
+        with target:
+            for failure in target.failures():
+                write_line(
+                    f"{display_path(failure.path)}: {failure.reason}"
+                    if stdout_is_terminal()
+                    else json_line({"path": display_path(failure.path), "error": failure.reason})
+                )
         return
     if not folders and not from_jsonl:
         raise UsageError("give folders to index, or --from-jsonl FILE")
@@ -235,9 +244,11 @@ def _query_record():
                 raise UsageError("stdin: not a JSON line from `qbsd tag --vector`") from None
             if not isinstance(record, dict) or "vector" not in record:
                 raise UsageError('stdin: the JSON line has no "vector": use `qbsd tag --vector`')
-            return TagResult(
-                record.get("path", ""), float(record.get("duration", 0.0)), record.get("model"), [], record["vector"]
-            )
+            vector, path = record["vector"], record.get("path", "")
+            if not isinstance(vector, list) or not all(isinstance(v, (int, float)) for v in vector):
+                raise UsageError('stdin: "vector" is not a list of numbers: use `qbsd tag --vector`')
+            # the duration plays no part in a query
+            return TagResult(path if isinstance(path, str) else "", 0.0, record.get("model"), (), vector)
     raise UsageError("stdin: no query (expected one JSON line from `qbsd tag --vector`)")
 
 
@@ -299,7 +310,8 @@ def tags(
         write_line(name)
 
 
-TRAINING_EXTRA = ("torch", "sklearn")
+#: The import names of the train extra's packages (pyproject.toml)
+TRAINING_EXTRA = ("torch", "onnx", "sklearn", "imblearn", "matplotlib")
 
 
 def _training_installed() -> bool:
@@ -316,7 +328,14 @@ def train(
         help="Training recipe, ensemble or blend (see the model card; the default is the shipped fast model; "
         "musicnn-heads is the accurate one).",
     ),
-    output: Path = typer.Option(Path("models/qbsd.onnx"), "--output", "-o", help="Where to write the ONNX model."),
+    output: Optional[Path] = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Where to write the ONNX model; if not given, models/qbsd.onnx, or models/qbsd-accurate.onnx for "
+        "musicnn-heads.",
+        show_default=False,
+    ),
     epochs: Optional[int] = typer.Option(
         None, "--epochs", help="Train this many epochs on every song (no early stopping)."
     ),

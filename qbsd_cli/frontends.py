@@ -33,6 +33,7 @@ class MfccFrontEnd:
         self.params = params
         self.sample_rate = params.sample_rate
         self.min_seconds = params.patch_seconds
+        self.min_later_segment_seconds = 0.0  # a tail shorter than a patch has no patch anyway
         self.extractor = MfccExtractor(params, mel_basis)
 
     def patches(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -46,12 +47,26 @@ class MfccFrontEnd:
 
 
 class LogMelFrontEnd:
-    """musicnn's front end (see logmel.py); nothing in it is learnt, so it has no parameters
-    in the metadata beyond its name."""
+    """musicnn's front end (see logmel.py); nothing in it is learnt. The model's metadata
+    describes it (`qbsd.front_end_params`), and ModelInfo refuses a model whose description
+    differs from what this code computes."""
+
+    #: The settings a model's `qbsd.front_end_params` must have for these patches to be its.
+    SETTINGS = {
+        "sample_rate": logmel.SAMPLE_RATE,
+        "n_fft": logmel.N_FFT,
+        "hop_length": logmel.HOP_LENGTH,
+        "n_mels": logmel.N_MELS,
+        "patch_frames": logmel.PATCH_FRAMES,
+    }
 
     name = MUSICNN_LOGMEL
     sample_rate = logmel.SAMPLE_RATE
     min_seconds = MIN_LOGMEL_SECONDS
+    #: A file's later segments shorter than a patch are skipped, as the teacher outputs the
+    #: heads were trained on skip them (training.teacher.MIN_SEGMENT_SECONDS); only a
+    #: file's first segment is padded.
+    min_later_segment_seconds = 3.0
 
     def patches(self, samples: np.ndarray) -> tuple[np.ndarray, None]:
         """(patches (n, 187, 96), None) of mono samples at 16 kHz; a segment of 1 to 3 s is

@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING
 import numpy as np
 
 from .analysis import Analysis, AnalysisPool
-from .errors import model_mismatch
+from .errors import ModelMismatchError
 from .model import ModelInfo, model_for_index
 from .scan import failure_identity, scan, under_any
 from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT
@@ -67,6 +67,9 @@ class Reporter:
 
     def finish(self) -> None:
         """The analysis is over (normally or not)."""
+
+    def rebuilding(self) -> None:
+        """The search index (the Annoy forest) is being rebuilt, the update's last step."""
 
 
 def update_from_folders(
@@ -186,6 +189,22 @@ def _store_batch(
                     summary.added += 1
 
 
+def _record_problem(record: dict, n_tags: int) -> str | None:
+    """Why a `qbsd tag --vector` record cannot be stored, or None."""
+    vector = record["vector"]
+    if not isinstance(record["path"], str) or not record["path"]:
+        return '"path" is not a file name'
+    if not isinstance(vector, list) or not all(isinstance(v, (int, float)) for v in vector):
+        return '"vector" is not a list of numbers'
+    if len(vector) != n_tags:
+        return f"vector has {len(vector)} values, the model has {n_tags} tags"
+    if not np.all(np.isfinite(vector)):
+        return "vector has values that are not numbers (NaN or infinity)"
+    if not isinstance(record.get("duration", 0.0), (int, float)):
+        return '"duration" is not a number'
+    return None
+
+
 def update_from_json_lines(
     store: IndexStore,
     lines: IO[str] | Iterable[str],
@@ -219,12 +238,16 @@ def update_from_json_lines(
             if store.model_id is None:
                 info = ModelInfo.read(model_for_index(model, model_id))
                 if info.model_id != model_id:
-                    raise model_mismatch(f"{where}: the vector", model_id, "the model here", info.model_id)
+                    raise ModelMismatchError(
+                        f"{where}: the vector comes from model {model_id}, but the model here is {info.model_id}: "
+                        f"tag the files again with this model, or name the vectors' model with --model"
+                    )
                 store.bind_model(model_id, info.tags)
             else:
                 store.require_model(model_id, f"{where}: the vector")
-            if len(record["vector"]) != store.n_tags:
-                reporter.failure(where, f"vector has {len(record['vector'])} values, the model has {store.n_tags} tags")
+            problem = _record_problem(record, store.n_tags)
+            if problem:
+                reporter.failure(where, problem)
                 summary.failed += 1
                 summary.failed_now += 1
                 continue

@@ -23,6 +23,7 @@ input `song_statistics` (songs, 182), each song's MFCC statistics
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -68,10 +69,28 @@ def model_for_index(model: Path | str | None, index_model_id: str | None) -> Pat
     if model or os.environ.get("QBSD_MODEL") or index_model_id is None:
         return model
     for name in SHIPPED_MODELS:
-        path = shipped_model_path(name)
-        if path.exists() and ModelInfo.read(path).model_id == index_model_id:
+        if _shipped_model_id(name) == index_model_id:
             return name
     return model
+
+
+def _shipped_model_id(name: str) -> str | None:
+    """The id of a shipped model (None when its file is missing or unreadable)."""
+    path = shipped_model_path(name)
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return _model_id_of(path, info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _model_id_of(path: Path, size: int, mtime_ns: int) -> str | None:
+    # keyed by size and mtime: a rewritten file is read again
+    try:
+        return read_metadata(path).get("qbsd.model_id")
+    except ModelError:
+        return None
 
 
 def default_model_path() -> Path:
@@ -96,8 +115,10 @@ def _session(path: Path, optimise: bool, threads: int = 1):
         # so several sessions never compete for the same cores.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    else:  # only the metadata is wanted: skip building optimised kernels
+    else:  # only the metadata is wanted: no optimised kernels, no thread pool per core
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
     options.log_severity_level = ORT_ERRORS_ONLY
     if not path.exists():
         raise ModelError(f"model file not found: {path}")
@@ -110,6 +131,13 @@ def _session(path: Path, optimise: bool, threads: int = 1):
 def read_metadata(path: Path | str) -> dict[str, str]:
     """The `qbsd.*` metadata of an ONNX file, without building an inference session's kernels."""
     return dict(_session(Path(path), optimise=False).get_modelmeta().custom_metadata_map)
+
+
+def _check_outputs(path: Path, statistics_weight: float, session) -> None:
+    """A qbsd graph has a `tags` output (and `statistics_tags` when it is a blend)."""
+    outputs = {output.name for output in session.get_outputs()}
+    if "tags" not in outputs or (statistics_weight and "statistics_tags" not in outputs):
+        raise ModelError(f"{path} is not a qbsd model (outputs {sorted(outputs)})")
 
 
 @dataclass(frozen=True)
@@ -149,6 +177,11 @@ class ModelInfo:
             if front_end not in (MFCC, MUSICNN_LOGMEL):
                 raise ValueError(f"unknown front end {front_end!r}")
             mfcc = front_end == MFCC
+            if not mfcc:
+                settings = json.loads(metadata["qbsd.front_end_params"])
+                differing = {k: v for k, v in LogMelFrontEnd.SETTINGS.items() if settings.get(k) != v}
+                if differing:
+                    raise ValueError(f"front end settings {differing} differ from qbsd's")
             return cls(
                 path=path,
                 model_id=metadata["qbsd.model_id"],
@@ -167,7 +200,10 @@ class ModelInfo:
         """The model `model` names (see resolve_model_path), without loading it for
         inference; raises ModelError."""
         path = resolve_model_path(model)
-        return cls.from_metadata(path, read_metadata(path))
+        session = _session(path, optimise=False)
+        info = cls.from_metadata(path, dict(session.get_modelmeta().custom_metadata_map))
+        _check_outputs(path, info.statistics_weight, session)
+        return info
 
 
 class TagModel:
@@ -186,9 +222,7 @@ class TagModel:
         self.front_end = info.make_front_end()
         #: the MFCC extractor of an `mfcc` model (None for the log-mel front end)
         self.extractor = getattr(self.front_end, "extractor", None)
-        outputs = {output.name for output in self.session.get_outputs()}
-        if "tags" not in outputs or (self.statistics_weight and "statistics_tags" not in outputs):
-            raise ModelError(f"{self.path} is not a qbsd model (outputs {sorted(outputs)})")
+        _check_outputs(self.path, self.statistics_weight, self.session)
 
     def patch_outputs(self, patches: np.ndarray) -> np.ndarray:
         """Per-patch tag probabilities, (n_patches, n_tags), for the front end's patches
@@ -248,8 +282,12 @@ class TagModel:
         n_patches = 0
         seconds = 0.0
         statistics, patch_counts = [], []
-        for segment in decode_segments(path, self.front_end.sample_rate, SEGMENT_SECONDS, max_segments):
+        for number, segment in enumerate(
+            decode_segments(path, self.front_end.sample_rate, SEGMENT_SECONDS, max_segments)
+        ):
             seconds += segment.duration
+            if number and segment.duration < self.front_end.min_later_segment_seconds:
+                continue  # a short tail would be mostly padding (the training data skips it too)
             patches, frames = self.front_end.patches(segment.samples)
             if len(patches):
                 total += self.patch_outputs(patches).sum(axis=0, dtype=np.float64)

@@ -80,8 +80,11 @@ class Qbsd:
         self.cache_home.mkdir(parents=True, exist_ok=True)
         self.command = qbsd_command()
         env = {k: v for k, v in os.environ.items() if not k.startswith("QBSD_")}
-        if os.environ.get("QBSD_MODEL"):  # the model to test, if the caller chose one
-            env["QBSD_MODEL"] = os.path.abspath(os.environ["QBSD_MODEL"])
+        chosen = os.environ.get("QBSD_MODEL")
+        if chosen:  # the model to test, if the caller chose one: a shipped model's name, or a file
+            from qbsd_cli.model import SHIPPED_MODELS
+
+            env["QBSD_MODEL"] = chosen if chosen in SHIPPED_MODELS else os.path.abspath(chosen)
         env["XDG_DATA_HOME"] = str(self.data_home)
         env["XDG_CACHE_HOME"] = str(self.cache_home)
         env["PYTHONIOENCODING"] = "utf-8"
@@ -139,6 +142,8 @@ class InProcessQbsd(Qbsd):
     real processes (pipes need them)."""
 
     def execute(self, argv: list[str], data: bytes, environment: dict, timeout: float) -> tuple[int, bytes, bytes]:
+        # `timeout` cannot stop a call in this process; the per-file --timeout of the
+        # command's own workers still holds
         from typer.testing import CliRunner
 
         from qbsd_cli.cli import run

@@ -104,3 +104,13 @@ def test_an_index_keeps_the_shipped_model_it_was_built_with(qbsd, tmp_path):
     found = qbsd("similar", outsider, index=index)
     assert found.returncode == 0, found
     assert len(found.json()) == 2
+
+
+def test_rebuild_keeps_the_shipped_model_of_the_index(qbsd, tmp_path):
+    music = AudioFactory(tmp_path / "music")
+    music.chord("chord.wav", seconds=6.0)
+    index = tmp_path / "index"
+    assert qbsd("index", music.folder, "--model", "accurate", index=index).returncode == 0
+    rebuilt = qbsd("index", "--rebuild", music.folder, index=index)
+    assert rebuilt.returncode == 0, rebuilt
+    assert qbsd("search", "piano", index=index).returncode == 0  # still the accurate vocabulary

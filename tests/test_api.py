@@ -141,3 +141,39 @@ def test_error_hierarchy():
         assert issubclass(getattr(errors, name), errors.StoreError)
     assert issubclass(errors.UnknownTagError, errors.UsageError)
     assert issubclass(errors.TooShortError, errors.AudioError)
+
+
+def test_a_query_that_cannot_be_decoded_names_the_file(music, tmp_path):
+    with qbsd.Index(tmp_path / "index") as index:
+        index.update([music.folder])
+        broken = AudioFactory(tmp_path / "elsewhere").broken()
+        with pytest.raises(qbsd.AudioError) as caught:
+            index.similar(broken)
+    assert str(broken) in str(caught.value)
+
+
+def test_bad_json_lines_are_failures_and_the_rest_is_stored(music, tmp_path):
+    good = qbsd.tag(music.folder / "chord.wav").to_record(top=0, with_vector=True)
+    nan = {**good, "path": str(music.folder / "noise.flac"), "vector": [float("nan")] * len(good["vector"])}
+    text = {**good, "path": str(music.folder / "sparse noise.wav"), "vector": "0.1 0.2"}
+    lines = [json.dumps(good), json.dumps(nan), json.dumps(text), "not json"]
+    seen = []
+
+    class Collect(qbsd.Reporter):
+        def failure(self, path, reason):
+            seen.append(reason)
+
+    with qbsd.Index(tmp_path / "index") as index:
+        summary = index.ingest(lines, "records.jsonl", reporter=Collect())
+        assert (summary.added, summary.failed_now, summary.songs) == (1, 3, 1)
+    assert any("NaN" in reason for reason in seen) and any("list of numbers" in reason for reason in seen)
+
+
+def test_tag_many_takes_one_path_and_ends_its_workers(music):
+    with qbsd.tag_many(music.folder / "chord.wav") as run:
+        [result] = list(run)
+    assert isinstance(result, qbsd.TagResult)
+    run.close()  # closing twice is harmless
+    unfinished = qbsd.tag_many([music.folder / "chord.wav", music.folder / "noise.flac"], jobs=1)
+    next(unfinished)
+    unfinished.close()  # early: the worker is killed, nothing waits for it

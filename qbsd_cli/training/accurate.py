@@ -31,7 +31,16 @@ from .teacher import FRONT_END, OUTPUT_TEACHERS, compute_outputs, load_outputs
 
 #: Where the teacher ONNX files are, in a checkout (they are a training-side input).
 TEACHER_DIR = Path(__file__).resolve().parent.parent.parent / "models" / "teacher"
-TEACHER_CACHE = Path(os.path.expanduser("~")) / ".cache" / "qbsd" / "teacher-outputs"
+#: Cached teacher outputs: $XDG_CACHE_HOME/qbsd/teacher-outputs (~/.cache/qbsd/...).
+TEACHER_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qbsd" / "teacher-outputs"
+
+
+def teacher_cache(cache: str | os.PathLike | None) -> Path:
+    """Where teacher outputs are cached: `cache`/teacher-outputs for a command's --cache,
+    else TEACHER_CACHE."""
+    return Path(cache) / "teacher-outputs" if cache else TEACHER_CACHE
+
+
 #: Regularisation of the heads: the frozen-teacher probe's setting (issue 10), confirmed on
 #: the folds of `qbsd evaluate` against 0.003 and 0.03 (models/README.md).
 HEAD_C = 0.01

@@ -67,7 +67,7 @@ def train_and_export(
     data: Path,
     layout: str,
     recipe_name: str,
-    output: Path,
+    output: Path | None,
     epochs: int | None,
     limit: int,
     cache: Path | None,
@@ -75,7 +75,8 @@ def train_and_export(
     epochs_from_cv: Path | None = None,
 ) -> str:
     """Train `recipe_name` (a recipe, ensemble or blend) on every song of `data` and write
-    the ONNX model; returns its id.
+    the ONNX model (`output`, by default models/qbsd.onnx, or models/qbsd-accurate.onnx
+    for the accurate model's recipe); returns its id.
 
     Epochs: by default each recipe early-stops on an artist-grouped inner split;
     `epochs` fixes the length, and `epochs_from_cv` takes each recipe's median
@@ -95,16 +96,18 @@ def train_and_export(
     )
 
     if recipe_name == accurate.RECIPE:  # the accurate model: heads on the frozen teachers
+        output = output or Path("models/qbsd-accurate.onnx")
         songs = load_songs(data, layout)
         if limit:
             songs = songs.subset(range(min(limit, len(songs.paths))))
         _log(
             f"{len(songs.paths)} songs, {len(songs.tags)} tags; "
-            f"teacher outputs (cached in {accurate.TEACHER_CACHE}) ..."
+            f"teacher outputs (cached in {accurate.teacher_cache(cache)}) ..."
         )
-        model_id = accurate.train_and_export(songs, output, log=_log)
+        model_id = accurate.train_and_export(songs, output, cache_dir=accurate.teacher_cache(cache), log=_log)
         _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
         return model_id
+    output = output or Path("models/qbsd.onnx")
     blend = BLENDS.get(recipe_name)
     patch_model = blend.patch_model if blend else recipe_name
     members = ENSEMBLES.get(patch_model, [patch_model])

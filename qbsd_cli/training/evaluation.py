@@ -146,7 +146,13 @@ def _run_fold(job) -> tuple[str, int, str, dict]:
 
 
 def _teacher_folds(
-    songs: LabelledSongs, methods: list[str], fold_of: np.ndarray, results_dir: str, n_folds: int, log=print
+    songs: LabelledSongs,
+    methods: list[str],
+    fold_of: np.ndarray,
+    results_dir: str,
+    n_folds: int,
+    cache_dir: str | None = None,
+    log=print,
 ) -> None:
     """Out-of-fold scores of the teacher methods, fold by fold, saved like the others'
     (heads on 640 clips fit in seconds, so this runs in the command's own process)."""
@@ -160,7 +166,7 @@ def _teacher_folds(
     ]
     if not todo:
         return
-    outputs = accurate.teacher_outputs(songs.paths, log=log)
+    outputs = accurate.teacher_outputs(songs.paths, accurate.teacher_cache(cache_dir), log=log)
     patches = [accurate.patch_features(value) for value in outputs]
     clips = np.stack([features.mean(axis=0) for features in patches]).astype(np.float64)
     for method, fold in todo:
@@ -198,8 +204,10 @@ def cross_validate(
     jobs: int = 2,
     seed: int = 0,
     log=print,
+    cache_dir: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Out-of-fold scores (n_songs, n_tags) per method; finished folds are reused."""
+    """Out-of-fold scores (n_songs, n_tags) per method; finished folds are reused.
+    `cache_dir`: the command's --cache, under which teacher outputs are cached too."""
     fold_of = artist_folds(songs.groups, n_folds, seed)
     os.makedirs(results_dir, exist_ok=True)
     np.save(os.path.join(results_dir, "folds.npy"), fold_of)
@@ -207,7 +215,7 @@ def cross_validate(
     trained = list(dict.fromkeys(member for method in methods for member in trained_members(method)))
     teacher_methods = [method for method in trained if method in TEACHER_METHODS]
     if teacher_methods:
-        _teacher_folds(songs, teacher_methods, fold_of, results_dir, n_folds, log)
+        _teacher_folds(songs, teacher_methods, fold_of, results_dir, n_folds, cache_dir, log)
     trained = [method for method in trained if method not in TEACHER_METHODS]
     pending = []
     for method in trained:
@@ -387,7 +395,9 @@ def run_evaluation(
     from .feature_cache import song_frames
 
     frames = song_frames(songs.paths, params, mel_basis, cache_dir=cache_dir, jobs=jobs)
-    results = cross_validate(songs, frames, params, methods, results_dir, jobs=jobs, seed=seed, log=log)
+    results = cross_validate(
+        songs, frames, params, methods, results_dir, jobs=jobs, seed=seed, log=log, cache_dir=cache_dir
+    )
     fold_of = np.load(os.path.join(results_dir, "folds.npy"))
     table = summarise(songs, results, fold_of)
     comparisons = compare_with_baseline(songs, results)
@@ -421,7 +431,8 @@ def run_evaluation(
     if "musicnn-heads" in methods:
         from . import accurate
 
-        teacher_tags = accurate.real_label_aroc(songs, accurate.teacher_outputs(songs.paths, log=log))
+        outputs = accurate.teacher_outputs(songs.paths, accurate.teacher_cache(cache_dir), log=log)
+        teacher_tags = accurate.real_label_aroc(songs, outputs)
         with open(os.path.join(results_dir, "teacher_tags.json"), "w") as handle:
             json.dump(teacher_tags, handle, indent=2)
     with open(os.path.join(results_dir, "results.md"), "w") as handle:

@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 from .. import logmel
+from ..frontends import LogMelFrontEnd
 
 #: The four models of the musicnn 0.1.0 wheel, each with 50 tags.
 TEACHERS = ("MTT_musicnn", "MSD_musicnn", "MTT_vgg", "MSD_vgg")
@@ -39,8 +40,9 @@ OPSET = 17
 #: Seconds of audio per cached segment (the unit of qbsd's song analysis).
 SEGMENT_SECONDS = 30.0
 #: Segments shorter than this after the first one of a file are not worth a patch of mostly
-#: padding; a file's first segment is always kept (padded to one patch if need be).
-MIN_SEGMENT_SECONDS = 3.0
+#: padding; a file's first segment is always kept (padded to one patch if need be). The
+#: accurate model's front end applies the same rule at run time.
+MIN_SEGMENT_SECONDS = LogMelFrontEnd.min_later_segment_seconds
 FRONT_END = {
     "sample_rate": logmel.SAMPLE_RATE,
     "n_fft": logmel.N_FFT,
