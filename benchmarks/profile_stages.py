@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     import numpy as np
     import soundfile
 
-    from qbsd_cli import audio, features, model
+    from qbsd_cli import audio, features, frontends, model
 
     tag_model = model.TagModel(model_path, threads=1)
     startup = time.perf_counter() - STARTED
@@ -87,7 +87,7 @@ def main(argv: list[str]) -> int:
     np.fft.rfft = timed("stft", np.fft.rfft)
     features.MfccExtractor.mfcc = timed("mel+dct", features.MfccExtractor.mfcc)
     features.MfccExtractor._derivative = timed("deltas", features.MfccExtractor._derivative)
-    model.frames_to_patches = timed("patches", model.frames_to_patches)
+    frontends.frames_to_patches = timed("patches", frontends.frames_to_patches)
     model.TagModel.patch_outputs = timed("model", model.TagModel.patch_outputs)
 
     max_segments = None if mode == "full" else model.DEFAULT_MAX_SEGMENTS
