@@ -151,7 +151,28 @@ def train_and_export(
         network = EnsembleCNN(networks)
         description = "mean of " + "; ".join(f"{n} ({RECIPES[n].describe()})" for n in members)
         faithful = False
-    if blend:
+    if blend and blend.statistics_model == "mlp-student":
+        from . import student
+        from .network import StatisticsStudentModule
+
+        _log("teaching the song-statistics student (corpus and every clip) ...")
+        teacher_cache = accurate.teacher_cache(cache)
+        corpus = student.corpus_pairs(params, mel_basis, str(cache) if cache else None, teacher_cache, jobs, log=_log)
+        outputs = accurate.teacher_outputs(songs.paths, teacher_cache, log=_log)
+        clip_pairs = [student.segment_pairs(f, o, params) for f, o in zip(frames, outputs)]
+        taught = student.fit_student(*corpus, [p[0] for p in clip_pairs], [p[1] for p in clip_pairs], songs.labels)
+        network = HybridTagger(network, StatisticsStudentModule(taught), blend.statistics_weight)
+        description = (
+            f"{1 - blend.statistics_weight:g} x [{description}] + {blend.statistics_weight:g} x a student "
+            f"on each 30 s segment's statistics (features.song_statistics): an MLP ({student.HIDDEN_UNITS} "
+            "hidden) regressing the musicnn teachers' 500 outputs, fitted on the unlabelled corpus and the "
+            "clips, with a logistic regression per tag on its outputs"
+        )
+        faithful = False
+        notes.append(
+            f"student: {len(corpus[0])} corpus segments + {len(songs.paths)} clips, {taught.mlp.n_iter_} iterations"
+        )
+    elif blend:
         _log("training the song-statistics MLP ...")
         statistics, alpha = STATISTICS_MODELS[BLEND_STATISTICS_MODEL]
         statistics_model = fit_statistics_model(np.stack([statistics(f) for f in frames]), songs.labels, alpha=alpha)

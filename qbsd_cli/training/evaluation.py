@@ -21,7 +21,6 @@ from ..features import FeatureParams
 from . import metrics
 from .datasets import LabelledSongs
 from .recipes import (
-    BLEND_STATISTICS_MODEL,
     BLENDS,
     ENSEMBLES,
     RECIPES,
@@ -33,8 +32,9 @@ from .recipes import (
 BASELINES = ("prior", "logreg", *STATISTICS_MODELS, "gmm-sml")
 #: Methods on the frozen musicnn teachers (accurate.py), from their cached outputs:
 #: `teacher-probe` scores a clip's mean features (issue 10's ceiling); `musicnn-heads`
-#: scores each patch and averages, as the shipped accurate model does.
-TEACHER_METHODS = ("teacher-probe", "musicnn-heads")
+#: scores each patch and averages, as the shipped accurate model does; `mlp-student` is
+#: the fast model's statistics part taught by the teachers (student.py).
+TEACHER_METHODS = ("teacher-probe", "musicnn-heads", "mlp-student")
 
 
 def artist_folds(groups: list[str], n_folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -151,12 +151,17 @@ def _teacher_folds(
     fold_of: np.ndarray,
     results_dir: str,
     n_folds: int,
+    song_frames: list[np.ndarray],
+    params: FeatureParams,
     cache_dir: str | None = None,
     log=print,
 ) -> None:
     """Out-of-fold scores of the teacher methods, fold by fold, saved like the others'
-    (heads on 640 clips fit in seconds, so this runs in the command's own process)."""
-    from . import accurate
+    (heads on 640 clips fit in seconds and the student in about ten, so this runs in the
+    command's own process). The student of a fold learns from the corpus and that fold's
+    training clips only."""
+    from . import accurate, student
+    from .export import librosa_mel_basis
 
     todo = [
         (m, f)
@@ -169,14 +174,28 @@ def _teacher_folds(
     outputs = accurate.teacher_outputs(songs.paths, accurate.teacher_cache(cache_dir), log=log)
     patches = [accurate.patch_features(value) for value in outputs]
     clips = np.stack([features.mean(axis=0) for features in patches]).astype(np.float64)
+    if any(method == "mlp-student" for method, _ in todo):
+        corpus = student.corpus_pairs(
+            params, librosa_mel_basis(params), cache_dir, accurate.teacher_cache(cache_dir), jobs=1, log=log
+        )
+        clip_pairs = [student.segment_pairs(f, o, params) for f, o in zip(song_frames, outputs)]
     for method, fold in todo:
         started = time.time()
         train, test = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
-        heads = accurate.fit_heads(clips[train], songs.labels[train])
-        if method == "teacher-probe":
-            scores = heads.probabilities(clips[test])
+        if method == "mlp-student":
+            taught = student.fit_student(
+                *corpus,
+                [clip_pairs[i][0] for i in train],
+                [clip_pairs[i][1] for i in train],
+                songs.labels[train],
+            )
+            scores = np.stack([taught.predict(clip_pairs[i][0]).mean(axis=0) for i in test])
         else:
-            scores = accurate.song_scores(heads, [patches[i] for i in test])
+            heads = accurate.fit_heads(clips[train], songs.labels[train])
+            if method == "teacher-probe":
+                scores = heads.probabilities(clips[test])
+            else:
+                scores = accurate.song_scores(heads, [patches[i] for i in test])
         folder = os.path.join(results_dir, "folds", method)
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"fold{fold}.npy")
@@ -190,7 +209,7 @@ def _teacher_folds(
 def trained_members(method: str) -> list[str]:
     """The recipes and baselines whose folds `method` is made of (itself, for a single one)."""
     if method in BLENDS:
-        return [*trained_members(BLENDS[method].patch_model), BLEND_STATISTICS_MODEL]
+        return [*trained_members(BLENDS[method].patch_model), BLENDS[method].statistics_model]
     return list(ENSEMBLES.get(method, [method]))
 
 
@@ -215,7 +234,7 @@ def cross_validate(
     trained = list(dict.fromkeys(member for method in methods for member in trained_members(method)))
     teacher_methods = [method for method in trained if method in TEACHER_METHODS]
     if teacher_methods:
-        _teacher_folds(songs, teacher_methods, fold_of, results_dir, n_folds, cache_dir, log)
+        _teacher_folds(songs, teacher_methods, fold_of, results_dir, n_folds, song_frames, params, cache_dir, log)
     trained = [method for method in trained if method not in TEACHER_METHODS]
     pending = []
     for method in trained:
@@ -243,7 +262,7 @@ def cross_validate(
         if method in BLENDS:
             blend = BLENDS[method]
             weight = blend.statistics_weight
-            return (1 - weight) * combined(blend.patch_model) + weight * out_of_fold(BLEND_STATISTICS_MODEL)
+            return (1 - weight) * combined(blend.patch_model) + weight * out_of_fold(blend.statistics_model)
         if method in ENSEMBLES:
             return np.mean([out_of_fold(m) for m in ENSEMBLES[method]], axis=0)
         return out_of_fold(method)
@@ -306,9 +325,12 @@ def compare_with_baseline(songs: LabelledSongs, results: dict[str, np.ndarray], 
         (method, half)
         for method in results
         if method in BLENDS
-        for half in (BLENDS[method].patch_model, BLEND_STATISTICS_MODEL)
+        for half in (BLENDS[method].patch_model, BLENDS[method].statistics_model)
         if half != baseline
     ]
+    # a new blend against the one it would replace
+    blends = [method for method in results if method in BLENDS]
+    pairs += [(newer, older) for number, newer in enumerate(blends) for older in blends[:number]]
     return {
         f"{method} vs {other}": metrics.paired_bootstrap(songs.labels, results[method], results[other])
         for method, other in pairs
@@ -416,7 +438,7 @@ def run_evaluation(
                 "blends": {
                     m: {
                         "patch_model": BLENDS[m].patch_model,
-                        "statistics_model": BLEND_STATISTICS_MODEL,
+                        "statistics_model": BLENDS[m].statistics_model,
                         "statistics_weight": BLENDS[m].statistics_weight,
                     }
                     for m in methods

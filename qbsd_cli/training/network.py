@@ -146,6 +146,39 @@ class StatisticsMLP(nn.Module):
         return self.prior + self.trainable * (probabilities - self.prior)
 
 
+class StatisticsStudentModule(nn.Module):
+    """student.StatisticsStudent as a torch module, for export: per-segment statistics
+    (batch, 182) -> the student's estimate of the teachers' 500 outputs -> the heads' 4Q
+    tag probabilities (batch, n_tags), exactly StatisticsStudent.predict."""
+
+    def __init__(self, student):
+        super().__init__()
+        hidden_weight, output_weight = (np.asarray(w, dtype=np.float32) for w in student.mlp.coefs_)
+        hidden_bias, output_bias = (np.asarray(b, dtype=np.float32) for b in student.mlp.intercepts_)
+        heads = student.heads
+        for name, value in [
+            ("x_mean", student.x_mean),
+            ("x_inverse_scale", 1.0 / student.x_scale),
+            ("hidden_weight", hidden_weight),
+            ("hidden_bias", hidden_bias),
+            ("output_weight", output_weight),
+            ("output_bias", output_bias),
+            ("y_mean", student.y_mean),
+            ("y_scale", student.y_scale),
+            ("head_mean", heads.mean),
+            ("head_inverse_scale", 1.0 / heads.scale),
+            ("head_weight", heads.weights),
+            ("head_bias", heads.bias),
+        ]:
+            self.register_buffer(name, torch.from_numpy(np.asarray(value, dtype=np.float32)))
+
+    def forward(self, statistics: torch.Tensor) -> torch.Tensor:
+        hidden = torch.relu(((statistics - self.x_mean) * self.x_inverse_scale) @ self.hidden_weight + self.hidden_bias)
+        teacher = (hidden @ self.output_weight + self.output_bias) * self.y_scale + self.y_mean
+        logits = ((teacher - self.head_mean) * self.head_inverse_scale) @ self.head_weight + self.head_bias
+        return torch.sigmoid(logits)
+
+
 class HybridTagger(nn.Module):
     """A patch model and a song-statistics model in one graph (beyond the paper).
 
@@ -155,7 +188,7 @@ class HybridTagger(nn.Module):
     (model.TagModel; the weight is in the ONNX metadata).
     """
 
-    def __init__(self, patch_model: nn.Module, statistics_model: StatisticsMLP, statistics_weight: float):
+    def __init__(self, patch_model: nn.Module, statistics_model: nn.Module, statistics_weight: float):
         super().__init__()
         self.patch_model = patch_model
         self.statistics_model = statistics_model

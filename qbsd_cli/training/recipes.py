@@ -180,6 +180,9 @@ ENSEMBLES: dict[str, list[str]] = {
 class Blend:
     patch_model: str  # a recipe or an ensemble
     statistics_weight: float  # w, the song-statistics model's share of the song vector
+    # on features.song_statistics: "mlp-rich" (an MLP on the labels) or "mlp-student"
+    # (student.py: an MLP taught by the musicnn teachers, with heads on the labels)
+    statistics_model: str = "mlp-rich"
 
 
 BLENDS: dict[str, Blend] = {
@@ -187,6 +190,10 @@ BLENDS: dict[str, Blend] = {
     # w in 0, 0.05 .. 0.7 best by MAP on the other four folds' out-of-fold scores: 0.6 for
     # four folds, 0.7 for the fifth); see the model card.
     "cnn-tf-stats": Blend("cnn-tf-ensemble", 0.6),
+    # the same CNN ensemble with the student taught by the musicnn teachers (student.py);
+    # w = 0.6: the median of the nested selection's per-fold choices (0.6, 0.7, 0.9, 0.55,
+    # 0.55; w in 0, 0.05 .. 1 by MAP on the other four folds); see the model card
+    "cnn-tf-student": Blend("cnn-tf-ensemble", 0.6, "mlp-student"),
 }
 
 # The song-statistics MLP's L2 penalty, chosen on the cross-validation folds (1 and 3
@@ -199,7 +206,8 @@ STATISTICS_MODELS = {
     "mlp": (coefficient_mean_std, 1.0),
     "mlp-rich": (song_statistics, SONG_STATISTICS_ALPHA),
 }
-# A blend's statistics part: model.TagModel computes features.song_statistics at run time
+# The statistics part of the blends that predate the student (model.TagModel computes
+# features.song_statistics at run time for either kind)
 BLEND_STATISTICS_MODEL = "mlp-rich"
 
 
