@@ -84,14 +84,11 @@ def train_and_export(
     from . import accurate
     from .export import export_onnx
     from .feature_cache import song_frames
-    from .network import EnsembleCNN, HybridTagger, StatisticsMLP
+    from .network import EnsembleCNN, HybridTagger
     from .recipes import (
-        BLEND_STATISTICS_MODEL,
         BLENDS,
         ENSEMBLES,
         RECIPES,
-        STATISTICS_MODELS,
-        fit_statistics_model,
         recipe_feature_params,
     )
 
@@ -151,40 +148,17 @@ def train_and_export(
         network = EnsembleCNN(networks)
         description = "mean of " + "; ".join(f"{n} ({RECIPES[n].describe()})" for n in members)
         faithful = False
-    if blend and blend.statistics_model == "mlp-student":
-        from . import student
-        from .network import StatisticsStudentModule
-
-        _log("teaching the song-statistics student (corpus and every clip) ...")
-        teacher_cache = accurate.teacher_cache(cache)
-        corpus = student.corpus_pairs(params, mel_basis, str(cache) if cache else None, teacher_cache, jobs, log=_log)
-        outputs = accurate.teacher_outputs(songs.paths, teacher_cache, log=_log)
-        clip_pairs = [student.segment_pairs(f, o, params) for f, o in zip(frames, outputs)]
-        taught = student.fit_student(*corpus, [p[0] for p in clip_pairs], [p[1] for p in clip_pairs], songs.labels)
-        network = HybridTagger(network, StatisticsStudentModule(taught), blend.statistics_weight)
-        description = (
-            f"{1 - blend.statistics_weight:g} x [{description}] + {blend.statistics_weight:g} x a student "
-            f"on each 30 s segment's statistics (features.song_statistics): an MLP ({student.HIDDEN_UNITS} "
-            "hidden) regressing the musicnn teachers' 500 outputs, fitted on the unlabelled corpus and the "
-            "clips, with a logistic regression per tag on its outputs"
+    if blend:
+        statistics_module, statistics_description, note = _statistics_half(
+            blend.statistics_model, songs, frames, params, mel_basis, cache, jobs
         )
-        faithful = False
-        notes.append(
-            f"student: {len(corpus[0])} corpus segments + {len(songs.paths)} clips, {taught.mlp.n_iter_} iterations"
-        )
-    elif blend:
-        _log("training the song-statistics MLP ...")
-        statistics, alpha = STATISTICS_MODELS[BLEND_STATISTICS_MODEL]
-        statistics_model = fit_statistics_model(np.stack([statistics(f) for f in frames]), songs.labels, alpha=alpha)
-        network = HybridTagger(network, StatisticsMLP(statistics_model), blend.statistics_weight)
+        network = HybridTagger(network, statistics_module, blend.statistics_weight)
         description = (
             f"{1 - blend.statistics_weight:g} x [{description}] + {blend.statistics_weight:g} x "
-            f"an MLP (256 hidden, alpha {alpha:g}) on each song's statistics "
-            "(features.song_statistics: MFCC mean, standard deviation, correlations, "
-            "skewness, kurtosis)"
+            f"{statistics_description}"
         )
         faithful = False
-        notes.append(f"song-statistics MLP: {statistics_model.mlp.n_iter_} iterations on every song")
+        notes.append(note)
     output.parent.mkdir(parents=True, exist_ok=True)
     model_id = export_onnx(
         network,
@@ -199,6 +173,39 @@ def train_and_export(
     )
     _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
     return model_id
+
+
+def _statistics_half(kind: str, songs, frames, params, mel_basis, cache, jobs):
+    """A blend's song-statistics half, trained on every song: (torch module for the graph,
+    its description, a training note). `kind` is "mlp-rich" or "mlp-student"."""
+    from .network import StatisticsMLP, StatisticsStudentModule
+    from .recipes import STATISTICS_MODELS, fit_statistics_model
+
+    if kind == "mlp-student":
+        from . import accurate, student
+
+        _log("teaching the song-statistics student (corpus and every clip) ...")
+        teacher_cache = accurate.teacher_cache(cache)
+        corpus = student.corpus_pairs(params, mel_basis, str(cache) if cache else None, teacher_cache, jobs, log=_log)
+        outputs = accurate.teacher_outputs(songs.paths, teacher_cache, log=_log)
+        clip_pairs = [student.segment_pairs(f, o, params) for f, o in zip(frames, outputs)]
+        taught = student.fit_student(*corpus, [p[0] for p in clip_pairs], [p[1] for p in clip_pairs], songs.labels)
+        return (
+            StatisticsStudentModule(taught),
+            f"a student on each 30 s segment's statistics (features.song_statistics): an MLP "
+            f"({student.HIDDEN_UNITS} hidden) regressing the musicnn teachers' 500 outputs, fitted on the "
+            "unlabelled corpus and the clips, with a logistic regression per tag on its outputs",
+            f"student: {len(corpus[0])} corpus segments + {len(songs.paths)} clips, {taught.mlp.n_iter_} iterations",
+        )
+    _log("training the song-statistics MLP ...")
+    statistics, alpha = STATISTICS_MODELS[kind]
+    model = fit_statistics_model(np.stack([statistics(f) for f in frames]), songs.labels, alpha=alpha)
+    return (
+        StatisticsMLP(model),
+        f"an MLP (256 hidden, alpha {alpha:g}) on each song's statistics (features.song_statistics: MFCC mean, "
+        "standard deviation, correlations, skewness, kurtosis)",
+        f"song-statistics MLP: {model.mlp.n_iter_} iterations on every song",
+    )
 
 
 def evaluate_methods(data: Path, layout: str, methods: list[str], results: Path, cache: Path | None, jobs: int) -> None:
