@@ -325,8 +325,9 @@ def train(
     recipe: str = typer.Option(
         "cnn-tf-stats",
         "--recipe",
-        help="Training recipe, ensemble or blend (see the model card; the default is the shipped fast model; "
-        "musicnn-heads is the accurate one).",
+        help="Training recipe, ensemble or blend (see the model card): the shipped fast model is "
+        "cnn-tf-student (needs the teachers' corpus), the accurate one musicnn-heads; the default, "
+        "cnn-tf-stats, needs neither.",
     ),
     output: Optional[Path] = typer.Option(
         None,
