@@ -18,7 +18,9 @@ A blended model (metadata `qbsd.statistics_weight` = w) has a second, optional
 input `song_statistics` (songs, 182), each song's MFCC statistics
 (features.song_statistics), and a second output
 `statistics_tags` (songs, n_tags); its song vector is (1 - w) x the mean of
-`tags` + w x `statistics_tags`.
+`tags` + w x `statistics_tags`. Tags listed in `qbsd.statistics_only_tags` (a JSON list;
+the teacher-derived tags that only the statistics half learnt) take w = 1: their `tags`
+column is zero.
 """
 
 from __future__ import annotations
@@ -152,6 +154,15 @@ class ModelInfo:
     mel_basis: np.ndarray | None
     statistics_weight: float
     metadata: dict[str, str]
+    #: tags whose score comes from the statistics half alone (weight 1)
+    statistics_only_tags: tuple[str, ...] = ()
+
+    def statistics_weights(self) -> np.ndarray:
+        """(n_tags,) float64: the statistics half's share of each tag's score."""
+        weights = np.full(len(self.tags), self.statistics_weight)
+        only = set(self.statistics_only_tags)
+        weights[[i for i, tag in enumerate(self.tags) if tag in only]] = 1.0
+        return weights
 
     def make_front_end(self):
         """The front end that cuts this model's patches (frontends.py)."""
@@ -182,15 +193,20 @@ class ModelInfo:
                 differing = {k: v for k, v in LogMelFrontEnd.SETTINGS.items() if settings.get(k) != v}
                 if differing:
                     raise ValueError(f"front end settings {differing} differ from qbsd's")
+            tags = json.loads(metadata["qbsd.tags"])
+            statistics_only = tuple(json.loads(metadata.get("qbsd.statistics_only_tags", "[]")))
+            if not set(statistics_only) <= set(tags):
+                raise ValueError("qbsd.statistics_only_tags names tags the model lacks")
             return cls(
                 path=path,
                 model_id=metadata["qbsd.model_id"],
-                tags=json.loads(metadata["qbsd.tags"]),
+                tags=tags,
                 front_end=front_end,
                 params=FeatureParams.from_json(metadata["qbsd.feature_params"]) if mfcc else None,
                 mel_basis=decode_array(metadata["qbsd.mel_basis"]) if mfcc else None,
                 statistics_weight=float(metadata.get("qbsd.statistics_weight", "0")) if mfcc else 0.0,
                 metadata=metadata,
+                statistics_only_tags=statistics_only,
             )
         except (KeyError, ValueError, TypeError) as error:
             raise ModelError(f"{path} is not a qbsd model (metadata {error})") from None
@@ -219,6 +235,7 @@ class TagModel:
         self.params = info.params
         self.metadata = info.metadata
         self.statistics_weight = info.statistics_weight
+        self._statistics_weights = info.statistics_weights()
         self.front_end = info.make_front_end()
         #: the MFCC extractor of an `mfcc` model (None for the log-mel front end)
         self.extractor = getattr(self.front_end, "extractor", None)
@@ -250,7 +267,8 @@ class TagModel:
         if self.statistics_weight:
             per_segment = self.statistics_outputs(np.stack(statistics)).astype(np.float64)
             statistics_vector = np.asarray(patch_counts, dtype=np.float64) @ per_segment / n_patches
-            vector = (1 - self.statistics_weight) * vector + self.statistics_weight * statistics_vector
+            weights = self._statistics_weights
+            vector = (1 - weights) * vector + weights * statistics_vector
         return vector.astype(np.float32)
 
     def _too_short(self, seconds: float) -> TooShortError:

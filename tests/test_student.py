@@ -46,3 +46,27 @@ def test_the_exported_module_computes_the_students_prediction():
         exported = StatisticsStudentModule(taught)(torch.from_numpy(queries)).numpy()
     np.testing.assert_allclose(exported, taught.predict(queries), atol=1e-5)
     assert exported.shape == (8, 6)
+
+
+def test_the_exported_module_adds_the_teacher_derived_tags():
+    """With the teacher-tag matrix, the module's last columns are the student's estimate
+    of the teachers' tag probabilities, synonyms averaged: StatisticsStudent.teacher_tags."""
+    rng = np.random.default_rng(2)
+    corpus_x = rng.standard_normal((300, 182))
+    corpus_y = rng.random((300, 500))
+    clips_x = [rng.standard_normal((2, 182)) for _ in range(40)]
+    clips_y = [rng.random((2, 500)) for _ in clips_x]
+    labels = (rng.random((40, 4)) < 0.4).astype(np.float32)
+    taught = student.fit_student(corpus_x, corpus_y, clips_x, clips_y, labels)
+    matrix = np.zeros((100, 3), dtype=np.float32)
+    matrix[[0, 1], 0] = 0.5  # two synonyms averaged
+    matrix[60, 1] = matrix[99, 2] = 1.0
+    queries = rng.standard_normal((5, 182)).astype(np.float32)
+    with torch.no_grad():
+        exported = StatisticsStudentModule(taught, matrix)(torch.from_numpy(queries)).numpy()
+    assert exported.shape == (5, 4 + 3)
+    np.testing.assert_allclose(exported[:, :4], taught.predict(queries), atol=1e-5)
+    derived = taught.teacher_tags(queries, matrix)
+    np.testing.assert_allclose(exported[:, 4:], derived, atol=1e-5)
+    estimate = np.clip(taught.teacher_features(queries)[:, 400:], 0, 1)
+    np.testing.assert_allclose(derived[:, 0], estimate[:, :2].mean(axis=1), atol=1e-9)

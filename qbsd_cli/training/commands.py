@@ -148,11 +148,13 @@ def train_and_export(
         network = EnsembleCNN(networks)
         description = "mean of " + "; ".join(f"{n} ({RECIPES[n].describe()})" for n in members)
         faithful = False
+    tags = list(songs.tags)
     if blend:
-        statistics_module, statistics_description, note = _statistics_half(
+        statistics_module, statistics_description, note, statistics_only = _statistics_half(
             blend.statistics_model, songs, frames, params, mel_basis, cache, jobs
         )
-        network = HybridTagger(network, statistics_module, blend.statistics_weight)
+        network = HybridTagger(network, statistics_module, blend.statistics_weight, len(statistics_only))
+        tags += statistics_only
         description = (
             f"{1 - blend.statistics_weight:g} x [{description}] + {blend.statistics_weight:g} x "
             f"{statistics_description}"
@@ -163,7 +165,7 @@ def train_and_export(
     model_id = export_onnx(
         network,
         str(output),
-        songs.tags,
+        tags,
         recipe_feature_params(params, recipe),
         mel_basis,
         recipe_name,
@@ -177,7 +179,9 @@ def train_and_export(
 
 def _statistics_half(kind: str, songs, frames, params, mel_basis, cache, jobs):
     """A blend's song-statistics half, trained on every song: (torch module for the graph,
-    its description, a training note). `kind` is "mlp-rich" or "mlp-student"."""
+    its description, a training note, the tags it adds after the data's own). `kind` is
+    "mlp-rich" or "mlp-student"; the student adds the teacher-derived tags
+    (accurate.TEACHER_TAGS), which only it learns."""
     from .network import StatisticsMLP, StatisticsStudentModule
     from .recipes import STATISTICS_MODELS, fit_statistics_model
 
@@ -190,12 +194,15 @@ def _statistics_half(kind: str, songs, frames, params, mel_basis, cache, jobs):
         outputs = accurate.teacher_outputs(songs.paths, teacher_cache, log=_log)
         clip_pairs = [student.segment_pairs(f, o, params) for f, o in zip(frames, outputs)]
         taught = student.fit_student(*corpus, [p[0] for p in clip_pairs], [p[1] for p in clip_pairs], songs.labels)
+        matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
         return (
-            StatisticsStudentModule(taught),
+            StatisticsStudentModule(taught, matrix),
             f"a student on each 30 s segment's statistics (features.song_statistics): an MLP "
             f"({student.HIDDEN_UNITS} hidden) regressing the musicnn teachers' 500 outputs, fitted on the "
-            "unlabelled corpus and the clips, with a logistic regression per tag on its outputs",
+            "unlabelled corpus and the clips, with a logistic regression per tag on its outputs; "
+            f"{len(accurate.TEACHER_TAGS)} teacher-derived tags from its estimate of the teachers' tag probabilities",
             f"student: {len(corpus[0])} corpus segments + {len(songs.paths)} clips, {taught.mlp.n_iter_} iterations",
+            list(accurate.TEACHER_TAGS),
         )
     _log("training the song-statistics MLP ...")
     statistics, alpha = STATISTICS_MODELS[kind]
@@ -205,6 +212,7 @@ def _statistics_half(kind: str, songs, frames, params, mel_basis, cache, jobs):
         f"an MLP (256 hidden, alpha {alpha:g}) on each song's statistics (features.song_statistics: MFCC mean, "
         "standard deviation, correlations, skewness, kurtosis)",
         f"song-statistics MLP: {model.mlp.n_iter_} iterations on every song",
+        [],
     )
 
 

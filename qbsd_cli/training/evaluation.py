@@ -163,12 +163,13 @@ def _teacher_folds(
     from . import accurate, student
     from .export import librosa_mel_basis
 
-    todo = [
-        (m, f)
-        for m in methods
-        for f in range(n_folds)
-        if not os.path.exists(os.path.join(results_dir, "folds", m, f"fold{f}.npy"))
-    ]
+    def finished(method: str, fold: int) -> bool:
+        path = os.path.join(results_dir, "folds", method, f"fold{fold}.npy")
+        # the student's folds also keep its teacher-derived tags (student.teacher_tag_report)
+        extra = [path[: -len(".npy")] + ".teacher_tags.npy"] if method == "mlp-student" else []
+        return all(os.path.exists(p) for p in [path, *extra])
+
+    todo = [(m, f) for m in methods for f in range(n_folds) if not finished(m, f)]
     if not todo:
         return
     outputs = accurate.teacher_outputs(songs.paths, accurate.teacher_cache(cache_dir), log=log)
@@ -190,6 +191,12 @@ def _teacher_folds(
                 songs.labels[train],
             )
             scores = np.stack([taught.predict(clip_pairs[i][0]).mean(axis=0) for i in test])
+            matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
+            derived = np.stack([taught.teacher_tags(clip_pairs[i][0], matrix).mean(axis=0) for i in test])
+            derived_path = os.path.join(results_dir, "folds", method, f"fold{fold}.teacher_tags.npy")
+            os.makedirs(os.path.dirname(derived_path), exist_ok=True)
+            np.save(derived_path + ".tmp.npy", derived.astype(np.float32))
+            os.replace(derived_path + ".tmp.npy", derived_path)
         else:
             heads = accurate.fit_heads(clips[train], songs.labels[train])
             if method == "teacher-probe":
@@ -457,6 +464,19 @@ def run_evaluation(
         teacher_tags = accurate.real_label_aroc(songs, outputs)
         with open(os.path.join(results_dir, "teacher_tags.json"), "w") as handle:
             json.dump(teacher_tags, handle, indent=2)
+    student_tags = None
+    if any("mlp-student" in trained_members(method) for method in methods):
+        from . import accurate, student
+
+        derived = np.zeros((len(songs.paths), len(accurate.TEACHER_TAGS)), dtype=np.float32)
+        for fold in range(int(fold_of.max()) + 1):
+            derived[fold_of == fold] = np.load(
+                os.path.join(results_dir, "folds", "mlp-student", f"fold{fold}.teacher_tags.npy")
+            )
+        outputs = accurate.teacher_outputs(songs.paths, accurate.teacher_cache(cache_dir), log=log)
+        student_tags = student.teacher_tag_report(songs, outputs, derived)
+        with open(os.path.join(results_dir, "student_teacher_tags.json"), "w") as handle:
+            json.dump(student_tags, handle, indent=2)
     with open(os.path.join(results_dir, "results.md"), "w") as handle:
         handle.write(markdown_table(table) + "\n")
         if comparisons:
@@ -466,5 +486,13 @@ def run_evaluation(
             handle.write("|---|---|---|---|\n")
             for tag, row in teacher_tags.items():
                 handle.write(f"| {tag} | {row['label']} | {row['positives']} | {row['aroc']:.3f} |\n")
+        if student_tags:
+            handle.write(
+                "\n| teacher-derived tag (fast model's student, out of fold) | agreement AROC with the teacher "
+                "| 4Q label | real-label AROC |\n|---|---|---|---|\n"
+            )
+            for tag, row in student_tags.items():
+                real = f"{row['real_label_aroc']:.3f}" if "real_label_aroc" in row else ""
+                handle.write(f"| {tag} | {row['agreement_aroc']:.3f} | {row.get('label', '')} | {real} |\n")
     plots(songs, results, results_dir)
     return table

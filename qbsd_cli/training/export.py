@@ -75,6 +75,8 @@ def export_onnx(
     hybrid = isinstance(network, HybridTagger)
     if hybrid:
         digest.update(repr(network.statistics_weight).encode())
+        if network.statistics_only:
+            digest.update(repr(network.statistics_only).encode())
     model_id = f"qbsd-{recipe_name}-{digest.hexdigest()[:10]}"
 
     inputs, input_names, output_names = (torch.zeros((2, *params.patch_shape)),), ["patches"], ["tags"]
@@ -124,6 +126,12 @@ def export_onnx(
             "kurtosis of the 13 cepstral coefficients over the frames); for songs longer "
             "than a training clip, per 30 s segment, weighted by the segment's patches"
         )
+        if network.statistics_only:
+            statistics_only = tags[-network.statistics_only :]
+            metadata["qbsd.statistics_only_tags"] = json.dumps(statistics_only)
+            metadata["qbsd.song_vector"] += (
+                f"; the last {len(statistics_only)} tags (qbsd.statistics_only_tags) are `statistics_tags` alone"
+            )
     metadata.update(extra or {})
     del model.metadata_props[:]
     for key, value in metadata.items():

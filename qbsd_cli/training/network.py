@@ -149,10 +149,16 @@ class StatisticsMLP(nn.Module):
 class StatisticsStudentModule(nn.Module):
     """student.StatisticsStudent as a torch module, for export: per-segment statistics
     (batch, 182) -> the student's estimate of the teachers' 500 outputs -> the heads' 4Q
-    tag probabilities (batch, n_tags), exactly StatisticsStudent.predict."""
+    tag probabilities (batch, n_tags), exactly StatisticsStudent.predict; with
+    `teacher_tag_matrix` (100, n_teacher_tags) (accurate.teacher_tag_matrix), followed by
+    the teacher-derived tags from the student's estimate of the teachers' 100 tag
+    probabilities (the last 100 of the 500), exactly StatisticsStudent.teacher_tags."""
 
-    def __init__(self, student):
+    def __init__(self, student, teacher_tag_matrix: np.ndarray | None = None):
         super().__init__()
+        self.with_teacher_tags = teacher_tag_matrix is not None
+        if self.with_teacher_tags:
+            self.register_buffer("teacher_tag_matrix", torch.from_numpy(teacher_tag_matrix.astype(np.float32)))
         hidden_weight, output_weight = (np.asarray(w, dtype=np.float32) for w in student.mlp.coefs_)
         hidden_bias, output_bias = (np.asarray(b, dtype=np.float32) for b in student.mlp.intercepts_)
         heads = student.heads
@@ -176,7 +182,11 @@ class StatisticsStudentModule(nn.Module):
         hidden = torch.relu(((statistics - self.x_mean) * self.x_inverse_scale) @ self.hidden_weight + self.hidden_bias)
         teacher = (hidden @ self.output_weight + self.output_bias) * self.y_scale + self.y_mean
         logits = ((teacher - self.head_mean) * self.head_inverse_scale) @ self.head_weight + self.head_bias
-        return torch.sigmoid(logits)
+        tags = torch.sigmoid(logits)
+        if not self.with_teacher_tags:
+            return tags
+        probabilities = teacher[:, -self.teacher_tag_matrix.shape[0] :].clamp(0.0, 1.0)
+        return torch.cat([tags, probabilities @ self.teacher_tag_matrix], dim=1)
 
 
 class HybridTagger(nn.Module):
@@ -185,14 +195,22 @@ class HybridTagger(nn.Module):
     forward(patches (batch, 195, 10), song_statistics (songs, 182)) returns both models'
     probabilities, (batch, n_tags) and (songs, n_tags); the song vector mixes them as
     (1 - statistics_weight) * mean over patches + statistics_weight * statistics output
-    (model.TagModel; the weight is in the ONNX metadata).
+    (model.TagModel; the weight is in the ONNX metadata). The last `statistics_only`
+    tags are the statistics model's alone: the patch model has no output for them, its
+    `tags` column is zero there and their weight is 1 (metadata `qbsd.statistics_only_tags`).
     """
 
-    def __init__(self, patch_model: nn.Module, statistics_model: nn.Module, statistics_weight: float):
+    def __init__(
+        self, patch_model: nn.Module, statistics_model: nn.Module, statistics_weight: float, statistics_only: int = 0
+    ):
         super().__init__()
         self.patch_model = patch_model
         self.statistics_model = statistics_model
         self.statistics_weight = statistics_weight
+        self.statistics_only = statistics_only
 
     def forward(self, patches: torch.Tensor, song_statistics: torch.Tensor):
-        return self.patch_model(patches), self.statistics_model(song_statistics)
+        patch_tags = self.patch_model(patches)
+        if self.statistics_only:
+            patch_tags = nn.functional.pad(patch_tags, (0, self.statistics_only))
+        return patch_tags, self.statistics_model(song_statistics)

@@ -51,6 +51,14 @@ class StatisticsStudent:
         """4Q tag probabilities, (n, n_tags) float64."""
         return self.heads.probabilities(self.teacher_features(statistics))
 
+    def teacher_tags(self, statistics: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """The teacher-derived tags (accurate.TEACHER_TAGS), (n, n_teacher_tags) float64:
+        the student's estimate of the teachers' 100 tag probabilities (clipped to 0 ... 1)
+        through `matrix` (100, n_teacher_tags) (accurate.teacher_tag_matrix), as the
+        accurate model derives them from the teachers themselves."""
+        probabilities = np.clip(self.teacher_features(statistics)[:, -matrix.shape[0] :], 0.0, 1.0)
+        return probabilities @ matrix.astype(np.float64)
+
 
 def segment_pairs(frames: np.ndarray, outputs: dict[str, np.ndarray], params: FeatureParams):
     """(statistics (k, 182), teacher targets (k, 500)) of a file's 30 s segments: its MFCC
@@ -95,6 +103,38 @@ def fit_student(
     clip_features = np.stack([student.teacher_features(s).mean(axis=0) for s in clip_statistics])
     student.heads = accurate.fit_heads(clip_features, labels)
     return student
+
+
+#: A clip is positive for a teacher-derived tag when the teachers' own score is in the top
+#: AGREEMENT_TOP of the 800 clips (80 positives per tag), the per-tag threshold.
+AGREEMENT_TOP = 0.10
+
+
+def teacher_tag_report(songs, outputs: list[dict[str, np.ndarray]], student_scores: np.ndarray) -> dict[str, dict]:
+    """How well the student's teacher-derived tags (out of fold, (clips, n_teacher_tags))
+    follow the teachers: per tag, the AROC of the student's score against the teachers'
+    own score binarised at its per-tag threshold (AGREEMENT_TOP), and, where a 4Q label
+    of the same meaning exists (accurate.REAL_LABEL_MATCHES), the real-label AROC."""
+    from sklearn.metrics import roc_auc_score
+
+    matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
+    teacher = np.stack([(accurate.patch_features(o)[:, -matrix.shape[0] :] @ matrix).mean(axis=0) for o in outputs])
+    report = {}
+    for column, tag in enumerate(accurate.TEACHER_TAGS):
+        threshold = np.quantile(teacher[:, column], 1 - AGREEMENT_TOP)
+        positive = teacher[:, column] > threshold
+        row = {
+            "teacher_threshold": float(threshold),
+            "agreement_aroc": float(roc_auc_score(positive, student_scores[:, column])),
+        }
+        label = accurate.REAL_LABEL_MATCHES.get(tag)
+        if label:
+            truth = songs.labels[:, songs.tags.index(label)]
+            if 0 < truth.sum() < len(truth):
+                row.update(label=label, positives=int(truth.sum()))
+                row["real_label_aroc"] = float(roc_auc_score(truth, student_scores[:, column]))
+        report[tag] = row
+    return report
 
 
 def corpus_pairs(

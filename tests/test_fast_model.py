@@ -1,0 +1,53 @@
+"""The shipped fast model's vocabulary: the 4Q tags and quadrants plus the teacher-derived
+instrument, voice, style, era and descriptor tags, which its statistics student alone
+provides (metadata `qbsd.statistics_only_tags`). Generated audio."""
+
+from __future__ import annotations
+
+import numpy as np
+from helpers import AudioFactory, write_chord
+
+from qbsd_cli.audio import decode
+from qbsd_cli.features import song_statistics
+from qbsd_cli.model import ModelInfo, TagModel
+from qbsd_cli.training.accurate import TEACHER_TAGS  # the table both models were built from
+
+NEW_TAGS = ["instrument:piano", "voice:female", "voice:none", "style:metal", "era:80s", "descriptor:fast"]
+
+
+def test_both_shipped_models_have_the_same_vocabulary():
+    fast, accurate = ModelInfo.read("fast"), ModelInfo.read("accurate")
+    assert fast.tags == accurate.tags
+    for name in NEW_TAGS:
+        assert name in fast.tags
+    assert list(fast.statistics_only_tags) == list(TEACHER_TAGS)
+
+
+def test_teacher_derived_tags_come_from_the_statistics_student_alone(tmp_path):
+    """Their per-patch `tags` column is zero and the song vector takes the student's
+    score unmixed; the 4Q tags keep the blend's weights."""
+    model = TagModel("fast")
+    samples = decode(str(write_chord(tmp_path / "chord.wav", seconds=8.0)), model.front_end.sample_rate).samples
+    patches, frames = model.front_end.patches(samples)
+    per_patch = model.patch_outputs(patches)
+    statistics = model.statistics_outputs(song_statistics(frames)[None, :])[0]
+    only = [model.tags.index(tag) for tag in model.info.statistics_only_tags]
+    shared = [i for i in range(len(model.tags)) if i not in set(only)]
+    assert np.all(per_patch[:, only] == 0)
+    vector = model.vector_from_samples(samples)
+    np.testing.assert_allclose(vector[only], statistics[only], atol=1e-6)
+    weight = model.statistics_weight
+    expected = (1 - weight) * per_patch[:, shared].mean(axis=0) + weight * statistics[shared]
+    np.testing.assert_allclose(vector[shared], expected, atol=1e-5)
+    assert np.all((vector[only] >= 0) & (vector[only] <= 1))
+
+
+def test_search_for_an_instrument_on_a_fast_index(qbsd, tmp_path):
+    music = AudioFactory(tmp_path / "music")
+    music.chord("chord.wav", seconds=6.0)
+    music.noise("noise.flac", seconds=6.0)
+    index = tmp_path / "index"
+    assert qbsd("index", music.folder, index=index).returncode == 0
+    found = qbsd("search", "calm", "piano", index=index)
+    assert found.returncode == 0, found
+    assert len(found.json()) == 2
