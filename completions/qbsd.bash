@@ -58,7 +58,7 @@ _qbsd_offer() {
             if [[ $cur == -* ]]; then
                 _qbsd_compgen words "$cur" "--debug --install-completion --show-completion --help -h"
             else
-                _qbsd_compgen words "$cur" "tag index similar search tags train evaluate"
+                _qbsd_compgen words "$cur" "tag index similar search path tags train evaluate"
             fi
             ;;
         tag)
@@ -80,32 +80,46 @@ _qbsd_offer() {
                 --index|-i) _qbsd_compgen dir "$cur"; return 0 ;;
             esac
             if [[ $cur == -* ]] && ((!dashdash)); then
-                _qbsd_compgen words "$cur" "--from-jsonl --errors --rebuild --jobs -j --full --timeout --index -i --model --help -h"
+                _qbsd_compgen words "$cur" "--from-jsonl --errors --duplicates --rebuild --jobs -j --full --timeout --index -i --model --help -h"
             else
                 _qbsd_compgen dir "$cur"
             fi
             ;;
         similar)
             case "$option" in
-                --top|-k) return 0 ;;
+                --not|--tag|--top|-k|--per-artist|--per-album) return 0 ;;
                 --format|-f) _qbsd_compgen words "$cur" "auto json table m3u"; return 0 ;;
                 --index|-i) _qbsd_compgen dir "$cur"; return 0 ;;
                 --model) _qbsd_compgen file "$cur"; return 0 ;;
             esac
             if [[ $cur == -* ]] && ((!dashdash)); then
-                _qbsd_compgen words "$cur" "--top -k --include-self --exact --full --format -f --index -i --model --help -h"
+                _qbsd_compgen words "$cur" "--not --tag --top -k --per-artist --per-album --keep-duplicates --explain --include-self --exact --full --format -f --index -i --model --help -h"
             else
                 _qbsd_compgen file "$cur"
             fi
             ;;
         search)
             case "$option" in
-                --top|-k) return 0 ;;
+                --like|--not|--top|-k|--per-artist|--per-album) return 0 ;;
                 --format|-f) _qbsd_compgen words "$cur" "auto json table m3u"; return 0 ;;
                 --index|-i) _qbsd_compgen dir "$cur"; return 0 ;;
+                --model) _qbsd_compgen file "$cur"; return 0 ;;
             esac
             if [[ $cur == -* ]] && ((!dashdash)); then
-                _qbsd_compgen words "$cur" "--top -k --format -f --index -i --help -h"
+                _qbsd_compgen words "$cur" "--like --not --top -k --per-artist --per-album --keep-duplicates --explain --full --format -f --index -i --model --help -h"
+            fi
+            ;;
+        path)
+            case "$option" in
+                --steps|-n|--per-artist|--per-album) return 0 ;;
+                --format|-f) _qbsd_compgen words "$cur" "auto json table m3u"; return 0 ;;
+                --index|-i) _qbsd_compgen dir "$cur"; return 0 ;;
+                --model) _qbsd_compgen file "$cur"; return 0 ;;
+            esac
+            if [[ $cur == -* ]] && ((!dashdash)); then
+                _qbsd_compgen words "$cur" "--steps -n --per-artist --per-album --keep-duplicates --explain --full --format -f --index -i --model --help -h"
+            else
+                _qbsd_compgen file "$cur"
             fi
             ;;
         tags)

@@ -11,8 +11,9 @@ complete -c qbsd -n __fish_use_subcommand -l show-completion -d 'Show completion
 complete -c qbsd -n __fish_use_subcommand -l help -s h -d 'Show this message and exit'
 complete -c qbsd -n __fish_use_subcommand -a tag -d 'Tag audio files: one JSON line per file with its strongest tags'
 complete -c qbsd -n __fish_use_subcommand -a index -d 'Index folders: analyse new or changed files, forget deleted ones, rebuild the search index'
-complete -c qbsd -n __fish_use_subcommand -a similar -d 'Songs in the index most like QUERY (cosine similarity of tag vectors)'
+complete -c qbsd -n __fish_use_subcommand -a similar -d 'Songs in the index most like QUERIES together (cosine similarity of tag vectors)'
 complete -c qbsd -n __fish_use_subcommand -a search -d 'Songs in the index that best fit WORDS (mean of their scores for those tags)'
+complete -c qbsd -n __fish_use_subcommand -a path -d 'A playlist from START to END moving evenly between them, a song nearest each step'
 complete -c qbsd -n __fish_use_subcommand -a tags -d 'The model\'s vocabulary, one tag per line'
 complete -c qbsd -n __fish_use_subcommand -a train -d 'Train the tag model on labelled audio and export it as ONNX (needs the train extra)'
 complete -c qbsd -n __fish_use_subcommand -a evaluate -d 'Artist-grouped 5-fold cross-validation of baselines, CNN recipes and blends (resumable)'
@@ -31,6 +32,7 @@ complete -c qbsd -n '__fish_seen_subcommand_from tag' -F
 # qbsd index
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l from-jsonl -r -F -d 'Ingest `qbsd tag --vector` output (a file or \'-\') instead of analysing'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l errors -d 'List the files that failed, with their reasons, and stop'
+complete -c qbsd -n '__fish_seen_subcommand_from index' -l duplicates -d 'List the groups of files in the index that are one recording, and stop'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l rebuild -d 'Start the index afresh (after a model change or damage)'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l jobs -s j -x -d 'Files analysed in parallel; 0 (the default): all cores'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
@@ -41,8 +43,14 @@ complete -c qbsd -n '__fish_seen_subcommand_from index' -l help -s h -d 'Show th
 complete -c qbsd -n '__fish_seen_subcommand_from index' -a '(__fish_complete_directories (commandline -ct))'
 
 # qbsd similar
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l not -x -d 'A song the list should move away from (repeatable); never listed'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l tag -x -d 'A tag word to move towards, as search reads it: `calm`, `mood:calm` (repeatable)'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l top -s k -x -d 'How many songs'
-complete -c qbsd -n '__fish_seen_subcommand_from similar' -l include-self -d 'Keep the query song in the results'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l per-artist -x -d 'At most N songs of one artist in the list; 0: no cap'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l per-album -x -d 'At most N songs of one album in the list; 0: no cap'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l keep-duplicates -d 'Also list copies and re-encodes of one recording (same vector, or same artist and title)'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l explain -d 'Give the three tags that most make each song match ("because")'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l include-self -d 'Keep the query songs in the results'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l exact -d 'Exact cosine search instead of the Annoy index'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l format -s f -x -a 'auto json table m3u' -d 'Output format; auto is a table on a terminal, JSON lines when piped'
@@ -52,10 +60,31 @@ complete -c qbsd -n '__fish_seen_subcommand_from similar' -l help -s h -d 'Show 
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -F
 
 # qbsd search
+complete -c qbsd -n '__fish_seen_subcommand_from search' -l like -x -d 'A song the list should also be like (repeatable): the same query as similar --tag'
+complete -c qbsd -n '__fish_seen_subcommand_from search' -l not -x -d 'A song the list should move away from (repeatable); never listed'
 complete -c qbsd -n '__fish_seen_subcommand_from search' -l top -s k -x -d 'How many songs'
+complete -c qbsd -n '__fish_seen_subcommand_from search' -l per-artist -x -d 'At most N songs of one artist in the list; 0: no cap'
+complete -c qbsd -n '__fish_seen_subcommand_from search' -l per-album -x -d 'At most N songs of one album in the list; 0: no cap'
+complete -c qbsd -n '__fish_seen_subcommand_from search' -l keep-duplicates -d 'Also list copies and re-encodes of one recording (same vector, or same artist and title)'
+complete -c qbsd -n '__fish_seen_subcommand_from search' -l explain -d 'Give the three tags that most make each song match ("because")'
+complete -c qbsd -n '__fish_seen_subcommand_from search' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
 complete -c qbsd -n '__fish_seen_subcommand_from search' -l format -s f -x -a 'auto json table m3u' -d 'Output format; auto is a table on a terminal, JSON lines when piped'
 complete -c qbsd -n '__fish_seen_subcommand_from search' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e'
+complete -c qbsd -n '__fish_seen_subcommand_from search' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file'
 complete -c qbsd -n '__fish_seen_subcommand_from search' -l help -s h -d 'Show this message and exit'
+
+# qbsd path
+complete -c qbsd -n '__fish_seen_subcommand_from path' -l steps -s n -x -d 'Songs in the playlist, START and END included'
+complete -c qbsd -n '__fish_seen_subcommand_from path' -l per-artist -x -d 'At most N songs of one artist in the list; 0: no cap'
+complete -c qbsd -n '__fish_seen_subcommand_from path' -l per-album -x -d 'At most N songs of one album in the list; 0: no cap'
+complete -c qbsd -n '__fish_seen_subcommand_from path' -l keep-duplicates -d 'Also list copies and re-encodes of one recording (same vector, or same artist and title)'
+complete -c qbsd -n '__fish_seen_subcommand_from path' -l explain -d 'Give the three tags that most make each song match ("because")'
+complete -c qbsd -n '__fish_seen_subcommand_from path' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
+complete -c qbsd -n '__fish_seen_subcommand_from path' -l format -s f -x -a 'auto json table m3u' -d 'Output format; auto is a table on a terminal, JSON lines when piped'
+complete -c qbsd -n '__fish_seen_subcommand_from path' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e'
+complete -c qbsd -n '__fish_seen_subcommand_from path' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file'
+complete -c qbsd -n '__fish_seen_subcommand_from path' -l help -s h -d 'Show this message and exit'
+complete -c qbsd -n '__fish_seen_subcommand_from path' -F
 
 # qbsd tags
 complete -c qbsd -n '__fish_seen_subcommand_from tags' -l verbose -s v -d 'Also print the model id and tag count (on stderr)'

@@ -7,7 +7,8 @@ The library under the `qbsd` command line; see `qbsd_cli.api` for a tour:
     qbsd.tag("song.mp3").top(5)                       # [("mood:calm", 0.61), ...]
     with qbsd.Index.open() as index:
         index.update(["/music"])
-        index.similar("song.mp3", top=10)             # [Match(rank, path, score), ...]
+        index.similar("song.mp3", top=10)             # [Match(rank, path, score, artist, ...), ...]
+        index.path("a.mp3", "b.mp3", steps=12)        # a playlist from one song to another
         index.search("calm jazz", top=10)
 
 Importing the package has no side effects and loads nothing heavy: the names below are
@@ -28,6 +29,7 @@ _EXPORTS = {
     "TagResult": "api",
     "Failure": "api",
     "Match": "api",
+    "Reason": "api",
     "IndexSummary": "indexing",
     "Reporter": "indexing",
     "QbsdError": "errors",
@@ -54,6 +56,7 @@ __all__ = [
     "ModelError",
     "ModelMismatchError",
     "QbsdError",
+    "Reason",
     "Reporter",
     "StoreError",
     "TagResult",
@@ -65,7 +68,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .api import Failure, Index, Match, TagResult, tag, tag_many
+    from .api import Failure, Index, Match, Reason, TagResult, tag, tag_many
     from .errors import (
         AudioError,
         IndexBusyError,

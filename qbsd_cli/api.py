@@ -8,8 +8,11 @@
         ...
     with qbsd.Index.open() as index:              # ~/.local/share/qbsd, or a folder
         summary = index.update(["~/Music"])       # IndexSummary
-        index.similar("song.mp3", top=10)         # [Match(rank, path, score), ...]
-        index.search(["calm", "jazz"], top=10)
+        index.similar("song.mp3", top=10)         # [Match(rank, path, score, artist, ...), ...]
+        index.similar(["a.mp3", "b.flac"], avoid=["c.mp3"], tags=["calm"], per_artist=1)
+        index.search(["calm", "jazz"], top=10, like=["a.mp3"])
+        index.path("a.mp3", "b.mp3", steps=12)    # a playlist from a to b
+        index.duplicates()                        # [[Match, ...], ...]: one recording each
 
 Errors are `errors.QbsdError` subclasses with one-line messages. Vectors are float32
 arrays of shape (n_tags,), in the model's vocabulary order, values in 0..1. Paths are
@@ -36,13 +39,38 @@ from .analysis import AnalysisPool
 from .errors import AudioError, IndexMissingError, UsageError
 from .indexing import IndexSummary, Reporter, update_from_folders, update_from_json_lines
 from .model import ModelInfo, TagModel, model_for_index, resolve_model_path
+from .playlists import (
+    Query,
+    Reason,
+    Selection,
+    duplicate_groups,
+    duplicate_threshold,
+    path_points,
+    pick,
+    ranked_order,
+    reasons,
+    unit,
+    walk,
+)
 from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT, default_index_folder, default_jobs
+from .songinfo import SongInfo, from_folders, read_song_info
 from .vocabulary import resolve_words
 
 if TYPE_CHECKING:  # the store (sqlite3, annoy) is imported when an index is used, not by tag()
     from .store import IndexStore
 
-__all__ = ["Failure", "Index", "IndexSummary", "Match", "Reporter", "TagResult", "TagRun", "tag", "tag_many"]
+__all__ = [
+    "Failure",
+    "Index",
+    "IndexSummary",
+    "Match",
+    "Reason",
+    "Reporter",
+    "TagResult",
+    "TagRun",
+    "tag",
+    "tag_many",
+]
 
 
 @dataclass(frozen=True)
@@ -86,12 +114,20 @@ class Failure:
 
 @dataclass(frozen=True)
 class Match:
-    """One result of a query: `score` is a cosine similarity (similar) or the mean of the
-    named tags' scores (search)."""
+    """One song of a list, `rank` from 1. `score` is the cosine similarity to the query
+    (similar, and path: to the step's point), the mean of the named tags' scores (search),
+    or, for songs and words together, the mean of both standardised (see playlists).
+    `artist`, `album`, `title` are None when unknown, `length` the file's playing time in
+    seconds; `because` holds the reasons when asked for (explain=True)."""
 
     rank: int
     path: str
     score: float
+    artist: str | None = None
+    album: str | None = None
+    title: str | None = None
+    length: float | None = None
+    because: tuple[Reason, ...] = ()
 
 
 def _max_segments(full: bool) -> int | None:
@@ -370,33 +406,222 @@ class Index:
             raise UsageError("the query vector has values that are not numbers (NaN or infinity)")
         return vector, exclude
 
+    def _seed(
+        self, query: str | os.PathLike | TagResult, model, full: bool
+    ) -> tuple[np.ndarray, str | None, SongInfo | None]:
+        """(vector, absolute path or None, SongInfo) of one query song (see query_vector)."""
+        vector, path = self.query_vector(query, model=model, full=full)
+        info = None
+        if path is not None:
+            stored = self._reader().songs_for([path]).get(path)
+            if stored is not None:
+                info = stored[1]
+            elif os.path.exists(path):
+                info = read_song_info(path)
+            else:
+                info = from_folders(path, None)
+        return np.asarray(vector, dtype=np.float32), path, info
+
+    def _seeds(self, queries, model, full: bool) -> list[tuple[np.ndarray, str | None, SongInfo | None]]:
+        if isinstance(queries, (str, bytes, os.PathLike, TagResult)):
+            queries = [queries]
+        return [self._seed(query, model, full) for query in queries]
+
+    def _match(
+        self, rank: int, path: str, score: float, info: SongInfo | None, because: tuple[Reason, ...] = ()
+    ) -> Match:
+        info = info or SongInfo()
+        return Match(rank, path, float(score), info.artist, info.album, info.title, info.seconds, because)
+
+    def _selection(self, per_artist: int, per_album: int, keep_duplicates: bool) -> Selection:
+        if per_artist < 0 or per_album < 0:
+            raise UsageError("--per-artist and --per-album take a count of at least 1 (0: no cap)")
+        return Selection(duplicate_threshold(self._reader().model_id), per_artist, per_album, keep_duplicates)
+
+    def _playlist(
+        self,
+        query: Query,
+        seeds: list,
+        avoided: list,
+        top: int,
+        per_artist: int,
+        per_album: int,
+        keep_duplicates: bool,
+        explain: bool,
+        exact: bool,
+        include_self: bool = False,
+    ) -> list[Match]:
+        """The `top` best songs for `query` that a Selection admits, seeds and counter-
+        examples barred (with their duplicates), ranked by exact score, ties by path."""
+        if top < 1:
+            raise UsageError(f"--top {top}: ask for at least 1 song")
+        store = self._reader()
+
+        def fresh_selection() -> Selection:
+            selection = self._selection(per_artist, per_album, keep_duplicates)
+            for vector, path, info in avoided + ([] if include_self else seeds):
+                selection.bar(path, unit(vector), info)
+            return selection
+
+        if exact or query.needs_every_song or not query.has_examples or not np.any(query.direction):
+            paths, matrix, unit_rows, infos = store.catalogue()
+            scores = query.scores(matrix, unit_rows)
+            taken = pick(ranked_order(scores, paths), paths, unit_rows, infos, fresh_selection(), top)
+        else:
+            # Annoy's candidates, ranked by their exact cosine; more of them while the
+            # filters (duplicates, caps, the seeds themselves) leave too few
+            wanted = 2 * top + len(seeds) + len(avoided)
+            while True:
+                found = [path for path, _score in store.nearest(query.direction.astype(np.float32), wanted)]
+                stored = store.songs_for(found)
+                paths = [path for path in found if path in stored]
+                matrix = np.stack([stored[path][0] for path in paths]) if paths else np.zeros((0, store.n_tags))
+                unit_rows = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+                infos = [stored[path][1] for path in paths]
+                scores = query.scores(matrix, unit_rows)
+                taken = pick(ranked_order(scores, paths), paths, unit_rows, infos, fresh_selection(), top)
+                if len(taken) >= top or len(found) < wanted:
+                    break
+                wanted *= 4
+        profile = query.profile(store.n_tags) if explain else None
+        tags = store.tags
+        return [
+            self._match(rank, paths[i], scores[i], infos[i], reasons(profile, matrix[i], tags) if explain else ())
+            for rank, i in enumerate(taken, 1)
+        ]
+
     def similar(
         self,
-        query: str | os.PathLike | TagResult,
+        query: str | os.PathLike | TagResult | Iterable[str | os.PathLike | TagResult],
         top: int = 10,
         *,
+        avoid: Iterable[str | os.PathLike | TagResult] = (),
+        tags: Iterable[str] = (),
+        per_artist: int = 0,
+        per_album: int = 0,
+        keep_duplicates: bool = False,
+        explain: bool = False,
         include_self: bool = False,
         exact: bool = False,
         model: str | os.PathLike | None = None,
         full: bool = False,
     ) -> list[Match]:
-        """The `top` songs most like `query` (cosine similarity of tag vectors), best first;
-        the query song itself is left out unless include_self. exact=True scans every
-        song instead of searching the Annoy forest. Raises UsageError, AudioError,
-        ModelMismatchError, IndexMissingError or IndexDamagedError."""
-        vector, exclude = self.query_vector(query, model=model, full=full)
-        store = self._reader()
-        search = store.exact_nearest if exact else store.nearest
-        found = search(vector, top, exclude=None if include_self else exclude)
-        return [Match(rank, path, score) for rank, (path, score) in enumerate(found, 1)]
+        """The `top` songs most like `query` (one song or several, each a file or a
+        TagResult), best first: cosine similarity of tag vectors to the seeds' mean
+        direction, pushed away from the songs `avoid`, and towards the tags the words
+        `tags` name (resolved as `search` resolves words; see playlists for the weights).
+        Seeds, counter-examples and their duplicates are left out (the seeds are kept with
+        include_self), and so are duplicates of songs already listed unless keep_duplicates;
+        per_artist / per_album > 0 cap the songs of one artist / album. explain=True fills
+        each Match's `because`. exact=True scans every song instead of searching the Annoy
+        forest. Equal scores are ordered by path, so a query always gives the same list.
+        Raises UsageError, AudioError, ModelMismatchError, IndexMissingError or
+        IndexDamagedError."""
+        seeds = self._seeds(query, model, full)
+        if not seeds:
+            raise UsageError("give at least one song to query with")
+        avoided = self._seeds(avoid, model, full)
+        words = [tags] if isinstance(tags, str) else list(tags)
+        columns = resolve_words(words, self._reader().tags) if words else []
+        query = Query([s[0] for s in seeds], [a[0] for a in avoided], columns)
+        return self._playlist(
+            query, seeds, avoided, top, per_artist, per_album, keep_duplicates, explain, exact, include_self
+        )
 
-    def search(self, words: str | Iterable[str], top: int = 10) -> list[Match]:
+    def search(
+        self,
+        words: str | Iterable[str],
+        top: int = 10,
+        *,
+        like: Iterable[str | os.PathLike | TagResult] = (),
+        avoid: Iterable[str | os.PathLike | TagResult] = (),
+        per_artist: int = 0,
+        per_album: int = 0,
+        keep_duplicates: bool = False,
+        explain: bool = False,
+        model: str | os.PathLike | None = None,
+        full: bool = False,
+    ) -> list[Match]:
         """The `top` songs that best fit a description (the mean of their scores for the
-        tags the words name, see vocabulary.resolve_words), best first. Raises
+        tags the words name, see vocabulary.resolve_words), best first; with `like` songs,
+        the same query as similar(like, tags=words). Filters and explain as for similar
+        (the reasons of a words-only search are the named tags' scores). Raises
         UnknownTagError (with suggestions) or IndexMissingError."""
         store = self._reader()
         words = words.split() if isinstance(words, str) else list(words)
         columns = resolve_words(words, store.tags)
         if not columns:
             raise UsageError("no tag named: give at least one word")
-        return [Match(rank, path, score) for rank, (path, score) in enumerate(store.rank_by_tags(columns, top), 1)]
+        seeds = self._seeds(like, model, full)
+        avoided = self._seeds(avoid, model, full)
+        query = Query([s[0] for s in seeds], [a[0] for a in avoided], columns)
+        return self._playlist(query, seeds, avoided, top, per_artist, per_album, keep_duplicates, explain, False)
+
+    def path(
+        self,
+        start: str | os.PathLike | TagResult,
+        end: str | os.PathLike | TagResult,
+        steps: int = 12,
+        *,
+        per_artist: int = 0,
+        per_album: int = 0,
+        keep_duplicates: bool = False,
+        explain: bool = False,
+        model: str | os.PathLike | None = None,
+        full: bool = False,
+    ) -> list[Match]:
+        """A playlist of `steps` songs from `start` to `end` (both included, first and
+        last): step i is the song nearest by cosine to the point i/(steps-1) of the way
+        between the two songs' directions (playlists.path_points), chosen greedily in
+        order, never a song twice nor a duplicate of one listed (unless keep_duplicates),
+        within the per_artist / per_album caps. Each Match's score is its cosine to its
+        step's point. Fewer songs come back only when the caps leave too few. Raises
+        UsageError for fewer than 2 steps, the same song at both ends, or more steps than
+        the index has songs; AudioError for an end that cannot be decoded."""
+        if steps < 2:
+            raise UsageError(f"--steps {steps}: a path needs at least 2 songs, its start and its end")
+        store = self._reader()
+        (a, a_path, a_info), (b, b_path, b_info) = self._seed(start, model, full), self._seed(end, model, full)
+        if (a_path is not None and a_path == b_path) or np.array_equal(a, b):
+            raise UsageError("a path needs two different songs: its start and its end are the same song")
+        paths, matrix, unit_rows, infos = store.catalogue()
+        between = len(set(paths) - {a_path, b_path})
+        if steps - 2 > between:
+            raise UsageError(
+                f"--steps {steps}: the index holds {between} songs besides the two ends, "
+                f"so a path has at most {between + 2} steps"
+            )
+        points = path_points(a, b, steps)
+        selection = self._selection(per_artist, per_album, keep_duplicates)
+        selection.add(a_path or "", unit(a), a_info)
+        selection.add(b_path or "", unit(b), b_info)
+        middle = walk(points[1:-1], paths, unit_rows, infos, selection)
+        fractions = np.linspace(0.0, 1.0, steps)
+        tags = store.tags
+
+        def because(step: int, vector: np.ndarray) -> tuple[Reason, ...]:
+            if not explain:
+                return ()
+            profile = (1.0 - fractions[step]) * a + fractions[step] * b
+            return reasons(profile, vector, tags)
+
+        songs = [(0, a_path or "", a, a_info, float(unit(a) @ points[0]))]
+        songs += [(step + 1, paths[i], matrix[i], infos[i], cosine) for step, i, cosine in middle]
+        songs += [(steps - 1, b_path or "", b, b_info, float(unit(b) @ points[-1]))]
+        return [
+            self._match(rank, path, score, info, because(step, vector))
+            for rank, (step, path, vector, info, score) in enumerate(songs, 1)
+        ]
+
+    def duplicates(self) -> list[list[Match]]:
+        """The groups of songs in the index that are one recording (vector cosine at least
+        the model's duplicate threshold, or the same artist and title in the files' tags):
+        each a list of Match sorted by path, `score` being the cosine to the group's first
+        song; groups by their first path. Compares every pair (n² cosines; not timed on big indexes)."""
+        store = self._reader()
+        paths, _matrix, unit_rows, infos = store.catalogue()
+        groups = duplicate_groups(paths, unit_rows, infos, duplicate_threshold(store.model_id))
+        return [
+            [self._match(rank, paths[i], score, infos[i]) for rank, (i, score) in enumerate(group, 1)]
+            for group in groups
+        ]

@@ -20,7 +20,7 @@ from .settings import DEFAULT_TIMEOUT
 app = typer.Typer(
     name="qbsd",
     help="Find music by what it means: tag songs with moods and genres, index a library, "
-    "find songs like a song (similar) or like words (search).",
+    "find songs like songs (similar) or like words (search), or a path from one song to another (path).",
     no_args_is_help=True,
     # --install-completion for a quick start; completions/ has static scripts that never start Python
     add_completion=True,
@@ -61,6 +61,18 @@ TimeoutOption = typer.Option(
     metavar="SECONDS",
     help='Give up on a file after this long (it fails as "timed out"); 0: no limit.',
 )
+PerArtistOption = typer.Option(
+    0, "--per-artist", min=0, metavar="N", help="At most N songs of one artist in the list; 0: no cap."
+)
+PerAlbumOption = typer.Option(
+    0, "--per-album", min=0, metavar="N", help="At most N songs of one album in the list; 0: no cap."
+)
+KeepDuplicatesOption = typer.Option(
+    False,
+    "--keep-duplicates",
+    help="Also list copies and re-encodes of one recording (same vector, or same artist and title).",
+)
+ExplainOption = typer.Option(False, "--explain", help='Give the three tags that most make each song match ("because").')
 
 
 class Interrupted(BaseException):
@@ -96,8 +108,24 @@ def _input_paths(files: Optional[List[str]]) -> list[str]:
     return list(files)
 
 
-def _ranking_records(matches) -> list[dict]:
-    return [{"rank": match.rank, "path": display_path(match.path), "score": round(match.score, 4)} for match in matches]
+def _ranking_records(matches, explain: bool = False) -> list[dict]:
+    """The JSON records of a list: rank, path, score; artist, album, title and length
+    (seconds) when known; because (with --explain)."""
+    records = []
+    for match in matches:
+        record = {"rank": match.rank, "path": display_path(match.path), "score": round(match.score, 4)}
+        for field in ("artist", "album", "title"):
+            if getattr(match, field):
+                record[field] = getattr(match, field)
+        if match.length:
+            record["length"] = round(match.length, 3)
+        if explain:
+            record["because"] = [
+                {"tag": reason.tag, "score": round(reason.song, 4), "query": round(reason.query, 4)}
+                for reason in match.because
+            ]
+        records.append(record)
+    return records
 
 
 @app.command()
@@ -118,7 +146,7 @@ def tag(
     paths = _input_paths(files)
     chosen = resolve_format(output_format)
     if chosen == OutputFormat.m3u:
-        raise UsageError("--format m3u is for similar and search")
+        raise UsageError("--format m3u is for similar, search and path")
     console = table_console() if chosen == OutputFormat.table else None
     failed = 0
     with (
@@ -174,6 +202,9 @@ def index(
         None, "--from-jsonl", help="Ingest `qbsd tag --vector` output (a file or '-') instead of analysing."
     ),
     errors: bool = typer.Option(False, "--errors", help="List the files that failed, with their reasons, and stop."),
+    duplicates: bool = typer.Option(
+        False, "--duplicates", help="List the groups of files in the index that are one recording, and stop."
+    ),
     rebuild: bool = typer.Option(False, "--rebuild", help="Start the index afresh (after a model change or damage)."),
     jobs: int = JobsOption,
     full: bool = FullOption,
@@ -193,6 +224,17 @@ def index(
                     if stdout_is_terminal()
                     else json_line({"path": display_path(failure.path), "error": failure.reason})
                 )
+        return
+    if duplicates:
+        with target:
+            for number, group in enumerate(target.duplicates(), 1):
+                for record in _ranking_records(group):
+                    record = {"group": number, **{k: v for k, v in record.items() if k != "rank"}}
+                    write_line(
+                        f"{number}\t{record['score']:.4f}\t{record['path']}"
+                        if stdout_is_terminal()
+                        else json_line(record)
+                    )
         return
     if not folders and not from_jsonl:
         raise UsageError("give folders to index, or --from-jsonl FILE")
@@ -230,67 +272,159 @@ def _open_text(path: str):
         raise UsageError(f"{path}: {bad.strerror or bad}") from None
 
 
-def _query_record():
-    """The query of `similar -`: the first `qbsd tag --vector` JSON line on stdin."""
+def _query_records() -> list:
+    """The queries of `similar -`: every `qbsd tag --vector` JSON line on stdin."""
     import json
 
     from .api import TagResult
 
-    for line in sys.stdin:
-        if line.strip():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                raise UsageError("stdin: not a JSON line from `qbsd tag --vector`") from None
-            if not isinstance(record, dict) or "vector" not in record:
-                raise UsageError('stdin: the JSON line has no "vector": use `qbsd tag --vector`')
-            vector, path = record["vector"], record.get("path", "")
-            if not isinstance(vector, list) or not all(isinstance(v, (int, float)) for v in vector):
-                raise UsageError('stdin: "vector" is not a list of numbers: use `qbsd tag --vector`')
-            # the duration plays no part in a query
-            return TagResult(path if isinstance(path, str) else "", 0.0, record.get("model"), (), vector)
-    raise UsageError("stdin: no query (expected one JSON line from `qbsd tag --vector`)")
+    queries = []
+    for number, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise UsageError(f"stdin line {number}: not a JSON line from `qbsd tag --vector`") from None
+        if not isinstance(record, dict) or "vector" not in record:
+            raise UsageError(f'stdin line {number}: the JSON line has no "vector": use `qbsd tag --vector`')
+        vector, path = record["vector"], record.get("path", "")
+        if not isinstance(vector, list) or not all(isinstance(v, (int, float)) for v in vector):
+            raise UsageError(f'stdin line {number}: "vector" is not a list of numbers: use `qbsd tag --vector`')
+        # the duration plays no part in a query
+        queries.append(TagResult(path if isinstance(path, str) else "", 0.0, record.get("model"), (), vector))
+    if not queries:
+        raise UsageError("stdin: no query (expected JSON lines from `qbsd tag --vector`)")
+    return queries
+
+
+def _songs(arguments: Optional[List[str]]) -> list:
+    """Query songs as given: files, and '-' for the JSON lines on stdin."""
+    songs = []
+    for argument in arguments or []:
+        songs.extend(_query_records() if argument == "-" else [argument])
+    return songs
 
 
 @app.command()
 def similar(
-    query: str = typer.Argument(..., help="An audio file, or '-' for one `qbsd tag --vector` JSON line on stdin."),
+    queries: List[str] = typer.Argument(
+        ..., help="Audio files to start from (seeds), or '-' for `qbsd tag --vector` JSON lines on stdin."
+    ),
+    avoid: Optional[List[str]] = typer.Option(
+        None, "--not", help="A song the list should move away from (repeatable); never listed."
+    ),
+    tag_words: Optional[List[str]] = typer.Option(
+        None, "--tag", help="A tag word to move towards, as search reads it: `calm`, `mood:calm` (repeatable)."
+    ),
     top: int = typer.Option(10, "--top", "-k", min=1, help="How many songs."),
-    include_self: bool = typer.Option(False, "--include-self", help="Keep the query song in the results."),
+    per_artist: int = PerArtistOption,
+    per_album: int = PerAlbumOption,
+    keep_duplicates: bool = KeepDuplicatesOption,
+    explain: bool = ExplainOption,
+    include_self: bool = typer.Option(False, "--include-self", help="Keep the query songs in the results."),
     exact: bool = typer.Option(False, "--exact", help="Exact cosine search instead of the Annoy index."),
     full: bool = FullOption,
     output_format: OutputFormat = FormatOption,
     index_folder: Optional[Path] = IndexOption,
     model: Optional[Path] = ModelOption,
 ):
-    """Songs in the index most like QUERY (cosine similarity of tag vectors)."""
+    """Songs in the index most like QUERIES together (cosine similarity of tag vectors)."""
     from .output import ranking_output, resolve_format
 
     with _index(index_folder) as target:
         matches = target.similar(
-            _query_record() if query == "-" else query,
+            _songs(queries),
             top,
+            avoid=_songs(avoid),
+            tags=tag_words or [],
+            per_artist=per_artist,
+            per_album=per_album,
+            keep_duplicates=keep_duplicates,
+            explain=explain,
             include_self=include_self,
             exact=exact,
             model=model,
             full=full,
         )
-    ranking_output(_ranking_records(matches), resolve_format(output_format), f"like {display_path(query)}")
+    title = "like " + ", ".join(display_path(query) for query in queries)
+    ranking_output(_ranking_records(matches, explain), resolve_format(output_format), title, explain)
 
 
 @app.command()
 def search(
     words: List[str] = typer.Argument(..., help="Tags: `calm`, `mood:calm`, `pop/rock`, `easy listening`."),
+    like: Optional[List[str]] = typer.Option(
+        None, "--like", help="A song the list should also be like (repeatable): the same query as similar --tag."
+    ),
+    avoid: Optional[List[str]] = typer.Option(
+        None, "--not", help="A song the list should move away from (repeatable); never listed."
+    ),
     top: int = typer.Option(10, "--top", "-k", min=1, help="How many songs."),
+    per_artist: int = PerArtistOption,
+    per_album: int = PerAlbumOption,
+    keep_duplicates: bool = KeepDuplicatesOption,
+    explain: bool = ExplainOption,
+    full: bool = FullOption,
     output_format: OutputFormat = FormatOption,
     index_folder: Optional[Path] = IndexOption,
+    model: Optional[Path] = ModelOption,
 ):
     """Songs in the index that best fit WORDS (mean of their scores for those tags)."""
     from .output import ranking_output, resolve_format
 
     with _index(index_folder) as target:
-        matches = target.search(words, top)
-    ranking_output(_ranking_records(matches), resolve_format(output_format), " ".join(words))
+        matches = target.search(
+            words,
+            top,
+            like=_songs(like),
+            avoid=_songs(avoid),
+            per_artist=per_artist,
+            per_album=per_album,
+            keep_duplicates=keep_duplicates,
+            explain=explain,
+            model=model,
+            full=full,
+        )
+    ranking_output(_ranking_records(matches, explain), resolve_format(output_format), " ".join(words), explain)
+
+
+@app.command()
+def path(
+    start: str = typer.Argument(..., help="The first song (an audio file, or '-' for a `qbsd tag --vector` line)."),
+    end: str = typer.Argument(..., help="The last song."),
+    steps: int = typer.Option(12, "--steps", "-n", help="Songs in the playlist, START and END included."),
+    per_artist: int = PerArtistOption,
+    per_album: int = PerAlbumOption,
+    keep_duplicates: bool = KeepDuplicatesOption,
+    explain: bool = ExplainOption,
+    full: bool = FullOption,
+    output_format: OutputFormat = FormatOption,
+    index_folder: Optional[Path] = IndexOption,
+    model: Optional[Path] = ModelOption,
+):
+    """A playlist from START to END moving evenly between them, a song nearest each step."""
+    from .output import ranking_output, resolve_format
+
+    ends = _songs([start, end])
+    if len(ends) != 2:
+        raise UsageError(f"give two songs, START and END ({len(ends)} given, counting the lines on stdin)")
+    with _index(index_folder) as target:
+        matches = target.path(
+            ends[0],
+            ends[1],
+            steps,
+            per_artist=per_artist,
+            per_album=per_album,
+            keep_duplicates=keep_duplicates,
+            explain=explain,
+            model=model,
+            full=full,
+        )
+    if len(matches) < steps:
+        note(f"qbsd: only {len(matches)} songs fit --per-artist/--per-album: the path is shorter than --steps {steps}")
+    title = f"from {display_path(start)} to {display_path(end)}"
+    ranking_output(_ranking_records(matches, explain), resolve_format(output_format), title, explain)
 
 
 @app.command()

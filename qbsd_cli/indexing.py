@@ -25,6 +25,7 @@ from .errors import ModelMismatchError
 from .model import ModelInfo, model_for_index
 from .scan import failure_identity, scan, under_any
 from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT
+from .songinfo import from_record, read_song_info
 
 if TYPE_CHECKING:
     from .store import IndexStore
@@ -129,7 +130,21 @@ def update_from_folders(
             store.put_failure(path, problem.size, problem.changed_ns, problem.reason)
     if todo:
         _analyse_into(store, todo, str(info.path), jobs, max_segments, timeout, reporter, summary, keep_stderr)
+    _read_song_infos(store, roots)
     return summary
+
+
+def _read_song_infos(store: IndexStore, roots: list[str]) -> None:
+    """Read the artist, album, title and length of the songs under `roots` that have none
+    yet: those just analysed, and those of an index made before qbsd stored them. A file
+    open each (well under a millisecond for these formats), no analysis, in one commit."""
+    # the deepest root holding a file names its artist and album folders (songinfo)
+    deepest_first = sorted(roots, key=len, reverse=True)
+    with store.transaction():
+        for path in store.paths_without_info():
+            root = next((root for root in deepest_first if under_any(path, [root])), None)
+            if root is not None:
+                store.set_song_info(path, read_song_info(path, root))
 
 
 def _analyse_into(
@@ -258,7 +273,12 @@ def update_from_json_lines(
             except OSError:
                 size, mtime = 0, 0
             store.put_song(
-                path, size, mtime, float(record.get("duration", 0.0)), np.asarray(record["vector"], dtype=np.float32)
+                path,
+                size,
+                mtime,
+                float(record.get("duration", 0.0)),
+                np.asarray(record["vector"], dtype=np.float32),
+                from_record(record, path),
             )
             if path in known:
                 summary.updated += 1

@@ -128,15 +128,28 @@ class Progress:
             self.bar.stop()
 
 
-def ranking_output(records: list[dict], output_format: OutputFormat, title: str) -> None:
-    """`similar` / `search` results: {"rank", "path", "score"} records."""
+def _m3u_name(record: dict) -> str:
+    """`Artist - Title`, or the title, or the file's name."""
+    title = record.get("title") or os.path.basename(display_path(record["path"]))
+    return f"{record['artist']} - {title}" if record.get("artist") else title
+
+
+def _because_text(record: dict) -> str:
+    return ", ".join(f"{entry['tag'].split(':', 1)[-1]} {entry['score']:.2f}" for entry in record.get("because", []))
+
+
+def ranking_output(records: list[dict], output_format: OutputFormat, title: str, explain: bool = False) -> None:
+    """`similar` / `search` / `path` results: {"rank", "path", "score", ...} records (see
+    cli._ranking_records)."""
     if output_format == OutputFormat.json:
         for record in records:
             write_line(json_line(record))
     elif output_format == OutputFormat.m3u:
         write_line("#EXTM3U")
         for record in records:
-            write_line(f"#EXTINF:-1,{os.path.basename(display_path(record['path']))}")
+            seconds = round(record["length"]) if record.get("length") else -1
+            # a line break in a tag would end the #EXTINF line early
+            write_line(f"#EXTINF:{seconds},{' '.join(_m3u_name(record).split())}")
             write_line(display_path(record["path"]))
     else:
         from rich.table import Table
@@ -145,13 +158,23 @@ def ranking_output(records: list[dict], output_format: OutputFormat, title: str)
         table = Table(title=title)
         table.add_column("#", justify="right")
         table.add_column("score", justify="right")
+        table.add_column("artist", overflow="fold")
+        table.add_column("title", overflow="fold")
         table.add_column("path", overflow="fold")
+        if explain:
+            table.add_column("because", overflow="fold")
         paths = [display_path(record["path"]) for record in records]
         for record, path in zip(records, paths):
             # Text, not a plain string: a file called "[live] x.mp3" is not rich markup
-            table.add_row(str(record["rank"]), f"{record['score']:.3f}", Text(path))
+            cells = [Text(record.get("artist", "")), Text(record.get("title", "")), Text(path)]
+            if explain:
+                cells.append(Text(_because_text(record)))
+            table.add_row(str(record["rank"]), f"{record['score']:.3f}", *cells)
         longest = max((len(path) for path in paths), default=0)
-        table_console(content_width=longest + 20).print(table)
+        extra = max((len(record.get("artist", "")) + len(record.get("title", "")) for record in records), default=0)
+        if explain:
+            extra += max((len(_because_text(record)) for record in records), default=0)
+        table_console(content_width=longest + extra + 30).print(table)
 
 
 def tag_record_output(record: dict, output_format: OutputFormat, console=None) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from qbsd_cli.store import (
     ANNOY_TREES,
+    SCHEMA_VERSION,
     SEARCH_K_FACTOR,
     FileState,
     IndexBusyError,
@@ -276,7 +277,7 @@ def test_a_version_1_index_is_migrated(tmp_path):
     with sqlite3.connect(folder / "songs.sqlite") as check:
         columns = [row[1] for row in check.execute("PRAGMA table_info(failures)")]
         version = check.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-    assert columns == ["path", "size", "changed_ns", "reason"] and version == "2"
+    assert columns == ["path", "size", "changed_ns", "reason"] and version == str(SCHEMA_VERSION)
     with IndexStore(folder, create=False) as store:
         store.put_failure("/b.wma", 21, 223, "still unsupported")
         assert store.known_files()["/b.wma"] == (21, 223, "failed")

@@ -1,7 +1,8 @@
 """The database of songs and failures: the index's source of truth, in SQLite.
 
 Tables: `meta` (schema version, the model, the song revision counter, the committed
-forest), `songs` (path, size, mtime, duration, tag vector, revision), `failures` (path,
+forest), `songs` (path, size, mtime, duration, tag vector, revision, and what a listener
+calls the song: artist, album, title, length, see songinfo), `failures` (path,
 size, change time, reason) and `annoy_items` (which song each item of the committed forest
 is). Every put_song takes the next song revision, so the songs written after a forest was
 built are those with a higher revision than the forest's.
@@ -26,13 +27,14 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import IndexBusyError, ModelMismatchError, StoreError, model_mismatch
+from ..songinfo import SongInfo
 from .forest import ForestState
 from .layout import DATABASE_NAME, damaged, missing
 from .ranking import top, unit_rows
 
 #: How long a writer waits for another connection's write transaction before giving up.
 BUSY_TIMEOUT_S = 30.0
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # These mean a mistake in this package, not a damaged file, so they are not translated.
 _BUGS = (sqlite3.IntegrityError, sqlite3.ProgrammingError)
@@ -49,7 +51,13 @@ CREATE TABLE IF NOT EXISTS songs (
     mtime_ns INTEGER NOT NULL,
     duration REAL NOT NULL,
     vector BLOB NOT NULL,
-    rev INTEGER NOT NULL
+    rev INTEGER NOT NULL,
+    artist TEXT,
+    album TEXT,
+    title TEXT,
+    length REAL,
+    tagged INTEGER NOT NULL DEFAULT 0,
+    info_read INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS songs_rev ON songs (rev);
 CREATE TABLE IF NOT EXISTS failures (
@@ -66,7 +74,33 @@ _MIGRATIONS = {
     # Version 1 called the failure's change time mtime_ns, though it is the later of
     # mtime and ctime.
     1: ["ALTER TABLE failures RENAME COLUMN mtime_ns TO changed_ns"],
+    # Version 3 knows each song's artist, album, title and length. Older rows get
+    # info_read = 0: the next `qbsd index` reads their tags (a file open, no analysis), and
+    # until then they are shown by path alone.
+    2: [
+        "ALTER TABLE songs ADD COLUMN artist TEXT",
+        "ALTER TABLE songs ADD COLUMN album TEXT",
+        "ALTER TABLE songs ADD COLUMN title TEXT",
+        "ALTER TABLE songs ADD COLUMN length REAL",
+        "ALTER TABLE songs ADD COLUMN tagged INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE songs ADD COLUMN info_read INTEGER NOT NULL DEFAULT 0",
+    ],
 }
+
+_INFO_COLUMNS = "artist, album, title, length, tagged, info_read"
+
+
+def _info_values(info: SongInfo | None) -> tuple:
+    if info is None:
+        return (None, None, None, None, 0, 0)
+    seconds = None if info.seconds is None else float(info.seconds)
+    return (info.artist, info.album, info.title, seconds, int(info.tagged), 1)
+
+
+def _info_from_row(artist, album, title, length, tagged, info_read) -> SongInfo | None:
+    if not info_read:
+        return None
+    return SongInfo(artist, album, title, length, bool(tagged))
 
 
 class FileState(NamedTuple):
@@ -140,6 +174,7 @@ class SongDatabase:
         self._depth = 0  # nesting of transaction()/_write()
         self._writes = 0  # own writes: PRAGMA data_version only sees other connections'
         self._vector_cache = None  # (key, paths, matrix, unit rows) for exact search
+        self._info_cache = None  # (the same key, SongInfo per path of the vector cache)
         path = folder / DATABASE_NAME
         if not create and not path.is_file():
             raise missing(folder)
@@ -201,6 +236,7 @@ class SongDatabase:
     def close(self) -> None:
         """Close the database; the object is unusable afterwards."""
         self._vector_cache = None
+        self._info_cache = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -351,9 +387,12 @@ class SongDatabase:
         return {os.fsdecode(path): FileState(size, time_ns, status) for path, size, time_ns, status in rows}
 
     @guarded
-    def put_song(self, path: str, size: int, mtime_ns: int, duration: float, vector: np.ndarray) -> None:
-        """Insert or replace a song: size in bytes, mtime in ns, duration in seconds, and its
-        tag vector of shape (n_tags,). Any recorded failure for the path is dropped."""
+    def put_song(
+        self, path: str, size: int, mtime_ns: int, duration: float, vector: np.ndarray, info: SongInfo | None = None
+    ) -> None:
+        """Insert or replace a song: size in bytes, mtime in ns, duration in seconds (analysed),
+        its tag vector of shape (n_tags,) and what it is called (None: not read yet). Any
+        recorded failure for the path is dropped."""
         array = self.checked_vector(vector)
         key = os.fsencode(path)
         with self._write():
@@ -361,13 +400,69 @@ class SongDatabase:
             self._connection.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'song_rev'")
             rev = int(self._meta("song_rev"))
             self._connection.execute(
-                "INSERT INTO songs (path, size, mtime_ns, duration, vector, rev) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+                f"INSERT INTO songs (path, size, mtime_ns, duration, vector, rev, {_INFO_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
                 "size = excluded.size, mtime_ns = excluded.mtime_ns, "
-                "duration = excluded.duration, vector = excluded.vector, rev = excluded.rev",
-                (key, int(size), int(mtime_ns), float(duration), array.astype(VECTOR_DTYPE).tobytes(), rev),
+                "duration = excluded.duration, vector = excluded.vector, rev = excluded.rev, "
+                "artist = excluded.artist, album = excluded.album, title = excluded.title, "
+                "length = excluded.length, tagged = excluded.tagged, info_read = excluded.info_read",
+                (
+                    key,
+                    int(size),
+                    int(mtime_ns),
+                    float(duration),
+                    array.astype(VECTOR_DTYPE).tobytes(),
+                    rev,
+                    *_info_values(info),
+                ),
             )
             self._connection.execute("DELETE FROM failures WHERE path = ?", (key,))
+
+    @guarded
+    def set_song_info(self, path: str, info: SongInfo) -> None:
+        """Record what a stored song is called, leaving its vector (and revision) alone."""
+        with self._write():
+            self._connection.execute(
+                "UPDATE songs SET artist = ?, album = ?, title = ?, length = ?, tagged = ?, info_read = ? "
+                "WHERE path = ?",
+                (*_info_values(info), os.fsencode(path)),
+            )
+
+    @guarded
+    def paths_without_info(self) -> list[str]:
+        """The songs stored before their artist, album and title were read (schema < 3)."""
+        rows = self._connection.execute("SELECT path FROM songs WHERE info_read = 0 ORDER BY path").fetchall()
+        return [os.fsdecode(row[0]) for row in rows]
+
+    @guarded
+    def songs_for(self, paths: list[str]) -> dict[str, tuple[np.ndarray, SongInfo | None]]:
+        """path -> (vector float32 (n_tags,), SongInfo or None) for those of `paths` stored."""
+        found: dict[str, tuple[np.ndarray, SongInfo | None]] = {}
+        keys = [os.fsencode(path) for path in paths]
+        with self.snapshot():
+            for start in range(0, len(keys), _SQL_CHUNK):
+                chunk = keys[start : start + _SQL_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._connection.execute(
+                    f"SELECT path, vector, {_INFO_COLUMNS} FROM songs WHERE path IN ({marks})", chunk
+                ).fetchall()
+                if rows:
+                    vectors = self._vectors_from_rows(rows)
+                    for row, vector in zip(rows, vectors):
+                        found[os.fsdecode(row[0])] = (vector, _info_from_row(*row[2:]))
+        return found
+
+    @guarded
+    def song_infos(self) -> list[SongInfo | None]:
+        """Every song's SongInfo (None: not read yet), in the order of vectors()' paths."""
+        paths = self.vectors()[0]
+        key = self._vector_cache[0]
+        if self._info_cache is None or self._info_cache[0] != key:
+            with self.snapshot():
+                rows = self._connection.execute(f"SELECT path, {_INFO_COLUMNS} FROM songs ORDER BY path").fetchall()
+            infos = {os.fsdecode(row[0]): _info_from_row(*row[1:]) for row in rows}
+            self._info_cache = (key, [infos.get(path) for path in paths])
+        return self._info_cache[1]
 
     @guarded
     def put_failure(self, path: str, size: int, changed_ns: int, reason: str) -> None:

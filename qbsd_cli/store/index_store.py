@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..songinfo import SongInfo
 from . import layout
 from .database import FileState, SongDatabase, guarded
 from .forest import ANNOY_TREES, Forest, ForestState
@@ -115,10 +116,21 @@ class IndexStore:
         An index with no model yet accepts any."""
         self._database.require_model(model_id, what)
 
-    def put_song(self, path: str, size: int, mtime_ns: int, duration: float, vector: np.ndarray) -> None:
-        """Insert or replace a song: size in bytes, mtime in ns, duration in seconds, and its
-        tag vector of shape (n_tags,). Any recorded failure for the path is dropped."""
-        self._database.put_song(path, size, mtime_ns, duration, vector)
+    def put_song(
+        self, path: str, size: int, mtime_ns: int, duration: float, vector: np.ndarray, info: SongInfo | None = None
+    ) -> None:
+        """Insert or replace a song: size in bytes, mtime in ns, duration in seconds (analysed),
+        its tag vector of shape (n_tags,) and what it is called (None: not read yet). Any
+        recorded failure for the path is dropped."""
+        self._database.put_song(path, size, mtime_ns, duration, vector, info)
+
+    def set_song_info(self, path: str, info: SongInfo) -> None:
+        """Record a stored song's artist, album, title and length; its vector stays."""
+        self._database.set_song_info(path, info)
+
+    def paths_without_info(self) -> list[str]:
+        """The songs stored before their artist, album and title were read (an older index)."""
+        return self._database.paths_without_info()
 
     def put_failure(self, path: str, size: int, changed_ns: int, reason: str) -> None:
         """Record that a file could not be analysed, so it is not retried until its size
@@ -170,6 +182,16 @@ class IndexStore:
         """Every song: paths sorted by their bytes, and a float32 array (n, n_tags)."""
         paths, matrix, _unit = self._database.vectors()
         return list(paths), matrix.copy()
+
+    def catalogue(self) -> tuple[list[str], np.ndarray, np.ndarray, list[SongInfo | None]]:
+        """Every song, read-only and shared between calls: (paths sorted by their bytes,
+        vectors float32 (n, n_tags), the same scaled to unit length, SongInfo or None each)."""
+        paths, matrix, unit = self._database.vectors()
+        return paths, matrix, unit, self._database.song_infos()
+
+    def songs_for(self, paths: list[str]) -> dict[str, tuple[np.ndarray, SongInfo | None]]:
+        """path -> (vector float32 (n_tags,), SongInfo or None) for those of `paths` stored."""
+        return self._database.songs_for(paths)
 
     def rank_by_tags(self, tag_columns: list[int], count: int) -> list[tuple[str, float]]:
         """Songs best matching a description: score = mean of the vector over `tag_columns`

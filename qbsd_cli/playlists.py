@@ -1,0 +1,313 @@
+"""Playlists from an index: how a query of songs and words scores songs, which songs a list
+may hold (no duplicates, at most N per artist or album), a path between two songs, and the
+reasons a song was chosen. Pure numpy over the vectors the store hands over; `api.Index`
+fetches them and `cli` prints the result.
+
+Vectors are float32 tag vectors of shape (n_tags,) (values in 0..1); "unit" rows are the
+same scaled to length 1, so that a dot product is a cosine.
+
+How a query is weighed (also in the README):
+
+- examples: each seed counts equally (its vector scaled to length 1); each counter-example
+  (`--not`) pulls the other way with half a seed's weight (AVOID_WEIGHT), the Rocchio
+  rule; a song's score is its cosine to that direction.
+- words: a song's score is the mean of its scores for the named tags, as `search` gives.
+- examples and words together: the two scores are standardised over the whole index
+  (minus the mean, over the standard deviation) and averaged, so words and examples weigh
+  the same whatever the spread of either; the score printed is that mean, in standard
+  deviations above the index's average song.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .songinfo import SongInfo
+
+#: A counter-example's pull, against 1 for a seed.
+AVOID_WEIGHT = 0.5
+#: Reasons given per song by --explain.
+REASONS = 3
+
+#: Two songs whose vectors have at least this cosine are taken for the same recording.
+#: Measured by `python benchmarks/duplicates.py` (benchmarks/DUPLICATES.md): for each model,
+#: the cosine between a clip and its re-encodes (MP3 at about 24, 80 and 160 kbit/s, FLAC,
+#: Ogg, 16 and 44.1 kHz) against the cosine between different clips of the 800.
+#: Fast, 60 clips x 7 re-encodes against the 319,600 pairs of the 800: at 0.993 no pair of
+#: different clips is merged (their highest cosine is 0.9927, two hardcore songs) and 2 of
+#: the 360 re-encodes at 80 kbit/s or more, FLAC or Ogg are missed; the fast model's vectors
+#: move too much under a 24 kbit/s MP3 (cosine 0.56-0.95) or a 16 kHz resampling
+#: (0.83-0.998) for any threshold to catch those, which the same artist and title still do.
+#: Accurate, 40 clips x 7 against the 19,900 pairs of the first 200 (13 min on one core):
+#: different clips reach 0.9816 at most; every re-encode but the 24 kbit/s MP3s is at 0.9952
+#: or more, so 0.99 misses only MP3s at 24 kbit/s (below 0.99 for most of them).
+DUPLICATE_COSINE = {
+    "qbsd-cnn-tf-student-d8b9165c40": 0.993,  # fast
+    "qbsd-musicnn-heads-225ea3c8dd": 0.99,  # accurate
+}
+#: For a model that was not measured (one trained by `qbsd train`): the strictest above.
+DEFAULT_DUPLICATE_COSINE = max(DUPLICATE_COSINE.values())
+
+
+def duplicate_threshold(model_id: str | None) -> float:
+    """The cosine at and above which two songs of model `model_id` are one recording."""
+    return DUPLICATE_COSINE.get(model_id or "", DEFAULT_DUPLICATE_COSINE)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One of the tags that most make a song match: its score in the song and in the query
+    (1.0 for a named tag), both in 0..1."""
+
+    tag: str
+    song: float
+    query: float
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    """`vector` (shape (d,)) scaled to length 1 (a zero vector stays zero)."""
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm else vector
+
+
+def _standardised(scores: np.ndarray) -> np.ndarray:
+    spread = float(scores.std())
+    return (scores - scores.mean()) / (spread if spread > 0 else 1.0)
+
+
+class Query:
+    """Seeds, counter-examples and tag columns, and how they score songs.
+
+    `seeds` and `avoid` are lists of vectors (n_tags,); `tag_columns` indices into the
+    vocabulary. At least one of the three is non-empty."""
+
+    def __init__(self, seeds: Sequence[np.ndarray], avoid: Sequence[np.ndarray], tag_columns: Sequence[int]):
+        self.tag_columns = sorted(set(int(column) for column in tag_columns))
+        self.has_examples = bool(seeds or avoid)
+        n_tags = len((list(seeds) + list(avoid))[0]) if self.has_examples else None
+        direction = np.zeros(n_tags or 0, dtype=np.float64)
+        profile = np.zeros(n_tags or 0, dtype=np.float64)
+        if seeds:
+            direction += np.mean([unit(np.asarray(seed, np.float64)) for seed in seeds], axis=0)
+            profile += np.mean(np.asarray(seeds, np.float64), axis=0)
+        if avoid:
+            direction -= AVOID_WEIGHT * np.mean([unit(np.asarray(other, np.float64)) for other in avoid], axis=0)
+            profile -= AVOID_WEIGHT * np.mean(np.asarray(avoid, np.float64), axis=0)
+        #: the direction songs are scored against, unit length (zero when seeds and
+        #: counter-examples cancel out)
+        self.direction = unit(direction)
+        self._example_profile = np.clip(profile, 0.0, None)
+
+    @property
+    def needs_every_song(self) -> bool:
+        """Examples and words together are standardised over the whole index."""
+        return self.has_examples and bool(self.tag_columns)
+
+    def scores(self, vectors: np.ndarray, unit_rows: np.ndarray) -> np.ndarray:
+        """Each song's score (see the module's docstring), shape (n,), for songs `vectors`
+        (n, n_tags) and the same at unit length; for examples and words together these must
+        be every song of the index."""
+        words = vectors[:, self.tag_columns].mean(axis=1) if self.tag_columns else None
+        if not self.has_examples:
+            return words.astype(np.float64)
+        cosine = unit_rows.astype(np.float64) @ self.direction
+        if words is None:
+            return cosine
+        return (_standardised(cosine) + _standardised(words.astype(np.float64))) / 2.0
+
+    def profile(self, n_tags: int) -> np.ndarray:
+        """What the query asks of each tag, shape (n_tags,), in 0..1, for reasons: the
+        seeds' mean vector less the counter-examples' pull, and 1 for each named tag."""
+        profile = self._example_profile.copy() if self.has_examples else np.zeros(n_tags)
+        profile[self.tag_columns] = 1.0
+        return profile
+
+
+def reasons(profile: np.ndarray, vector: np.ndarray, tags: Sequence[str], count: int = REASONS) -> tuple[Reason, ...]:
+    """The `count` tags with the largest product of the query's `profile` and the song's
+    `vector` (both (n_tags,)): the tags strong in both. Ties go to the earlier tag."""
+    strength = profile * vector
+    order = np.argsort(-strength, kind="stable")
+    return tuple(Reason(tags[i], float(vector[i]), float(profile[i])) for i in order[:count] if strength[i] > 0)
+
+
+def _same_recording_key(info: SongInfo | None) -> tuple[str, str] | None:
+    if info is None or not info.tagged or not info.artist or not info.title:
+        return None
+    return info.artist.casefold(), info.title.casefold()
+
+
+class Selection:
+    """The songs a list holds so far, and whether another may join: not a path already
+    there or barred, not a duplicate of one (cosine at least `threshold` with its unit
+    vector, or the same artist and title from the files' tags) unless keep_duplicates, and
+    at most `per_artist` (`per_album`) songs of one artist (album; 0: no cap). Songs of
+    unknown artist (album) are not capped."""
+
+    def __init__(self, threshold: float, per_artist: int = 0, per_album: int = 0, keep_duplicates: bool = False):
+        self.threshold = threshold
+        self.per_artist = per_artist
+        self.per_album = per_album
+        self.keep_duplicates = keep_duplicates
+        self._paths: set[str] = set()
+        self._units: list[np.ndarray] = []
+        self._recordings: set[tuple[str, str]] = set()
+        self._artists: dict[str, int] = {}
+        self._albums: dict[tuple[str, str], int] = {}
+
+    @staticmethod
+    def _artist(info: SongInfo | None) -> str | None:
+        return info.artist.casefold() if info and info.artist else None
+
+    @staticmethod
+    def _album(info: SongInfo | None) -> tuple[str, str] | None:
+        # "Greatest Hits" of two artists are two albums
+        return ((info.artist or "").casefold(), info.album.casefold()) if info and info.album else None
+
+    def is_duplicate(self, unit_vector: np.ndarray, info: SongInfo | None) -> bool:
+        """Whether a song is the same recording as one held or barred."""
+        key = _same_recording_key(info)
+        if key is not None and key in self._recordings:
+            return True
+        if not self._units:
+            return False
+        return float(np.max(np.asarray(self._units) @ unit_vector)) >= self.threshold
+
+    def admits(self, path: str, unit_vector: np.ndarray, info: SongInfo | None) -> bool:
+        if path in self._paths:
+            return False
+        if not self.keep_duplicates and self.is_duplicate(unit_vector, info):
+            return False
+        artist, album = self._artist(info), self._album(info)
+        if self.per_artist and artist is not None and self._artists.get(artist, 0) >= self.per_artist:
+            return False
+        return not (self.per_album and album is not None and self._albums.get(album, 0) >= self.per_album)
+
+    def bar(self, path: str | None, unit_vector: np.ndarray, info: SongInfo | None) -> None:
+        """Keep a song (a seed, a counter-example) and its duplicates out of the list."""
+        if path:
+            self._paths.add(path)
+        if not self.keep_duplicates:
+            self._units.append(unit_vector)
+            key = _same_recording_key(info)
+            if key is not None:
+                self._recordings.add(key)
+
+    def add(self, path: str, unit_vector: np.ndarray, info: SongInfo | None) -> None:
+        """Put a song in the list (counted against its artist's and album's caps)."""
+        self.bar(path, unit_vector, info)
+        artist, album = self._artist(info), self._album(info)
+        if artist is not None:
+            self._artists[artist] = self._artists.get(artist, 0) + 1
+        if album is not None:
+            self._albums[album] = self._albums.get(album, 0) + 1
+
+
+def ranked_order(scores: np.ndarray, paths: Sequence[str]) -> list[int]:
+    """Indices of `paths` by score, highest first, equal scores in path (byte) order: the
+    same query on the same index always gives the same list."""
+    keys = [os.fsencode(path) for path in paths]
+    return sorted(range(len(paths)), key=lambda i: (-float(scores[i]), keys[i]))
+
+
+def pick(
+    order: Sequence[int],
+    paths: Sequence[str],
+    unit_rows: np.ndarray,
+    infos: Sequence[SongInfo | None],
+    selection: Selection,
+    count: int,
+) -> list[int]:
+    """The first `count` of `order` (indices into paths) that `selection` admits, each
+    added to it as it is taken."""
+    taken: list[int] = []
+    for i in order:
+        if len(taken) >= count:
+            break
+        if selection.admits(paths[i], unit_rows[i], infos[i]):
+            selection.add(paths[i], unit_rows[i], infos[i])
+            taken.append(i)
+    return taken
+
+
+def path_points(start: np.ndarray, end: np.ndarray, steps: int) -> np.ndarray:
+    """`steps` unit directions evenly between two vectors, shape (steps, n_tags): step i
+    is the point i/(steps-1) of the way from start to end (both first scaled to length 1,
+    so that a loud-tagged song does not pull the path towards itself), scaled back to
+    length 1, since songs are compared by cosine."""
+    fractions = np.linspace(0.0, 1.0, steps)[:, None]
+    mixed = (1.0 - fractions) * unit(np.asarray(start, np.float64)) + fractions * unit(np.asarray(end, np.float64))
+    norms = np.linalg.norm(mixed, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return mixed / norms
+
+
+def walk(
+    points: np.ndarray,
+    paths: Sequence[str],
+    unit_rows: np.ndarray,
+    infos: Sequence[SongInfo | None],
+    selection: Selection,
+) -> list[tuple[int, int, float]]:
+    """For each of `points` (k, n_tags) in turn, the song of `paths` nearest to it by
+    cosine that `selection` admits (then added to it): (point index, song index, cosine)
+    per point that found one, in order. Greedy, so no song comes twice."""
+    cosines = unit_rows.astype(np.float64) @ points.T  # (n, k)
+    chosen: list[tuple[int, int, float]] = []
+    for step in range(points.shape[0]):
+        for i in ranked_order(cosines[:, step], paths):
+            if selection.admits(paths[i], unit_rows[i], infos[i]):
+                selection.add(paths[i], unit_rows[i], infos[i])
+                chosen.append((step, i, float(cosines[i, step])))
+                break
+    return chosen
+
+
+def duplicate_groups(
+    paths: Sequence[str], unit_rows: np.ndarray, infos: Sequence[SongInfo | None], threshold: float, block: int = 1024
+) -> list[list[tuple[int, float]]]:
+    """Groups of songs that are one recording (cosine at least `threshold`, or the same
+    tagged artist and title, and so on transitively): per group, (index into paths,
+    cosine to the group's first song) sorted by path, groups by their first path. Exact:
+    every pair is compared, in blocks of `block` rows (n²·n_tags multiply-adds)."""
+    parent = list(range(len(paths)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def join(i: int, j: int) -> None:
+        a, b = root(i), root(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+
+    rows = np.asarray(unit_rows, dtype=np.float32)
+    for start in range(0, len(paths), block):
+        similarity = rows[start : start + block] @ rows[start:].T
+        for i, j in zip(*np.nonzero(similarity >= threshold)):
+            if start + j > start + i:
+                join(start + i, start + j)
+    by_recording: dict[tuple[str, str], int] = {}
+    for i, info in enumerate(infos):
+        key = _same_recording_key(info)
+        if key is not None:
+            join(i, by_recording.setdefault(key, i))
+    members: dict[int, list[int]] = {}
+    for i in range(len(paths)):
+        members.setdefault(root(i), []).append(i)
+
+    groups = []
+    for group in members.values():
+        if len(group) < 2:
+            continue
+        group.sort(key=lambda i: os.fsencode(paths[i]))
+        first = rows[group[0]]
+        groups.append([(i, float(rows[i] @ first)) for i in group])
+    groups.sort(key=lambda group: os.fsencode(paths[group[0][0]]))
+    return groups

@@ -1,0 +1,95 @@
+"""A song's artist, album, title and length: from the file's own tags, else from its folders.
+
+libsndfile (through soundfile) reads the tags of the formats it decodes: Vorbis comments
+in Ogg and FLAC, ID3 in MP3. Where a file has no artist, album or title of its own, the
+folders it lies in stand in, counted from the folder that was indexed, in the usual
+`Artist/Album/Track.ext` layout:
+
+    ROOT/Artist/Album/Track.flac   artist "Artist", album "Album", title "Track"
+    ROOT/Artist/Track.flac         artist "Artist", title "Track"
+    ROOT/Track.flac                title "Track"
+    ROOT/A/B/Artist/Album/T.flac   deeper: the two folders above the file
+
+The title falls back to the file name without its extension. Without a root (a `--from-jsonl`
+record, or a query file outside the index), only the title does.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SongInfo:
+    """What a listener calls a song. `seconds` is the whole file's playing time (not the
+    part analysed), None when unknown; `tagged` says the artist and title both came from
+    the file's own tags (or a JSON record), so that "same artist and same title" may be
+    trusted to mean the same recording, which a folder name cannot promise."""
+
+    artist: str | None = None
+    album: str | None = None
+    title: str | None = None
+    seconds: float | None = None
+    tagged: bool = False
+
+
+def _clean(text) -> str | None:
+    if not isinstance(text, str):
+        return None
+    text = " ".join(text.split())
+    return text or None
+
+
+def from_folders(path: str, root: str | None) -> SongInfo:
+    """The folder-name rule alone (see the module's docstring)."""
+    title = _clean(os.path.splitext(os.path.basename(path))[0])
+    if root is None:
+        return SongInfo(title=title)
+    relative = os.path.relpath(os.path.dirname(os.path.abspath(path)), os.path.abspath(root))
+    folders = [] if relative in (os.curdir, "") else [part for part in relative.split(os.sep) if part]
+    if folders and folders[0] == os.pardir:  # not under the root after all
+        folders = []
+    artist = _clean(folders[-2]) if len(folders) >= 2 else (_clean(folders[-1]) if folders else None)
+    album = _clean(folders[-1]) if len(folders) >= 2 else None
+    return SongInfo(artist=artist, album=album, title=title)
+
+
+def read_song_info(path: str, root: str | None = None) -> SongInfo:
+    """The file's tags and length, completed by the folder names under `root`. Never
+    raises: a file soundfile cannot open gets the folder names alone (a file qbsd can still
+    decode through another decoder is analysed all the same)."""
+    import soundfile
+
+    fallback = from_folders(path, root)
+    try:
+        with soundfile.SoundFile(path) as audio:
+            artist, album, title = _clean(audio.artist), _clean(audio.album), _clean(audio.title)
+            seconds = audio.frames / audio.samplerate if audio.samplerate and audio.frames > 0 else None
+    except Exception:  # soundfile raises LibsndfileError, RuntimeError or TypeError by format
+        return fallback
+    return SongInfo(
+        artist=artist or fallback.artist,
+        album=album or fallback.album,
+        title=title or fallback.title,
+        seconds=seconds,
+        tagged=bool(artist and title),
+    )
+
+
+def from_record(record: dict, path: str) -> SongInfo:
+    """A `--from-jsonl` record's own "artist", "album", "title" (and "length", seconds), each
+    where it is a string (a number); the rest from the file when it exists."""
+    given = {key: _clean(record.get(key)) for key in ("artist", "album", "title")}
+    length = record.get("length")
+    length = float(length) if isinstance(length, (int, float)) and length > 0 else None
+    read = read_song_info(path) if os.path.exists(path) else from_folders(path, None)
+    artist = given["artist"] or read.artist
+    title = given["title"] or read.title
+    return SongInfo(
+        artist=artist,
+        album=given["album"] or read.album,
+        title=title,
+        seconds=length or read.seconds,
+        tagged=bool(given["artist"] and given["title"]) or read.tagged,
+    )
