@@ -73,11 +73,13 @@ def quantile_row(label: str, values: np.ndarray) -> str:
 
 
 def measure(model_name: str, subset: list[Path], others: list[Path], cache: Path) -> dict:
-    """Vectors of the subset's re-encodes and of `others`, cached in `cache` (.npz)."""
+    """Vectors of the subset's re-encodes and of `others`, cached in `cache` (.npz) for
+    the model's id (a retrained model is measured afresh)."""
+    model = TagModel(model_name)
     if cache.exists():
         stored = np.load(cache, allow_pickle=False)
-        return {key: stored[key] for key in stored.files}
-    model = TagModel(model_name)
+        if str(stored["model_id"]) == model.model_id:
+            return {key: stored[key] for key in stored.files}
     started = time.monotonic()
     other_vectors = np.stack([model.analyse(str(clip)).vector for clip in others])
     variant_vectors = np.zeros((len(subset), len(VARIANTS), len(model.tags)), dtype=np.float32)

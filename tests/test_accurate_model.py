@@ -10,7 +10,7 @@ import pytest
 from helpers import REPO, AudioFactory, write_chord
 
 import qbsd_cli as qbsd
-from qbsd_cli import logmel
+from qbsd_cli import Index, logmel
 from qbsd_cli.audio import decode
 from qbsd_cli.model import ModelInfo, TagModel, shipped_model_path
 from qbsd_cli.training.accurate import TEACHER_TAGS  # the table the model was built from
@@ -115,5 +115,5 @@ def test_rebuild_keeps_the_shipped_model_of_the_index(qbsd, tmp_path):
     assert qbsd("index", music.folder, "--model", "accurate", index=index).returncode == 0
     rebuilt = qbsd("index", "--rebuild", music.folder, index=index)
     assert rebuilt.returncode == 0, rebuilt
-    with qbsd.Index.open(index) as reopened:
+    with Index.open(index) as reopened:
         assert reopened.model_id == ModelInfo.read("accurate").model_id

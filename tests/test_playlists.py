@@ -17,6 +17,7 @@ from helpers import AudioFactory, InProcessQbsd, assert_no_traceback, copy_clips
 
 from qbsd_cli.playlists import duplicate_threshold
 from qbsd_cli.store import IndexStore
+from qbsd_cli.vocabulary import resolve_words
 
 
 def reencode(source: Path, target: Path, tags: dict | None = None, **options) -> Path:
@@ -289,8 +290,9 @@ def test_explain_gives_three_reasons(shelf, tmp_path):
         assert [entry["tag"] for entry in because] == [tags[i] for i in strongest]
         assert [entry["score"] for entry in because] == pytest.approx([song[i] for i in strongest], abs=1e-4)
     named = shelf.json("search", "calm", "sad", "--top", "3", "--explain")
+    asked = {tags[i] for i in resolve_words(["calm", "sad"], tags)}  # mood:sad and descriptor:sad
     for record in named:
-        assert {entry["tag"] for entry in record["because"]} <= {"mood:calm", "mood:sad"}
+        assert {entry["tag"] for entry in record["because"]} <= asked
     table = shelf.run("search", "calm", "--top", "3", "--explain", "--format", "table")
     assert "because" in table.stdout and "calm 0." in table.stdout
     assert "because" not in shelf.json("search", "calm", "--top", "3")[0]
