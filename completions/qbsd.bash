@@ -58,17 +58,17 @@ _qbsd_offer() {
             if [[ $cur == -* ]]; then
                 _qbsd_compgen words "$cur" "--debug --install-completion --show-completion --help -h"
             else
-                _qbsd_compgen words "$cur" "tag index similar search tags train evaluate"
+                _qbsd_compgen words "$cur" "tag index similar search tags"
             fi
             ;;
         tag)
             case "$option" in
-                --top|-k|--jobs|-j|--timeout) return 0 ;;
+                --top|-k|--jobs|-j|--timeout|--cluster) return 0 ;;
                 --format|-f) _qbsd_compgen words "$cur" "auto json table m3u"; return 0 ;;
                 --model) _qbsd_compgen file "$cur"; return 0 ;;
             esac
             if [[ $cur == -* ]] && ((!dashdash)); then
-                _qbsd_compgen words "$cur" "--top -k --vector --jobs -j --full --timeout --format -f --model --help -h"
+                _qbsd_compgen words "$cur" "--top -k --vector --jobs -j --full --timeout --format -f --model --cluster --help -h"
             else
                 _qbsd_compgen file "$cur"
             fi
@@ -76,11 +76,11 @@ _qbsd_offer() {
         index)
             case "$option" in
                 --from-jsonl|--model) _qbsd_compgen file "$cur"; return 0 ;;
-                --jobs|-j|--timeout) return 0 ;;
+                --jobs|-j|--timeout|--cluster) return 0 ;;
                 --index|-i) _qbsd_compgen dir "$cur"; return 0 ;;
             esac
             if [[ $cur == -* ]] && ((!dashdash)); then
-                _qbsd_compgen words "$cur" "--from-jsonl --errors --rebuild --jobs -j --full --timeout --index -i --model --help -h"
+                _qbsd_compgen words "$cur" "--from-jsonl --errors --rebuild --jobs -j --full --timeout --index -i --model --cluster --help -h"
             else
                 _qbsd_compgen dir "$cur"
             fi
@@ -113,22 +113,6 @@ _qbsd_offer() {
                 --model) _qbsd_compgen file "$cur"; return 0 ;;
             esac
             _qbsd_compgen words "$cur" "--verbose -v --model --help -h"
-            ;;
-        train)
-            case "$option" in
-                --data|--output|-o|--epochs-from-cv) _qbsd_compgen file "$cur"; return 0 ;;
-                --layout|--recipe|--epochs|--limit|--jobs|-j) return 0 ;;
-                --cache) _qbsd_compgen dir "$cur"; return 0 ;;
-            esac
-            _qbsd_compgen words "$cur" "--data --layout --recipe --output -o --epochs --epochs-from-cv --limit --cache --jobs -j --help -h"
-            ;;
-        evaluate)
-            case "$option" in
-                --data) _qbsd_compgen file "$cur"; return 0 ;;
-                --layout|--methods|--jobs|-j) return 0 ;;
-                --results|--cache) _qbsd_compgen dir "$cur"; return 0 ;;
-            esac
-            _qbsd_compgen words "$cur" "--data --layout --methods --results --cache --jobs -j --help -h"
             ;;
     esac
 }
