@@ -134,9 +134,7 @@ def update_from_folders(
             reporter.failure(path, problem.reason)
             store.put_failure(path, problem.size, problem.changed_ns, problem.reason)
     if todo:
-        _analyse_into(
-            store, todo, str(info.path), jobs, max_segments, timeout, reporter, summary, keep_stderr, cluster
-        )
+        _analyse_into(store, todo, str(info.path), jobs, max_segments, timeout, reporter, summary, keep_stderr, cluster)
     return summary
 
 

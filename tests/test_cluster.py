@@ -131,7 +131,9 @@ def test_unreachable_scheduler_writes_nothing(qbsd_process, make_audio, tmp_path
 
 def test_without_the_extra_the_error_says_how_to_install_it(make_audio):
     chord = make_audio.chord("chord.wav")
-    hide_dask = "import sys; sys.modules['distributed'] = None; from qbsd_cli.cli import run; sys.exit(run(sys.argv[1:]))"
+    hide_dask = (
+        "import sys; sys.modules['distributed'] = None; from qbsd_cli.cli import run; sys.exit(run(sys.argv[1:]))"
+    )
     env = {key: value for key, value in os.environ.items() if not key.startswith("QBSD_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     completed = subprocess.run(
@@ -152,9 +154,7 @@ def test_without_the_extra_the_error_says_how_to_install_it(make_audio):
 BUSY_S = 8
 
 
-def test_a_cluster_run_holds_the_index_and_the_time_limit_holds_on_workers(
-    qbsd_process, dask_cluster, clips, tmp_path
-):
+def test_a_cluster_run_holds_the_index_and_the_time_limit_holds_on_workers(qbsd_process, dask_cluster, clips, tmp_path):
     address, _ = dask_cluster
     music = tmp_path / "music"
     real = copy_clips(clips[:8], music)
