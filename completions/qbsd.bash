@@ -58,7 +58,7 @@ _qbsd_offer() {
             if [[ $cur == -* ]]; then
                 _qbsd_compgen words "$cur" "--debug --install-completion --show-completion --help -h"
             else
-                _qbsd_compgen words "$cur" "tag index similar search tags"
+                _qbsd_compgen words "$cur" "tag index similar search tags train evaluate"
             fi
             ;;
         tag)
@@ -113,6 +113,22 @@ _qbsd_offer() {
                 --model) _qbsd_compgen file "$cur"; return 0 ;;
             esac
             _qbsd_compgen words "$cur" "--verbose -v --model --help -h"
+            ;;
+        train)
+            case "$option" in
+                --data|--output|-o|--epochs-from-cv) _qbsd_compgen file "$cur"; return 0 ;;
+                --layout|--recipe|--epochs|--limit|--jobs|-j) return 0 ;;
+                --cache) _qbsd_compgen dir "$cur"; return 0 ;;
+            esac
+            _qbsd_compgen words "$cur" "--data --layout --recipe --output -o --epochs --epochs-from-cv --limit --cache --jobs -j --help -h"
+            ;;
+        evaluate)
+            case "$option" in
+                --data) _qbsd_compgen file "$cur"; return 0 ;;
+                --layout|--methods|--jobs|-j) return 0 ;;
+                --results|--cache) _qbsd_compgen dir "$cur"; return 0 ;;
+            esac
+            _qbsd_compgen words "$cur" "--data --layout --methods --results --cache --jobs -j --help -h"
             ;;
     esac
 }

@@ -14,6 +14,8 @@ complete -c qbsd -n __fish_use_subcommand -a index -d 'Index folders: analyse ne
 complete -c qbsd -n __fish_use_subcommand -a similar -d 'Songs in the index most like QUERY (cosine similarity of tag vectors)'
 complete -c qbsd -n __fish_use_subcommand -a search -d 'Songs in the index that best fit WORDS (mean of their scores for those tags)'
 complete -c qbsd -n __fish_use_subcommand -a tags -d 'The model\'s vocabulary, one tag per line'
+complete -c qbsd -n __fish_use_subcommand -a train -d 'Train the tag model on labelled audio and export it as ONNX (needs the train extra)'
+complete -c qbsd -n __fish_use_subcommand -a evaluate -d 'Artist-grouped 5-fold cross-validation of baselines, CNN recipes and blends (resumable)'
 
 # qbsd tag
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -l top -s k -x -d 'Tags per file; 0 lists every tag'
@@ -61,3 +63,24 @@ complete -c qbsd -n '__fish_seen_subcommand_from search' -l help -s h -d 'Show t
 complete -c qbsd -n '__fish_seen_subcommand_from tags' -l verbose -s v -d 'Also print the model id and tag count (on stderr)'
 complete -c qbsd -n '__fish_seen_subcommand_from tags' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file'
 complete -c qbsd -n '__fish_seen_subcommand_from tags' -l help -s h -d 'Show this message and exit'
+
+# qbsd train
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l data -r -F -d 'A 4Q folder, a CAL500 folder or a path,tags CSV'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l layout -x -d 'moods4q, cal500 or csv'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l recipe -x -d 'Training recipe, ensemble or blend (see the model card): the shipped fast model is cnn-tf-student (needs the teachers\' corpus), the accurate one musicnn-heads; the default, cnn-tf-stats, needs neither'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l output -s o -r -F -d 'Where to write the ONNX model; if not given, models/qbsd.onnx, or models/qbsd-accurate.onnx for musicnn-heads'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l epochs -x -d 'Train this many epochs on every song (no early stopping)'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l epochs-from-cv -r -F -d 'Train each recipe for its median best epoch in this `qbsd evaluate` results folder, on every song'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l limit -x -d 'Use only the first N songs (smoke tests)'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l cache -x -a '(__fish_complete_directories (commandline -ct))' -d 'Feature cache folder; if not given, ~/.cache/qbsd/frames'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l jobs -s j -x -d 'Files analysed in parallel; 0 (the default): all cores'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l help -s h -d 'Show this message and exit'
+
+# qbsd evaluate
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l data -r -F -d 'A 4Q folder, a CAL500 folder or a path,tags CSV'
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l layout -x -d 'moods4q, cal500 or csv'
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l methods -x -d 'Comma-separated baselines, recipes, ensembles and blends; all: every one (well over an hour on 2 cores the first time; finished folds are reused)'
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l results -x -a '(__fish_complete_directories (commandline -ct))' -d 'Folder for the table, JSON, plots and per-fold scores'
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l cache -x -a '(__fish_complete_directories (commandline -ct))' -d 'Feature cache folder'
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l jobs -s j -x -d 'Files analysed in parallel; 0 (the default): all cores'
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l help -s h -d 'Show this message and exit'
