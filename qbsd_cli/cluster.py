@@ -13,7 +13,8 @@ On a worker, a task is a batch of files analysed by an `analysis.AnalysisPool` o
 process, forked by the worker thread once and kept for the next batches: the model is
 loaded once per worker thread, the per-file time limit works exactly as it does
 locally (the analysis process is killed and replaced when a file takes too long), and a
-file that crashes its decoder costs that file, not the Dask worker. A Dask worker that
+file that crashes its decoder costs that file, not the Dask worker. (That process undoes
+the malloc setting Dask's nanny gives workers, which made the analysis 1.7x slower.) A Dask worker that
 dies (killed, out of memory) takes its running batches with it; the scheduler runs
 them again on another worker, so nothing is lost. A batch whose workers keep dying
 (distributed's `allowed-failures`) is split and its files retried one by one, so that
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -144,6 +146,31 @@ def _worker_model_id(spec: str) -> str | None:
         return None
 
 
+#: glibc's ceiling for its dynamic mmap threshold on 64-bit systems (DEFAULT_MMAP_THRESHOLD_MAX),
+#: and the trim threshold it pairs with it (twice that).
+_MMAP_THRESHOLD = 32 * 1024 * 1024
+_TRIM_THRESHOLD = 2 * _MMAP_THRESHOLD
+
+
+def _undo_nanny_malloc_settings() -> None:
+    """In an analysis process forked from a Dask worker: give malloc back its usual large
+    thresholds. Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns
+    off glibc's dynamic mmap threshold, so every large numpy array of the analysis is mapped
+    and unmapped afresh: measured, that made the analysis of 8 clips 1.7x slower (0.53 s
+    against 0.31 s; these settings restored 0.28 s)."""
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        libc.mallopt(M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+        libc.mallopt(M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+    except (OSError, AttributeError):  # not glibc: its malloc never read the variable
+        return
+
+
 def _worker_pool(model_path: str, max_segments: int | None, timeout: float | None, keep_stderr: bool) -> AnalysisPool:
     """This worker thread's analysis process for these settings, started on first use."""
     settings = (model_path, max_segments, timeout, keep_stderr)
@@ -161,7 +188,7 @@ def _worker_pool(model_path: str, max_segments: int | None, timeout: float | Non
 
     from . import audio, features, model  # noqa: F401
 
-    pool = AnalysisPool(model_path, 1, max_segments, timeout, keep_stderr)
+    pool = AnalysisPool(model_path, 1, max_segments, timeout, keep_stderr, prepare=_undo_nanny_malloc_settings)
     with _worker_pools_lock:
         _worker_pools[thread] = (settings, pool)
     return pool
