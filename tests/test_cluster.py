@@ -198,3 +198,50 @@ def test_a_worker_killed_mid_run_loses_nothing(qbsd_process, dask_cluster, clips
     assert summary(run)["added"] == len(files) and summary(run)["failed"] == 0
     assert error_lines(run) == []
     assert sorted(stored(index)) == sorted(str(path) for path in files)
+
+
+def test_workers_with_another_model_are_refused(qbsd, make_audio, tmp_path):
+    """A worker whose qbsd ships another model (here: a copy of the package whose fast model
+    has another id, first on the worker's PYTHONPATH) refuses the run before it writes a song."""
+    import shutil
+
+    from helpers import model_with_another_id
+
+    their_qbsd = tmp_path / "their-qbsd"
+    shutil.copytree(REPO / "qbsd_cli", their_qbsd / "qbsd_cli", ignore=shutil.ignore_patterns("__pycache__"))
+    (their_qbsd / "models").mkdir()
+    ours, theirs, other = model_with_another_id(qbsd, tmp_path)
+    shutil.copyfile(other, their_qbsd / "models" / "qbsd.onnx")
+    make_audio.chord("chord.wav")
+    index = tmp_path / "index"
+    # a `dask worker` process of its own, started as a user would, with the copy on its path
+    with (
+        distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        address = cluster.scheduler_address
+        env = {key: value for key, value in os.environ.items() if not key.startswith("QBSD_")}
+        worker_process = subprocess.Popen(
+            [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1", "--no-dashboard"],
+            env={**env, **WORKER_ENV, "PYTHONPATH": str(their_qbsd)},
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            client.wait_for_workers(1, timeout=60)
+            [worker] = client.scheduler_info()["workers"]
+            for result in (
+                qbsd("index", make_audio.folder, "--cluster", address, index=index),
+                qbsd("tag", make_audio.folder / "chord.wav", "--cluster", address),
+            ):
+                assert result.returncode == 1, result
+                assert result.err_lines == [
+                    f"qbsd: the Dask worker at {worker} has model {theirs} for 'fast', this qbsd has {ours}: "
+                    "install the same qbsd version (and model file) on every worker"
+                ]
+                assert result.stdout == ""
+        finally:
+            worker_process.kill()
+            worker_process.wait(30)
+    assert stored_songs(index) == 0
