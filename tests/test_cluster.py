@@ -182,7 +182,7 @@ def test_a_cluster_run_holds_the_index_and_the_time_limit_holds_on_workers(qbsd_
 def test_a_worker_killed_mid_run_loses_nothing(qbsd_process, dask_cluster, clips, tmp_path):
     address, client = dask_cluster
     music = tmp_path / "music"
-    files = copy_clips(clips[:60], music)
+    files = copy_clips(clips[:200], music)  # a few seconds of analysis: long enough to kill a worker in
     index = tmp_path / "index"
     run = Background(qbsd_process, "index", "--cluster", address, music, index=index)
     try:
