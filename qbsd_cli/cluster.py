@@ -273,9 +273,9 @@ class ClusterPool:
         without a result (so the caller commits what it has). Raises ModelMismatchError
         when a worker has another model, ClusterError when a batch cannot run at all."""
         distributed = _distributed()
-        paths = list(paths)
-        size = max(1, min(BATCH_FILES, math.ceil(len(paths) / (BATCHES_PER_THREAD * self.cluster.threads()))))
-        waiting = deque([list(enumerate(paths))[start : start + size] for start in range(0, len(paths), size)])
+        numbered = list(enumerate(paths))
+        size = max(1, min(BATCH_FILES, math.ceil(len(numbered) / (BATCHES_PER_THREAD * self.cluster.threads()))))
+        waiting = deque(numbered[start : start + size] for start in range(0, len(numbered), size))
         running: dict = {}  # future -> its batch of (position, path)
         done: dict[int, Analysis] = {}
         next_out = 0
