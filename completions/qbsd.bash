@@ -63,12 +63,12 @@ _qbsd_offer() {
             ;;
         tag)
             case "$option" in
-                --top|-k|--jobs|-j|--timeout) return 0 ;;
+                --top|-k|--jobs|-j|--timeout|--cluster) return 0 ;;
                 --format|-f) _qbsd_compgen words "$cur" "auto json table m3u"; return 0 ;;
                 --model) _qbsd_compgen file "$cur"; return 0 ;;
             esac
             if [[ $cur == -* ]] && ((!dashdash)); then
-                _qbsd_compgen words "$cur" "--top -k --vector --jobs -j --full --timeout --format -f --model --help -h"
+                _qbsd_compgen words "$cur" "--top -k --vector --jobs -j --full --timeout --format -f --model --cluster --help -h"
             else
                 _qbsd_compgen file "$cur"
             fi
@@ -76,11 +76,11 @@ _qbsd_offer() {
         index)
             case "$option" in
                 --from-jsonl|--model) _qbsd_compgen file "$cur"; return 0 ;;
-                --jobs|-j|--timeout) return 0 ;;
+                --jobs|-j|--timeout|--cluster) return 0 ;;
                 --index|-i) _qbsd_compgen dir "$cur"; return 0 ;;
             esac
             if [[ $cur == -* ]] && ((!dashdash)); then
-                _qbsd_compgen words "$cur" "--from-jsonl --errors --duplicates --rebuild --jobs -j --full --timeout --index -i --model --help -h"
+                _qbsd_compgen words "$cur" "--from-jsonl --errors --duplicates --rebuild --jobs -j --full --timeout --index -i --model --cluster --help -h"
             else
                 _qbsd_compgen dir "$cur"
             fi

@@ -26,7 +26,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,10 +97,19 @@ def _detach_std_streams(keep_stderr: bool) -> None:
     sys.stderr = open(2, "w", closefd=False)
 
 
-def _worker_main(connection, parent: int, model_path: str | None, max_segments: int | None, keep_stderr: bool) -> None:
+def _worker_main(
+    connection,
+    parent: int,
+    model_path: str | None,
+    max_segments: int | None,
+    keep_stderr: bool,
+    prepare: Callable[[], None] | None,
+) -> None:
     """Receive paths, send Analysis results, until the pipe closes or None arrives."""
     _die_with_parent(parent)
     _detach_std_streams(keep_stderr)
+    if prepare is not None:
+        prepare()
     import warnings
 
     warnings.simplefilter("ignore")  # e.g. numpy's on odd input: the reason is in the result
@@ -130,7 +139,13 @@ def _worker_main(connection, parent: int, model_path: str | None, max_segments: 
 class _Worker:
     """One forked worker process and the command's end of its pipe."""
 
-    def __init__(self, model_path: str | None, max_segments: int | None, keep_stderr: bool):
+    def __init__(
+        self,
+        model_path: str | None,
+        max_segments: int | None,
+        keep_stderr: bool,
+        prepare: Callable[[], None] | None = None,
+    ):
         from multiprocessing import Pipe
 
         ours, theirs = Pipe(duplex=True)
@@ -146,7 +161,7 @@ class _Worker:
                     signal.signal(signal.SIGINT, signal.SIG_IGN)
                     signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
                     ours.close()
-                    _worker_main(theirs, parent, model_path, max_segments, keep_stderr)
+                    _worker_main(theirs, parent, model_path, max_segments, keep_stderr, prepare)
                 except BaseException:
                     status = 1
                 finally:
@@ -221,8 +236,10 @@ class AnalysisPool:
         max_segments: int | None,
         timeout: float | None = DEFAULT_TIMEOUT,
         keep_stderr: bool = False,
+        prepare: Callable[[], None] | None = None,
     ):
         self.model_path = model_path
+        self.prepare = prepare  # called first in every worker process
         self.max_segments = max_segments
         self.timeout = timeout if timeout and timeout > 0 else None
         self.keep_stderr = keep_stderr
@@ -236,7 +253,7 @@ class AnalysisPool:
             raise
 
     def _start(self) -> _Worker:
-        return _Worker(self.model_path, self.max_segments, self.keep_stderr)
+        return _Worker(self.model_path, self.max_segments, self.keep_stderr, self.prepare)
 
     def __enter__(self) -> AnalysisPool:
         return self

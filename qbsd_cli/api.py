@@ -57,6 +57,7 @@ from .songinfo import SongInfo, from_folders, read_song_info
 from .vocabulary import resolve_words
 
 if TYPE_CHECKING:  # the store (sqlite3, annoy) is imported when an index is used, not by tag()
+    from .cluster import ClusterPool
     from .store import IndexStore
 
 __all__ = [
@@ -145,6 +146,18 @@ def _loaded_model(model: str | os.PathLike | None) -> TagModel:
     return _cached_model(path, info.st_size, info.st_mtime_ns)
 
 
+def _connect(address: str | None):
+    """A context manager for the connection to the Dask scheduler at `address` (None when
+    there is none: nothing of dask is imported then)."""
+    if not address:
+        from contextlib import nullcontext
+
+        return nullcontext()
+    from .cluster import Cluster
+
+    return Cluster(address)
+
+
 def _paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
     """Paths as str (bytes decoded as os.fsdecode does); one path alone is a list of one."""
     if isinstance(paths, (str, bytes, os.PathLike)):
@@ -176,17 +189,30 @@ def tag_many(
     full: bool = False,
     timeout: float | None = DEFAULT_TIMEOUT,
     keep_worker_stderr: bool = False,
+    cluster: str | None = None,
 ) -> TagRun:
-    """Analyse files in `jobs` worker processes (0: one per core), each file within
+    """Analyse files in `jobs` worker processes (0: one per core), or on the workers of
+    the Dask scheduler at `cluster` (`tcp://host:8786`; needs the cluster extra), each file within
     `timeout` seconds (None or 0: no limit); the workers' stderr (decoders' notes on
     damaged files) is discarded unless keep_worker_stderr. Returns a TagRun: iterate it
     for a TagResult or a Failure per path, in input order (a bad file is a Failure, never
     an exception). ModelError is raised by this call itself, and the workers start here,
-    before any thread the caller starts next (a progress bar's, say)."""
+    before any thread the caller starts next (a progress bar's, say); so is ClusterError
+    (or ModelMismatchError, when the workers have another model)."""
     paths = _paths(paths)
     info = ModelInfo.read(model)
     pool = None
-    if paths:
+    if paths and cluster:
+        from .cluster import Cluster, ClusterPool
+
+        connection = Cluster(cluster)
+        try:
+            connection.check_model(info)
+        except BaseException:
+            connection.close()
+            raise
+        pool = ClusterPool(connection, str(info.path), _max_segments(full), timeout, keep_worker_stderr, True)
+    elif paths:
         pool = AnalysisPool(
             str(info.path), min(jobs or default_jobs(), len(paths)), _max_segments(full), timeout, keep_worker_stderr
         )
@@ -198,7 +224,7 @@ class TagRun:
     context manager, or iterate it to the end: either way the workers end with it, and
     `close()` ends them early (they are killed when it is dropped unfinished, too)."""
 
-    def __init__(self, pool: AnalysisPool | None, paths: list[str], info: ModelInfo):
+    def __init__(self, pool: AnalysisPool | ClusterPool | None, paths: list[str], info: ModelInfo):
         self._pool = pool
         self._info = info
         self._tags = tuple(info.tags)
@@ -302,11 +328,13 @@ class Index:
         rebuild: bool = False,
         reporter: Reporter | None = None,
         keep_worker_stderr: bool = False,
+        cluster: str | None = None,
     ) -> IndexSummary:
-        """Analyse new and changed audio files under `folders`, forget deleted ones, and
+        """Analyse new and changed audio files under `folders` (on the workers of the Dask
+        scheduler at `cluster` when given), forget deleted ones, and
         rebuild the Annoy forest. rebuild=True starts the index afresh (after a model
         change, or damage). Raises UsageError (a missing folder), ModelError,
-        ModelMismatchError, IndexBusyError or IndexDamagedError; bad files are recorded
+        ModelMismatchError, ClusterError, IndexBusyError or IndexDamagedError; bad files are recorded
         as failures (`failures()`), reported to `reporter`, and never raised."""
         names = _paths(folders)
         if not names:
@@ -314,20 +342,23 @@ class Index:
         from .scan import check_folders
 
         check_folders(names)
-        return self._write(
-            rebuild,
-            lambda store, previous_model: update_from_folders(
-                store,
-                names,
-                model_for_index(model, previous_model),
-                jobs or default_jobs(),
-                _max_segments(full),
-                timeout,
+        # connected before the index is touched: an unreachable cluster writes nothing
+        with _connect(cluster) as connection:
+            return self._write(
+                rebuild,
+                lambda store, previous_model: update_from_folders(
+                    store,
+                    names,
+                    model_for_index(model, previous_model),
+                    jobs or default_jobs(),
+                    _max_segments(full),
+                    timeout,
+                    reporter,
+                    keep_worker_stderr,
+                    connection,
+                ),
                 reporter,
-                keep_worker_stderr,
-            ),
-            reporter,
-        )
+            )
 
     def ingest(
         self,

@@ -74,6 +74,16 @@ KeepDuplicatesOption = typer.Option(
 )
 ExplainOption = typer.Option(False, "--explain", help='Give the three tags that most make each song match ("because").')
 
+ClusterOption = typer.Option(
+    None,
+    "--cluster",
+    envvar="QBSD_CLUSTER",
+    metavar="ADDRESS",
+    help="Analyse on the workers of this Dask scheduler (tcp://host:8786; needs the cluster extra, "
+    "and the files at the same paths on every worker); --jobs is then ignored.",
+    show_default=False,
+)
+
 
 class Interrupted(BaseException):
     """Ctrl-C; a BaseException of our own, so that click does not turn it into exit 1."""
@@ -138,6 +148,7 @@ def tag(
     timeout: float = TimeoutOption,
     output_format: OutputFormat = FormatOption,
     model: Optional[Path] = ModelOption,
+    cluster: Optional[str] = ClusterOption,
 ):
     """Tag audio files: one JSON line per file with its strongest tags."""
     from .api import Failure, tag_many
@@ -151,7 +162,13 @@ def tag(
     failed = 0
     with (
         tag_many(
-            paths, model=model, jobs=jobs, full=full, timeout=timeout or None, keep_worker_stderr=_debug
+            paths,
+            model=model,
+            jobs=jobs,
+            full=full,
+            timeout=timeout or None,
+            keep_worker_stderr=_debug,
+            cluster=cluster,
         ) as results,
         Progress("tagging", len(paths)) as progress,
     ):
@@ -211,6 +228,7 @@ def index(
     timeout: float = TimeoutOption,
     index_folder: Optional[Path] = IndexOption,
     model: Optional[Path] = ModelOption,
+    cluster: Optional[str] = ClusterOption,
 ):
     """Index folders: analyse new or changed files, forget deleted ones, rebuild the search index."""
     from .output import stdout_is_terminal
@@ -255,6 +273,7 @@ def index(
             rebuild=rebuild,
             reporter=reporter,
             keep_worker_stderr=_debug,
+            cluster=cluster,
         )
     note(
         f"added {summary.added}, updated {summary.updated}, removed {summary.removed}, "

@@ -10,6 +10,7 @@ what to do). The command line maps these to exit statuses in one place
     ├── AudioError            a file that cannot be decoded or analysed
     │   └── TooShortError     too short for the model (fast: one 0.58 s patch; accurate: 1 s)
     ├── ModelError            a model file that is missing or is not a qbsd model
+    ├── ClusterError          the Dask cluster of --cluster cannot be used (or the extra is missing)
     └── StoreError            the index cannot be used
         ├── IndexMissingError      there is no index (or no song in it) yet
         ├── IndexDamagedError      the database or the Annoy file is damaged
@@ -49,6 +50,11 @@ class TooShortError(AudioError):
 
 class ModelError(QbsdError):
     """The model file is missing or is not a qbsd model."""
+
+
+class ClusterError(QbsdError):
+    """The Dask cluster named by --cluster cannot be used: its scheduler is unreachable, it
+    has no workers, its workers lack qbsd, or the cluster extra is not installed."""
 
 
 class StoreError(QbsdError):

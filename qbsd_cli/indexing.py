@@ -3,7 +3,8 @@
 The caller holds the index's writer lock (`store.writer_lock`) for the whole update.
 Files are compared with what the store knows: unchanged songs are kept, files that
 failed before are not retried until their size or change time differs, deleted files
-are forgotten, and the rest are analysed in worker processes (`analysis.AnalysisPool`).
+are forgotten, and the rest are analysed in worker processes (`analysis.AnalysisPool`),
+or on the workers of a Dask cluster (`cluster.ClusterPool`).
 Analysed files are committed in small batches, so a killed run loses at most about a
 second of work, and Ctrl-C keeps what was finished.
 """
@@ -28,6 +29,7 @@ from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT
 from .songinfo import from_record, read_song_info
 
 if TYPE_CHECKING:
+    from .cluster import Cluster
     from .store import IndexStore
 
 #: Analysed files are committed at least this often (and every BATCH_FILES files), so a
@@ -82,10 +84,12 @@ def update_from_folders(
     timeout: float | None = DEFAULT_TIMEOUT,
     reporter: Reporter | None = None,
     keep_stderr: bool = False,
+    cluster: Cluster | None = None,
 ) -> IndexSummary:
     """Analyse the new and changed audio files under `folders` into `store`, and forget
-    the deleted ones (only under these folders). Raises UsageError for a missing folder,
-    ModelError, or ModelMismatchError before anything is written."""
+    the deleted ones (only under these folders); on the workers of `cluster` when given,
+    else in `jobs` local processes. Raises UsageError for a missing folder, ModelError,
+    or ModelMismatchError (ClusterError) before anything is written."""
     reporter = reporter or Reporter()
     found = scan(folders)
     roots = [os.path.abspath(folder) for folder in folders]
@@ -120,6 +124,8 @@ def update_from_folders(
     info = None
     if todo:
         info = ModelInfo.read(model_for_index(model, store.model_id))
+        if cluster is not None:
+            cluster.check_model(info)
         store.bind_model(info.model_id, info.tags)
 
     with store.transaction():
@@ -129,7 +135,7 @@ def update_from_folders(
             reporter.failure(path, problem.reason)
             store.put_failure(path, problem.size, problem.changed_ns, problem.reason)
     if todo:
-        _analyse_into(store, todo, str(info.path), jobs, max_segments, timeout, reporter, summary, keep_stderr)
+        _analyse_into(store, todo, str(info.path), jobs, max_segments, timeout, reporter, summary, keep_stderr, cluster)
     _read_song_infos(store, roots)
     return summary
 
@@ -157,11 +163,17 @@ def _analyse_into(
     reporter: Reporter,
     summary: IndexSummary,
     keep_stderr: bool,
+    cluster: Cluster | None = None,
 ) -> None:
     batch: list[tuple[Analysis, os.stat_result, bool]] = []
     last_commit = time.monotonic()
-    # Workers are forked before the reporter may start a progress bar's thread.
-    with AnalysisPool(model_path, min(jobs, len(todo)), max_segments, timeout, keep_stderr) as pool:
+    if cluster is not None:
+        from .cluster import ClusterPool
+
+        pool = ClusterPool(cluster, model_path, max_segments, timeout, keep_stderr)
+    else:  # workers are forked before the reporter may start a progress bar's thread
+        pool = AnalysisPool(model_path, min(jobs, len(todo)), max_segments, timeout, keep_stderr)
+    with pool:
         reporter.start(len(todo))
         try:
             # Any order, and a None now and then while a slow file holds everything up,

@@ -108,6 +108,23 @@ def test_the_run_time_path_loads_no_training_framework():
     assert not [name for name in loaded if name.startswith("qbsd_cli.training")]
 
 
+def test_tag_and_index_without_cluster_never_import_dask(tmp_path):
+    # real runs, workers and all: dask is the cluster extra's, loaded only for --cluster
+    from helpers import write_chord
+
+    chord = write_chord(tmp_path / "music" / "chord.wav")
+    loaded = run_python(
+        "import contextlib, io, sys\n"
+        "from qbsd_cli.cli import run\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        f"    assert run(['tag', {str(chord)!r}]) == 0\n"
+        f"    assert run(['index', {str(chord.parent)!r}, '--index', {str(tmp_path / 'index')!r}]) == 0\n"
+        "print('\\n'.join(sorted(sys.modules)))"
+    ).split()
+    assert "qbsd_cli.store" in loaded  # the runs did run
+    assert not [name for name in loaded if name.split(".")[0] in {"dask", "distributed"}]
+
+
 def test_importing_the_package_has_no_side_effects():
     output = run_python(
         "import os, sys\n"
