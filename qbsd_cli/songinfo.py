@@ -34,10 +34,20 @@ class SongInfo:
     tagged: bool = False
 
 
+def _storable(text: str) -> str:
+    """`text` as valid UTF-8 (SQLite TEXT and JSON need it): the surrogate escapes of a
+    non-UTF-8 file or folder name become \\xNN, as qbsd prints paths (output.display_path);
+    a lone surrogate of another kind (a JSON line may carry one) becomes \\uNNNN."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _clean(text) -> str | None:
     if not isinstance(text, str):
         return None
-    text = " ".join(text.split())
+    text = " ".join(_storable(text).split())
     return text or None
 
 
@@ -63,7 +73,8 @@ def read_song_info(path: str, root: str | None = None) -> SongInfo:
 
     fallback = from_folders(path, root)
     try:
-        with soundfile.SoundFile(path) as audio:
+        # bytes: soundfile cannot encode the surrogate escapes of a non-UTF-8 name itself
+        with soundfile.SoundFile(os.fsencode(path)) as audio:
             artist, album, title = _clean(audio.artist), _clean(audio.album), _clean(audio.title)
             seconds = audio.frames / audio.samplerate if audio.samplerate and audio.frames > 0 else None
     except Exception:  # soundfile raises LibsndfileError, RuntimeError or TypeError by format
