@@ -497,7 +497,7 @@ class Index:
         if exact or query.needs_every_song or not query.has_examples or not np.any(query.direction):
             paths, matrix, unit_rows, infos = store.catalogue()
             scores = query.scores(matrix, unit_rows)
-            taken = pick(ranked_order(scores, paths), paths, unit_rows, infos, fresh_selection(), top)
+            taken = pick(ranked_order(scores), paths, unit_rows, infos, fresh_selection(), top)
         else:
             # Annoy's candidates, ranked by their exact cosine; more of them while the
             # filters (duplicates, caps, the seeds themselves) leave too few
@@ -505,12 +505,13 @@ class Index:
             while True:
                 found = [path for path, _score in store.nearest(query.direction.astype(np.float32), wanted)]
                 stored = store.songs_for(found)
-                paths = [path for path in found if path in stored]
+                # in byte order, as the catalogue is, so that ranked_order breaks ties by path
+                paths = sorted((path for path in found if path in stored), key=os.fsencode)
                 matrix = np.stack([stored[path][0] for path in paths]) if paths else np.zeros((0, store.n_tags))
                 unit_rows = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
                 infos = [stored[path][1] for path in paths]
                 scores = query.scores(matrix, unit_rows)
-                taken = pick(ranked_order(scores, paths), paths, unit_rows, infos, fresh_selection(), top)
+                taken = pick(ranked_order(scores), paths, unit_rows, infos, fresh_selection(), top)
                 if len(taken) >= top or len(found) < wanted:
                     break
                 wanted *= 4
@@ -616,7 +617,9 @@ class Index:
         if (a_path is not None and a_path == b_path) or np.array_equal(a, b):
             raise UsageError("a path needs two different songs: its start and its end are the same song")
         paths, matrix, unit_rows, infos = store.catalogue()
-        between = len(set(paths) - {a_path, b_path})
+        # two indexed look-ups rather than a set of every path
+        ends_indexed = sum(store.vector_for(end_path) is not None for end_path in {a_path, b_path} - {None})
+        between = len(paths) - ends_indexed
         if steps - 2 > between:
             raise UsageError(
                 f"--steps {steps}: the index holds {between} songs besides the two ends, "

@@ -21,7 +21,7 @@ How a query is weighed (also in the README):
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -208,15 +208,31 @@ class Selection:
             self._albums[album] = self._albums.get(album, 0) + 1
 
 
-def ranked_order(scores: np.ndarray, paths: Sequence[str]) -> list[int]:
-    """Indices of `paths` by score, highest first, equal scores in path (byte) order: the
-    same query on the same index always gives the same list."""
-    keys = [os.fsencode(path) for path in paths]
-    return sorted(range(len(paths)), key=lambda i: (-float(scores[i]), keys[i]))
+def ranked_order(scores: np.ndarray, first: int = 64) -> Iterator[int]:
+    """Indices into `scores` (shape (n,)) by score, highest first, equal scores by index:
+    the same query on the same index always gives the same list. Callers hand over songs
+    in path (byte) order, as the store's catalogue is, so that ties go by path.
+
+    Lazy, because a list is cut short long before the end: the best `first` (and every
+    song tied with the last of them) are sorted and given, then 8 times as many of the
+    rest, and so on; each round partitions what is left (O(n)) rather than sorting it all."""
+    scores = np.asarray(scores, dtype=np.float64)
+    remaining = np.arange(len(scores))
+    wanted = first
+    while remaining.size:
+        if wanted < remaining.size:
+            left = scores[remaining]
+            cut = np.partition(left, left.size - wanted)[left.size - wanted]
+            best = left >= cut  # ties with the cut are all taken now, so none depends on the partition
+            chunk, remaining = remaining[best], remaining[~best]
+        else:
+            chunk, remaining = remaining, remaining[:0]
+        yield from chunk[np.lexsort((chunk, -scores[chunk]))].tolist()
+        wanted *= 8
 
 
 def pick(
-    order: Sequence[int],
+    order: Iterable[int],
     paths: Sequence[str],
     unit_rows: np.ndarray,
     infos: Sequence[SongInfo | None],
@@ -254,13 +270,13 @@ def walk(
     infos: Sequence[SongInfo | None],
     selection: Selection,
 ) -> list[tuple[int, int, float]]:
-    """For each of `points` (k, n_tags) in turn, the song of `paths` nearest to it by
-    cosine that `selection` admits (then added to it): (point index, song index, cosine)
-    per point that found one, in order. Greedy, so no song comes twice."""
+    """For each of `points` (k, n_tags) in turn, the song of `paths` (in byte order) nearest
+    to it by cosine that `selection` admits (then added to it): (point index, song index,
+    cosine) per point that found one, in order. Greedy, so no song comes twice."""
     cosines = unit_rows.astype(np.float64) @ points.T  # (n, k)
     chosen: list[tuple[int, int, float]] = []
     for step in range(points.shape[0]):
-        for i in ranked_order(cosines[:, step], paths):
+        for i in ranked_order(cosines[:, step]):
             if selection.admits(paths[i], unit_rows[i], infos[i]):
                 selection.add(paths[i], unit_rows[i], infos[i])
                 chosen.append((step, i, float(cosines[i, step])))
@@ -273,8 +289,12 @@ def duplicate_groups(
 ) -> list[list[tuple[int, float]]]:
     """Groups of songs that are one recording (cosine at least `threshold`, or the same
     tagged artist and title, and so on transitively): per group, (index into paths,
-    cosine to the group's first song) sorted by path, groups by their first path. Exact:
-    every pair is compared, in blocks of `block` rows (n²·n_tags multiply-adds)."""
+    cosine to the group's first song) sorted by path, groups by their first path.
+
+    Exact, so its cost grows with the square of the index: every pair is compared once,
+    n²/2 · n_tags multiply-adds, in tiles of `block` x `block` songs on and above the
+    diagonal, so that memory stays at one tile (block² float32, 4 MB at 1024) besides
+    the vectors themselves."""
     parent = list(range(len(paths)))
 
     def root(i: int) -> int:
@@ -290,10 +310,13 @@ def duplicate_groups(
 
     rows = np.asarray(unit_rows, dtype=np.float32)
     for start in range(0, len(paths), block):
-        similarity = rows[start : start + block] @ rows[start:].T
-        for i, j in zip(*np.nonzero(similarity >= threshold)):
-            if start + j > start + i:
-                join(start + i, start + j)
+        tile_rows = rows[start : start + block]
+        for other in range(start, len(paths), block):
+            similar_i, similar_j = np.nonzero(tile_rows @ rows[other : other + block].T >= threshold)
+            similar_i, similar_j = similar_i + start, similar_j + other
+            above = similar_j > similar_i  # each pair once, and not a song with itself
+            for i, j in zip(similar_i[above].tolist(), similar_j[above].tolist()):
+                join(i, j)
     by_recording: dict[tuple[str, str], int] = {}
     for i, info in enumerate(infos):
         key = _same_recording_key(info)
