@@ -192,6 +192,22 @@ def test_vectors_through_a_real_pipe_are_seeds(shelf, qbsd_process):
     assert [r["path"] for r in piped.json()] == [r["path"] for r in direct]
 
 
+def test_each_dash_takes_the_next_line_of_stdin(shelf):
+    first, second, third = shelf.clips["Alpha"][3], shelf.clips["Beta"][7], shelf.clips["Gamma"][0]
+    tagged = shelf.qbsd("tag", "--vector", first, second)
+    assert tagged.returncode == 0, tagged
+
+    def piped(*args, lines=tagged.stdout):
+        return shelf.qbsd(*args, "--format", "json", index=shelf.index, input=lines)
+
+    assert piped("path", "-", "-", "--steps", "5").json() == shelf.json("path", first, second, "--steps", "5")
+    assert piped("similar", "-", "--not", "-").json() == shelf.json("similar", first, "--not", second)
+    extra = shelf.qbsd("tag", "--vector", third).stdout
+    too_many = piped("similar", "-", "--not", "-", lines=tagged.stdout + extra)
+    assert too_many.returncode == 2, too_many
+    assert too_many.err_lines == ["qbsd: stdin: 3 JSON lines for 2 '-' arguments: each '-' takes one line"]
+
+
 def test_a_tag_word_moves_the_list_towards_it(shelf):
     seed = shelf.clips["Alpha"][0]
     vectors, tags = shelf.vectors()
