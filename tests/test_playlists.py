@@ -20,9 +20,12 @@ from qbsd_cli.store import IndexStore
 from qbsd_cli.vocabulary import resolve_words
 
 
-def reencode(source: Path, target: Path, tags: dict | None = None, **options) -> Path:
-    """`source` decoded and written again by soundfile (format from the extension), with tags."""
+def reencode(source: Path, target: Path, tags: dict | None = None, seconds: float | None = None, **options) -> Path:
+    """`source` decoded and written again by soundfile (format from the extension), with
+    tags; its first `seconds` only, when given."""
     samples, rate = soundfile.read(str(source), dtype="float32")
+    if seconds is not None:
+        samples = samples[: int(seconds * rate)]
     target.parent.mkdir(parents=True, exist_ok=True)
     with soundfile.SoundFile(str(target), "w", rate, 1, **options) as out:
         for key, value in (tags or {}).items():
@@ -252,6 +255,29 @@ def test_same_artist_and_title_is_one_recording(shelf):
     assert float(a @ b) < duplicate_threshold(IndexStore(shelf.index, create=False).model_id)  # not by vector
     listed = {r["path"] for r in shelf.json("search", "calm", "--top", "100")}
     assert len(tagged & listed) == 1
+
+
+def test_placeholder_names_and_other_lengths_are_not_one_recording(shelf, tmp_path):
+    music = tmp_path / "music"
+    clips = [clip for clips in shelf.clips.values() for clip in clips]
+    ripped = {"artist": "Unknown Artist", "title": "Track 01"}
+    same_name = {"artist": "Nina Test", "title": "Song Two"}
+    songs = {
+        "ripped a": reencode(clips[0], music / "ripped a.flac", ripped, seconds=10.0),
+        "ripped b": reencode(clips[8], music / "ripped b.flac", ripped, seconds=10.0),
+        "10 s": reencode(clips[16], music / "ten.flac", same_name, seconds=10.0),
+        "11.5 s": reencode(clips[9], music / "eleven and a half.flac", same_name, seconds=11.5),
+        "14 s": reencode(clips[1], music / "fourteen.flac", same_name, seconds=14.0),
+    }
+    index = tmp_path / "index"
+    built = shelf.qbsd("index", music, index=index)
+    assert built.returncode == 0, built
+    groups = shelf.qbsd("index", "--duplicates", index=index)
+    assert groups.returncode == 0, groups
+    assert {record["path"] for record in groups.json()} == {str(songs["10 s"]), str(songs["11.5 s"])}
+    listed = {r["path"] for r in shelf.qbsd("search", "calm", "--format", "json", index=index).json()}
+    assert len(listed & {str(songs["10 s"]), str(songs["11.5 s"])}) == 1
+    assert {str(songs[name]) for name in ("ripped a", "ripped b", "14 s")} <= listed
 
 
 def test_index_duplicates_lists_the_groups(shelf):
