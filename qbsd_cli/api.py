@@ -607,7 +607,8 @@ class Index:
         between the two songs' directions (playlists.path_points), chosen greedily in
         order, never a song twice nor a duplicate of one listed (unless keep_duplicates),
         within the per_artist / per_album caps. Each Match's score is its cosine to its
-        step's point. Fewer songs come back only when the caps leave too few. Raises
+        step's point. Fewer songs come back only when duplicates (unless keep_duplicates) and
+        the caps leave too few. Raises
         UsageError for fewer than 2 steps, the same song at both ends, or more steps than
         the index has songs; AudioError for an end that cannot be decoded."""
         if steps < 2:

@@ -466,7 +466,16 @@ def path(
             full=full,
         )
     if len(matches) < steps:
-        note(f"qbsd: only {len(matches)} songs fit --per-artist/--per-album: the path is shorter than --steps {steps}")
+        # with every song allowed a path is never short (api.path refuses too many steps)
+        excluded = [] if keep_duplicates else ["duplicates of songs listed"]
+        excluded += [
+            f"over {option} {count}"
+            for option, count in (("--per-artist", per_artist), ("--per-album", per_album))
+            if count
+        ]
+        note(
+            f"qbsd: the path has {len(matches)} songs, not --steps {steps}: the other songs are {' or '.join(excluded)}"
+        )
     title = f"from {display_path(start)} to {display_path(end)}"
     ranking_output(_ranking_records(matches, explain), resolve_format(output_format), title, explain)
 

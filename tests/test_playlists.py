@@ -334,7 +334,13 @@ def test_explain_gives_three_reasons(shelf, tmp_path):
     named = shelf.json("search", "calm", "sad", "--top", "3", "--explain")
     asked = {tags[i] for i in resolve_words(["calm", "sad"], tags)}  # mood:sad and descriptor:sad
     for record in named:
-        assert {entry["tag"] for entry in record["because"]} <= asked
+        because = record["because"]
+        assert len(because) == min(3, len(asked))  # every named tag scores above 0 in a song
+        assert {entry["tag"] for entry in because} <= asked
+        assert [entry["score"] for entry in because] == sorted((entry["score"] for entry in because), reverse=True)
+        assert [entry["score"] for entry in because] == pytest.approx(
+            [vectors[record["path"]][tags.index(entry["tag"])] for entry in because], abs=1e-4
+        )
     table = shelf.run("search", "calm", "--top", "3", "--explain", "--format", "table")
     assert "because" in table.stdout and "calm 0." in table.stdout
     assert "because" not in shelf.json("search", "calm", "--top", "3")[0]
@@ -382,6 +388,21 @@ def test_path_moves_evenly_from_start_to_end(shelf):
     assert np.mean(towards_end[:3]) < np.mean(towards_end[-3:])
 
 
+def test_a_path_cut_short_by_the_caps_says_why(shelf):
+    start, end = shelf.clips["Alpha"][3], shelf.clips["Beta"][7]
+    result = shelf.run("path", start, end, "--steps", "12", "--per-artist", "1", "--format", "json")
+    assert result.returncode == 0, result
+    records = result.json()
+    assert 2 < len(records) < 12
+    assert (records[0]["path"], records[-1]["path"]) == (str(start), str(end))
+    artists = [record["artist"] for record in records]
+    assert len(artists) == len(set(artists))
+    assert result.err_lines == [
+        f"qbsd: the path has {len(records)} songs, not --steps 12: "
+        "the other songs are duplicates of songs listed or over --per-artist 1"
+    ]
+
+
 def test_path_in_every_format(shelf):
     start, end = shelf.special["tagged ogg"], shelf.clips["Beta"][0]
     as_json = shelf.json("path", start, end, "--steps", "4")
@@ -393,6 +414,18 @@ def test_path_in_every_format(shelf):
     table = shelf.run("path", start, end, "--steps", "4", "--format", "table", "--explain")
     assert table.returncode == 0, table
     assert "A Chord" in table.stdout and "because" in table.stdout
+
+
+def test_bad_counter_examples_and_likes_are_one_line_each(shelf, tmp_path):
+    seed = shelf.clips["Alpha"][3]
+    missing, broken = tmp_path / "missing.mp3", AudioFactory(tmp_path).broken("broken.mp3")
+    for option_args in (("similar", seed, "--not"), ("search", "calm", "--not"), ("search", "calm", "--like")):
+        for bad, status, words in ((missing, 2, "no such file"), (broken, 1, "broken.mp3")):
+            result = shelf.run(*option_args, bad)
+            assert result.returncode == status, result
+            assert len(result.err_lines) == 1 and result.err_lines[0].startswith("qbsd: "), result
+            assert words in result.stderr, result
+            assert result.stdout == ""
 
 
 def test_path_errors_are_one_line_each(shelf, tmp_path):
