@@ -53,7 +53,7 @@ from .playlists import (
     walk,
 )
 from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT, default_index_folder, default_jobs
-from .songinfo import SongInfo, from_folders, read_song_info
+from .songinfo import SongInfo, from_folders, read_file_tags, read_song_info
 from .vocabulary import resolve_words
 
 if TYPE_CHECKING:  # the store (sqlite3, annoy) is imported when an index is used, not by tag()
@@ -77,13 +77,15 @@ __all__ = [
 @dataclass(frozen=True)
 class TagResult:
     """A file's tag vector: `vector` (n_tags,) float32 over the vocabulary `tags` of
-    model `model_id`; `duration` is the number of seconds analysed."""
+    model `model_id`; `duration` is the number of seconds analysed. `info` holds the
+    file's own artist, album, title (its tags, never its folders) and playing time."""
 
     path: str
     duration: float
     model_id: str
     tags: tuple[str, ...]
     vector: np.ndarray
+    info: SongInfo = SongInfo()
 
     def top(self, count: int = 10) -> list[tuple[str, float]]:
         """The `count` strongest (tag, score) pairs, best first (0: every tag)."""
@@ -93,13 +95,16 @@ class TagResult:
         return [(self.tags[i], float(self.vector[i])) for i in order]
 
     def to_record(self, top: int = 10, with_vector: bool = False) -> dict:
-        """The JSON record `qbsd tag` prints: path, duration, model, tags (and vector)."""
-        record = {
-            "path": self.path,
-            "duration": round(self.duration, 3),
-            "model": self.model_id,
-            "tags": [{"tag": name, "score": round(score, 4)} for name, score in self.top(top)],
-        }
+        """The JSON record `qbsd tag` prints: path, duration, model; artist, album, title
+        and length where the file's tags (header) give them, so that `qbsd index
+        --from-jsonl` knows them too; tags (and vector)."""
+        record = {"path": self.path, "duration": round(self.duration, 3), "model": self.model_id}
+        for field in ("artist", "album", "title"):
+            if getattr(self.info, field):
+                record[field] = getattr(self.info, field)
+        if self.info.seconds:
+            record["length"] = round(self.info.seconds, 3)
+        record["tags"] = [{"tag": name, "score": round(score, 4)} for name, score in self.top(top)]
         if with_vector:
             record["vector"] = [round(float(v), 6) for v in self.vector]
         return record
@@ -178,7 +183,7 @@ def tag(path: str | os.PathLike, *, model: str | os.PathLike | None = None, full
     tag_model = _loaded_model(model)
     path = os.fsdecode(path)
     song = tag_model.analyse(path, _max_segments(full))
-    return TagResult(path, song.duration, tag_model.model_id, tuple(tag_model.tags), song.vector)
+    return TagResult(path, song.duration, tag_model.model_id, tuple(tag_model.tags), song.vector, read_file_tags(path))
 
 
 def tag_many(
@@ -246,7 +251,15 @@ class TagRun:
             raise
         if analysis.error:
             return Failure(analysis.path, analysis.error)
-        return TagResult(analysis.path, analysis.duration, self._info.model_id, self._tags, analysis.vector)
+        # read here, not by the workers: a file open (well under a millisecond), no decoding
+        return TagResult(
+            analysis.path,
+            analysis.duration,
+            self._info.model_id,
+            self._tags,
+            analysis.vector,
+            read_file_tags(analysis.path),
+        )
 
     def close(self, kill: bool = True) -> None:
         """End the workers (kill=False: let idle ones exit on their own)."""

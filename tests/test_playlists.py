@@ -139,8 +139,18 @@ def test_an_index_of_schema_2_keeps_working_and_learns_the_metadata(shelf, tmp_p
     assert all(record.get("artist") for record in after)
 
 
+def test_tag_lines_carry_the_files_own_names_and_length(shelf):
+    tagged = shelf.qbsd("tag", "--vector", shelf.special["tagged flac"], shelf.clips["Beta"][1])
+    assert tagged.returncode == 0, tagged
+    named, plain = tagged.json()
+    assert (named["artist"], named["album"], named["title"]) == ("Nina Test", "Tapes", "Song One")
+    assert not {"artist", "album", "title"} & set(plain)  # no tags in the clip; folders are not tags
+    assert all(9.0 <= record["length"] <= 31.0 for record in (named, plain))  # the clips are 10-30 s
+
+
 def test_from_jsonl_takes_artist_album_and_title(shelf, tmp_path):
-    files = [shelf.clips["Beta"][1], shelf.clips["Beta"][2]]
+    music = tmp_path / "music"
+    files = copy_clips([shelf.clips["Beta"][1], shelf.clips["Beta"][2]], music / "Folder Artist" / "Folder Album")
     tagged = shelf.qbsd("tag", "--vector", *files)
     assert tagged.returncode == 0, tagged
     records = tagged.json()
@@ -149,10 +159,17 @@ def test_from_jsonl_takes_artist_album_and_title(shelf, tmp_path):
     index = tmp_path / "jsonl-index"
     ingested = shelf.qbsd("index", "--from-jsonl", "-", index=index, input=lines)
     assert ingested.returncode == 0, ingested
-    found = by_path(shelf.qbsd("search", "calm", "--format", "json", index=index).json())
-    named = found[str(files[0])]
-    assert (named["artist"], named["album"], named["title"]) == ("Someone", "Somewhere", "Something")
-    assert found[str(files[1])]["title"] == files[1].stem  # no tags in the clip: its file name
+
+    def names():
+        found = by_path(shelf.qbsd("search", "calm", "--format", "json", index=index).json())
+        return [tuple(found[str(path)].get(key) for key in ("artist", "album", "title")) for path in files]
+
+    # no tags in the second clip, and no indexed folder yet: its file name alone
+    assert names() == [("Someone", "Somewhere", "Something"), (None, None, files[1].stem)]
+    folder_index = shelf.qbsd("index", music, index=index)
+    assert folder_index.returncode == 0, folder_index
+    assert "added 0, updated 0" in folder_index.stderr  # nothing analysed again
+    assert names() == [("Someone", "Somewhere", "Something"), ("Folder Artist", "Folder Album", files[1].stem)]
 
 
 # ------------------------------------------------------------------ seeds, counter-examples, words
