@@ -431,6 +431,8 @@ def test_path_in_every_format(shelf):
     table = shelf.run("path", start, end, "--steps", "4", "--format", "table", "--explain")
     assert table.returncode == 0, table
     assert "A Chord" in table.stdout and "because" in table.stdout
+    listed = shelf.run("search", "calm", "--top", "100", "--format", "table")
+    assert "Tapes" in listed.stdout  # the tagged FLAC's album, in no path
 
 
 def test_bad_counter_examples_and_likes_are_one_line_each(shelf, tmp_path):
