@@ -147,6 +147,8 @@ def ranking_output(records: list[dict], output_format: OutputFormat, title: str,
     elif output_format == OutputFormat.m3u:
         write_line("#EXTM3U")
         for record in records:
+            if not record["path"]:  # a path end given as a JSON line without a path: nothing to play
+                continue
             seconds = round(record["length"]) if record.get("length") else -1
             # a line break in a tag would end the #EXTINF line early
             write_line(f"#EXTINF:{seconds},{' '.join(_m3u_name(record).split())}")

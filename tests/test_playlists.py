@@ -431,6 +431,12 @@ def test_path_in_every_format(shelf):
     table = shelf.run("path", start, end, "--steps", "4", "--format", "table", "--explain")
     assert table.returncode == 0, table
     assert "A Chord" in table.stdout and "because" in table.stdout
+    line = {**shelf.qbsd("tag", "--vector", start).json()[0], "path": ""}  # an end without a file
+    pathless = shelf.qbsd(
+        "path", "-", end, "--steps", "4", "--format", "m3u", index=shelf.index, input=json.dumps(line)
+    )
+    assert pathless.returncode == 0, pathless
+    assert "" not in pathless.lines and len(pathless.lines) == 1 + 2 * 3
     listed = shelf.run("search", "calm", "--top", "100", "--format", "table")
     assert "Tapes" in listed.stdout  # the tagged FLAC's album, in no path
 
