@@ -53,7 +53,7 @@ from .playlists import (
     walk,
 )
 from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT, default_index_folder, default_jobs
-from .songinfo import SongInfo, from_folders, read_song_info
+from .songinfo import SongInfo, from_folders, read_file_tags, read_song_info
 from .vocabulary import resolve_words
 
 if TYPE_CHECKING:  # the store (sqlite3, annoy) is imported when an index is used, not by tag()
@@ -77,13 +77,15 @@ __all__ = [
 @dataclass(frozen=True)
 class TagResult:
     """A file's tag vector: `vector` (n_tags,) float32 over the vocabulary `tags` of
-    model `model_id`; `duration` is the number of seconds analysed."""
+    model `model_id`; `duration` is the number of seconds analysed. `info` holds the
+    file's own artist, album, title (its tags, never its folders) and playing time."""
 
     path: str
     duration: float
     model_id: str
     tags: tuple[str, ...]
     vector: np.ndarray
+    info: SongInfo = SongInfo()
 
     def top(self, count: int = 10) -> list[tuple[str, float]]:
         """The `count` strongest (tag, score) pairs, best first (0: every tag)."""
@@ -93,13 +95,16 @@ class TagResult:
         return [(self.tags[i], float(self.vector[i])) for i in order]
 
     def to_record(self, top: int = 10, with_vector: bool = False) -> dict:
-        """The JSON record `qbsd tag` prints: path, duration, model, tags (and vector)."""
-        record = {
-            "path": self.path,
-            "duration": round(self.duration, 3),
-            "model": self.model_id,
-            "tags": [{"tag": name, "score": round(score, 4)} for name, score in self.top(top)],
-        }
+        """The JSON record `qbsd tag` prints: path, duration, model; artist, album, title
+        and length where the file's tags (header) give them, so that `qbsd index
+        --from-jsonl` knows them too; tags (and vector)."""
+        record = {"path": self.path, "duration": round(self.duration, 3), "model": self.model_id}
+        for field in ("artist", "album", "title"):
+            if getattr(self.info, field):
+                record[field] = getattr(self.info, field)
+        if self.info.seconds:
+            record["length"] = round(self.info.seconds, 3)
+        record["tags"] = [{"tag": name, "score": round(score, 4)} for name, score in self.top(top)]
         if with_vector:
             record["vector"] = [round(float(v), 6) for v in self.vector]
         return record
@@ -178,7 +183,7 @@ def tag(path: str | os.PathLike, *, model: str | os.PathLike | None = None, full
     tag_model = _loaded_model(model)
     path = os.fsdecode(path)
     song = tag_model.analyse(path, _max_segments(full))
-    return TagResult(path, song.duration, tag_model.model_id, tuple(tag_model.tags), song.vector)
+    return TagResult(path, song.duration, tag_model.model_id, tuple(tag_model.tags), song.vector, read_file_tags(path))
 
 
 def tag_many(
@@ -246,7 +251,15 @@ class TagRun:
             raise
         if analysis.error:
             return Failure(analysis.path, analysis.error)
-        return TagResult(analysis.path, analysis.duration, self._info.model_id, self._tags, analysis.vector)
+        # read here, not by the workers: a file open (well under a millisecond), no decoding
+        return TagResult(
+            analysis.path,
+            analysis.duration,
+            self._info.model_id,
+            self._tags,
+            analysis.vector,
+            read_file_tags(analysis.path),
+        )
 
     def close(self, kill: bool = True) -> None:
         """End the workers (kill=False: let idle ones exit on their own)."""
@@ -497,7 +510,7 @@ class Index:
         if exact or query.needs_every_song or not query.has_examples or not np.any(query.direction):
             paths, matrix, unit_rows, infos = store.catalogue()
             scores = query.scores(matrix, unit_rows)
-            taken = pick(ranked_order(scores, paths), paths, unit_rows, infos, fresh_selection(), top)
+            taken = pick(ranked_order(scores), paths, unit_rows, infos, fresh_selection(), top)
         else:
             # Annoy's candidates, ranked by their exact cosine; more of them while the
             # filters (duplicates, caps, the seeds themselves) leave too few
@@ -505,12 +518,13 @@ class Index:
             while True:
                 found = [path for path, _score in store.nearest(query.direction.astype(np.float32), wanted)]
                 stored = store.songs_for(found)
-                paths = [path for path in found if path in stored]
+                # in byte order, as the catalogue is, so that ranked_order breaks ties by path
+                paths = sorted((path for path in found if path in stored), key=os.fsencode)
                 matrix = np.stack([stored[path][0] for path in paths]) if paths else np.zeros((0, store.n_tags))
                 unit_rows = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
                 infos = [stored[path][1] for path in paths]
                 scores = query.scores(matrix, unit_rows)
-                taken = pick(ranked_order(scores, paths), paths, unit_rows, infos, fresh_selection(), top)
+                taken = pick(ranked_order(scores), paths, unit_rows, infos, fresh_selection(), top)
                 if len(taken) >= top or len(found) < wanted:
                     break
                 wanted *= 4
@@ -606,7 +620,8 @@ class Index:
         between the two songs' directions (playlists.path_points), chosen greedily in
         order, never a song twice nor a duplicate of one listed (unless keep_duplicates),
         within the per_artist / per_album caps. Each Match's score is its cosine to its
-        step's point. Fewer songs come back only when the caps leave too few. Raises
+        step's point. Fewer songs come back only when duplicates (unless keep_duplicates) and
+        the caps leave too few. Raises
         UsageError for fewer than 2 steps, the same song at both ends, or more steps than
         the index has songs; AudioError for an end that cannot be decoded."""
         if steps < 2:
@@ -616,7 +631,9 @@ class Index:
         if (a_path is not None and a_path == b_path) or np.array_equal(a, b):
             raise UsageError("a path needs two different songs: its start and its end are the same song")
         paths, matrix, unit_rows, infos = store.catalogue()
-        between = len(set(paths) - {a_path, b_path})
+        # two indexed look-ups rather than a set of every path
+        ends_indexed = sum(store.vector_for(end_path) is not None for end_path in {a_path, b_path} - {None})
+        between = len(paths) - ends_indexed
         if steps - 2 > between:
             raise UsageError(
                 f"--steps {steps}: the index holds {between} songs besides the two ends, "

@@ -291,44 +291,63 @@ def _open_text(path: str):
         raise UsageError(f"{path}: {bad.strerror or bad}") from None
 
 
-def _query_records() -> list:
-    """The queries of `similar -`: every `qbsd tag --vector` JSON line on stdin."""
+def _query_record(line: str, number: int):
+    """The TagResult of stdin line `number`, a `qbsd tag --vector` JSON line."""
     import json
 
     from .api import TagResult
 
-    queries = []
-    for number, line in enumerate(sys.stdin, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            raise UsageError(f"stdin line {number}: not a JSON line from `qbsd tag --vector`") from None
-        if not isinstance(record, dict) or "vector" not in record:
-            raise UsageError(f'stdin line {number}: the JSON line has no "vector": use `qbsd tag --vector`')
-        vector, path = record["vector"], record.get("path", "")
-        if not isinstance(vector, list) or not all(isinstance(v, (int, float)) for v in vector):
-            raise UsageError(f'stdin line {number}: "vector" is not a list of numbers: use `qbsd tag --vector`')
-        # the duration plays no part in a query
-        queries.append(TagResult(path if isinstance(path, str) else "", 0.0, record.get("model"), (), vector))
-    if not queries:
-        raise UsageError("stdin: no query (expected JSON lines from `qbsd tag --vector`)")
-    return queries
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        raise UsageError(f"stdin line {number}: not a JSON line from `qbsd tag --vector`") from None
+    if not isinstance(record, dict) or "vector" not in record:
+        raise UsageError(f'stdin line {number}: the JSON line has no "vector": use `qbsd tag --vector`')
+    vector, path = record["vector"], record.get("path", "")
+    if not isinstance(vector, list) or not all(isinstance(v, (int, float)) for v in vector):
+        raise UsageError(f'stdin line {number}: "vector" is not a list of numbers: use `qbsd tag --vector`')
+    # the duration plays no part in a query
+    return TagResult(path if isinstance(path, str) else "", 0.0, record.get("model"), (), vector)
 
 
-def _songs(arguments: Optional[List[str]]) -> list:
-    """Query songs as given: files, and '-' for the JSON lines on stdin."""
-    songs = []
-    for argument in arguments or []:
-        songs.extend(_query_records() if argument == "-" else [argument])
-    return songs
+class _StdinSongs:
+    """The query songs of one command's arguments: files, and '-' for `qbsd tag --vector`
+    JSON lines on stdin, which is read once. One '-' alone takes every line; several take
+    a line each, in the order of the arguments (`path - -`, `similar - --not -`)."""
+
+    def __init__(self, *argument_lists: Optional[List[str]]):
+        self.dashes = sum(list(arguments or []).count("-") for arguments in argument_lists)
+        self._records: list | None = None
+
+    def _lines(self) -> list:
+        if self._records is None:
+            self._records = [_query_record(line, number) for number, line in enumerate(sys.stdin, 1) if line.strip()]
+            if not self._records:
+                raise UsageError("stdin: no query (expected JSON lines from `qbsd tag --vector`)")
+            if self.dashes > 1 and len(self._records) != self.dashes:
+                raise UsageError(
+                    f"stdin: {len(self._records)} JSON lines for {self.dashes} '-' arguments: each '-' takes one line"
+                )
+        return self._records
+
+    def songs(self, arguments: Optional[List[str]]) -> list:
+        songs = []
+        for argument in arguments or []:
+            if argument != "-":
+                songs.append(argument)
+            elif self.dashes == 1:
+                songs.extend(self._lines())
+            else:
+                songs.append(self._lines().pop(0))
+        return songs
 
 
 @app.command()
 def similar(
     queries: List[str] = typer.Argument(
-        ..., help="Audio files to start from (seeds), or '-' for `qbsd tag --vector` JSON lines on stdin."
+        ...,
+        help="Audio files to start from (seeds), or '-' for `qbsd tag --vector` JSON lines on stdin: "
+        "a single '-' takes every line; with several (`- --not -`), each takes the next line.",
     ),
     avoid: Optional[List[str]] = typer.Option(
         None, "--not", help="A song the list should move away from (repeatable); never listed."
@@ -351,11 +370,12 @@ def similar(
     """Songs in the index most like QUERIES together (cosine similarity of tag vectors)."""
     from .output import ranking_output, resolve_format
 
+    stdin = _StdinSongs(queries, avoid)
     with _index(index_folder) as target:
         matches = target.similar(
-            _songs(queries),
+            stdin.songs(queries),
             top,
-            avoid=_songs(avoid),
+            avoid=stdin.songs(avoid),
             tags=tag_words or [],
             per_artist=per_artist,
             per_album=per_album,
@@ -392,12 +412,13 @@ def search(
     """Songs in the index that best fit WORDS (mean of their scores for those tags)."""
     from .output import ranking_output, resolve_format
 
+    stdin = _StdinSongs(like, avoid)
     with _index(index_folder) as target:
         matches = target.search(
             words,
             top,
-            like=_songs(like),
-            avoid=_songs(avoid),
+            like=stdin.songs(like),
+            avoid=stdin.songs(avoid),
             per_artist=per_artist,
             per_album=per_album,
             keep_duplicates=keep_duplicates,
@@ -410,8 +431,12 @@ def search(
 
 @app.command()
 def path(
-    start: str = typer.Argument(..., help="The first song (an audio file, or '-' for a `qbsd tag --vector` line)."),
-    end: str = typer.Argument(..., help="The last song."),
+    start: str = typer.Argument(
+        ...,
+        help="The first song: an audio file, or '-' for a `qbsd tag --vector` line on stdin "
+        "(`path - -`: each '-' takes the next line).",
+    ),
+    end: str = typer.Argument(..., help="The last song (a file or '-', as START)."),
     steps: int = typer.Option(12, "--steps", "-n", help="Songs in the playlist, START and END included."),
     per_artist: int = PerArtistOption,
     per_album: int = PerAlbumOption,
@@ -425,7 +450,7 @@ def path(
     """A playlist from START to END moving evenly between them, a song nearest each step."""
     from .output import ranking_output, resolve_format
 
-    ends = _songs([start, end])
+    ends = _StdinSongs([start, end]).songs([start, end])
     if len(ends) != 2:
         raise UsageError(f"give two songs, START and END ({len(ends)} given, counting the lines on stdin)")
     with _index(index_folder) as target:
@@ -441,7 +466,16 @@ def path(
             full=full,
         )
     if len(matches) < steps:
-        note(f"qbsd: only {len(matches)} songs fit --per-artist/--per-album: the path is shorter than --steps {steps}")
+        # with every song allowed a path is never short (api.path refuses too many steps)
+        excluded = [] if keep_duplicates else ["duplicates of songs listed"]
+        excluded += [
+            f"over {option} {count}"
+            for option, count in (("--per-artist", per_artist), ("--per-album", per_album))
+            if count
+        ]
+        note(
+            f"qbsd: the path has {len(matches)} songs, not --steps {steps}: the other songs are {' or '.join(excluded)}"
+        )
     title = f"from {display_path(start)} to {display_path(end)}"
     ranking_output(_ranking_records(matches, explain), resolve_format(output_format), title, explain)
 

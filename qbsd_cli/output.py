@@ -147,6 +147,8 @@ def ranking_output(records: list[dict], output_format: OutputFormat, title: str,
     elif output_format == OutputFormat.m3u:
         write_line("#EXTM3U")
         for record in records:
+            if not record["path"]:  # a path end given as a JSON line without a path: nothing to play
+                continue
             seconds = round(record["length"]) if record.get("length") else -1
             # a line break in a tag would end the #EXTINF line early
             write_line(f"#EXTINF:{seconds},{' '.join(_m3u_name(record).split())}")
@@ -159,6 +161,7 @@ def ranking_output(records: list[dict], output_format: OutputFormat, title: str,
         table.add_column("#", justify="right")
         table.add_column("score", justify="right")
         table.add_column("artist", overflow="fold")
+        table.add_column("album", overflow="fold")
         table.add_column("title", overflow="fold")
         table.add_column("path", overflow="fold")
         if explain:
@@ -166,12 +169,14 @@ def ranking_output(records: list[dict], output_format: OutputFormat, title: str,
         paths = [display_path(record["path"]) for record in records]
         for record, path in zip(records, paths):
             # Text, not a plain string: a file called "[live] x.mp3" is not rich markup
-            cells = [Text(record.get("artist", "")), Text(record.get("title", "")), Text(path)]
+            cells = [Text(record.get(field, "")) for field in ("artist", "album", "title")] + [Text(path)]
             if explain:
                 cells.append(Text(_because_text(record)))
             table.add_row(str(record["rank"]), f"{record['score']:.3f}", *cells)
         longest = max((len(path) for path in paths), default=0)
-        extra = max((len(record.get("artist", "")) + len(record.get("title", "")) for record in records), default=0)
+        extra = max(
+            (sum(len(record.get(field, "")) for field in ("artist", "album", "title")) for record in records), default=0
+        )
         if explain:
             extra += max((len(_because_text(record)) for record in records), default=0)
         table_console(content_width=longest + extra + 30).print(table)

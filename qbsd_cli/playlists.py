@@ -21,7 +21,8 @@ How a query is weighed (also in the README):
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,8 @@ REASONS = 3
 #: Ogg, 16 and 44.1 kHz) against the cosine between different clips of the 800.
 #: Fast, 60 clips x 7 re-encodes against the 319,600 pairs of the 800: at 0.993 no pair of
 #: different clips is merged (their highest cosine is 0.9926, two hardcore songs) and 2 of
-#: the 360 re-encodes at 80 kbit/s or more, FLAC or Ogg are missed; the fast model's vectors
+#: the 300 re-encodes at 80 kbit/s or more, FLAC or Ogg are missed (one MP3 at 80 kbit/s,
+#: one Ogg; 117 of all 420 with the 24 kbit/s and 16 kHz ones); the fast model's vectors
 #: move too much under a 24 kbit/s MP3 (cosine 0.56-0.95) or a 16 kHz resampling
 #: (0.83-0.998) for any threshold to catch those, which the same artist and title still do.
 #: Accurate, 40 clips x 7 against the 19,900 pairs of the first 200 (13 min on one core):
@@ -136,16 +138,39 @@ def reasons(profile: np.ndarray, vector: np.ndarray, tags: Sequence[str], count:
     return tuple(Reason(tags[i], float(vector[i]), float(profile[i])) for i in order[:count] if strength[i] > 0)
 
 
+#: Artists that rippers and taggers write when they know none: two songs "by" one of these
+#: are not thereby one recording.
+PLACEHOLDER_ARTISTS = frozenset(
+    {"", "unknown", "unknown artist", "artist", "various", "various artists", "va", "none", "n/a"}
+)
+#: Titles of the same kind: "Track 01", "track1", "Audio Track 3", "Untitled", "Unknown title".
+#: A bare number ("1999", "22") is a title of its own.
+PLACEHOLDER_TITLE = re.compile(r"(?:(?:audio )?track|piste|title|untitled|unknown(?: title)?)[\s_#.-]*\d*|")
+#: Two tagged songs of one artist and title are one recording only if their lengths (when
+#: both are known) differ by at most this many seconds: a live take or a remix is longer.
+SAME_LENGTH_SECONDS = 2.0
+
+
 def _same_recording_key(info: SongInfo | None) -> tuple[str, str] | None:
+    """(artist, title) as compared for "the same artist and title", or None where those do
+    not name a recording: not from the file's tags, or placeholder names."""
     if info is None or not info.tagged or not info.artist or not info.title:
         return None
-    return info.artist.casefold(), info.title.casefold()
+    artist, title = info.artist.casefold().strip(" <>[]()"), info.title.casefold().strip(" <>[]()")
+    if artist in PLACEHOLDER_ARTISTS or PLACEHOLDER_TITLE.fullmatch(title):
+        return None
+    return artist, title
+
+
+def _same_length(seconds: float | None, other: float | None) -> bool:
+    return seconds is None or other is None or abs(seconds - other) <= SAME_LENGTH_SECONDS
 
 
 class Selection:
     """The songs a list holds so far, and whether another may join: not a path already
     there or barred, not a duplicate of one (cosine at least `threshold` with its unit
-    vector, or the same artist and title from the files' tags) unless keep_duplicates, and
+    vector, or the same artist and title from the files' tags, not placeholders, and lengths
+    within SAME_LENGTH_SECONDS) unless keep_duplicates, and
     at most `per_artist` (`per_album`) songs of one artist (album; 0: no cap). Songs of
     unknown artist (album) are not capped."""
 
@@ -156,7 +181,7 @@ class Selection:
         self.keep_duplicates = keep_duplicates
         self._paths: set[str] = set()
         self._units: list[np.ndarray] = []
-        self._recordings: set[tuple[str, str]] = set()
+        self._recordings: dict[tuple[str, str], list[float | None]] = {}  # -> the lengths held
         self._artists: dict[str, int] = {}
         self._albums: dict[tuple[str, str], int] = {}
 
@@ -172,7 +197,7 @@ class Selection:
     def is_duplicate(self, unit_vector: np.ndarray, info: SongInfo | None) -> bool:
         """Whether a song is the same recording as one held or barred."""
         key = _same_recording_key(info)
-        if key is not None and key in self._recordings:
+        if key is not None and any(_same_length(info.seconds, held) for held in self._recordings.get(key, ())):
             return True
         if not self._units:
             return False
@@ -196,7 +221,7 @@ class Selection:
             self._units.append(unit_vector)
             key = _same_recording_key(info)
             if key is not None:
-                self._recordings.add(key)
+                self._recordings.setdefault(key, []).append(info.seconds)
 
     def add(self, path: str, unit_vector: np.ndarray, info: SongInfo | None) -> None:
         """Put a song in the list (counted against its artist's and album's caps)."""
@@ -208,15 +233,31 @@ class Selection:
             self._albums[album] = self._albums.get(album, 0) + 1
 
 
-def ranked_order(scores: np.ndarray, paths: Sequence[str]) -> list[int]:
-    """Indices of `paths` by score, highest first, equal scores in path (byte) order: the
-    same query on the same index always gives the same list."""
-    keys = [os.fsencode(path) for path in paths]
-    return sorted(range(len(paths)), key=lambda i: (-float(scores[i]), keys[i]))
+def ranked_order(scores: np.ndarray, first: int = 64) -> Iterator[int]:
+    """Indices into `scores` (shape (n,)) by score, highest first, equal scores by index:
+    the same query on the same index always gives the same list. Callers hand over songs
+    in path (byte) order, as the store's catalogue is, so that ties go by path.
+
+    Lazy, because a list is cut short long before the end: the best `first` (and every
+    song tied with the last of them) are sorted and given, then 8 times as many of the
+    rest, and so on; each round partitions what is left (O(n)) rather than sorting it all."""
+    scores = np.asarray(scores, dtype=np.float64)
+    remaining = np.arange(len(scores))
+    wanted = first
+    while remaining.size:
+        if wanted < remaining.size:
+            left = scores[remaining]
+            cut = np.partition(left, left.size - wanted)[left.size - wanted]
+            best = left >= cut  # ties with the cut are all taken now, so none depends on the partition
+            chunk, remaining = remaining[best], remaining[~best]
+        else:
+            chunk, remaining = remaining, remaining[:0]
+        yield from chunk[np.lexsort((chunk, -scores[chunk]))].tolist()
+        wanted *= 8
 
 
 def pick(
-    order: Sequence[int],
+    order: Iterable[int],
     paths: Sequence[str],
     unit_rows: np.ndarray,
     infos: Sequence[SongInfo | None],
@@ -254,13 +295,13 @@ def walk(
     infos: Sequence[SongInfo | None],
     selection: Selection,
 ) -> list[tuple[int, int, float]]:
-    """For each of `points` (k, n_tags) in turn, the song of `paths` nearest to it by
-    cosine that `selection` admits (then added to it): (point index, song index, cosine)
-    per point that found one, in order. Greedy, so no song comes twice."""
+    """For each of `points` (k, n_tags) in turn, the song of `paths` (in byte order) nearest
+    to it by cosine that `selection` admits (then added to it): (point index, song index,
+    cosine) per point that found one, in order. Greedy, so no song comes twice."""
     cosines = unit_rows.astype(np.float64) @ points.T  # (n, k)
     chosen: list[tuple[int, int, float]] = []
     for step in range(points.shape[0]):
-        for i in ranked_order(cosines[:, step], paths):
+        for i in ranked_order(cosines[:, step]):
             if selection.admits(paths[i], unit_rows[i], infos[i]):
                 selection.add(paths[i], unit_rows[i], infos[i])
                 chosen.append((step, i, float(cosines[i, step])))
@@ -272,9 +313,14 @@ def duplicate_groups(
     paths: Sequence[str], unit_rows: np.ndarray, infos: Sequence[SongInfo | None], threshold: float, block: int = 1024
 ) -> list[list[tuple[int, float]]]:
     """Groups of songs that are one recording (cosine at least `threshold`, or the same
-    tagged artist and title, and so on transitively): per group, (index into paths,
-    cosine to the group's first song) sorted by path, groups by their first path. Exact:
-    every pair is compared, in blocks of `block` rows (n²·n_tags multiply-adds)."""
+    tagged artist and title with lengths that agree, as Selection says, and so on
+    transitively): per group, (index into paths,
+    cosine to the group's first song) sorted by path, groups by their first path.
+
+    Exact, so its cost grows with the square of the index: every pair is compared once,
+    n²/2 · n_tags multiply-adds, in tiles of `block` x `block` songs on and above the
+    diagonal, so that memory stays at one tile (block² float32, 4 MB at 1024) besides
+    the vectors themselves."""
     parent = list(range(len(paths)))
 
     def root(i: int) -> int:
@@ -290,15 +336,23 @@ def duplicate_groups(
 
     rows = np.asarray(unit_rows, dtype=np.float32)
     for start in range(0, len(paths), block):
-        similarity = rows[start : start + block] @ rows[start:].T
-        for i, j in zip(*np.nonzero(similarity >= threshold)):
-            if start + j > start + i:
-                join(start + i, start + j)
-    by_recording: dict[tuple[str, str], int] = {}
+        tile_rows = rows[start : start + block]
+        for other in range(start, len(paths), block):
+            similar_i, similar_j = np.nonzero(tile_rows @ rows[other : other + block].T >= threshold)
+            similar_i, similar_j = similar_i + start, similar_j + other
+            above = similar_j > similar_i  # each pair once, and not a song with itself
+            for i, j in zip(similar_i[above].tolist(), similar_j[above].tolist()):
+                join(i, j)
+    by_recording: dict[tuple[str, str], list[int]] = {}
     for i, info in enumerate(infos):
         key = _same_recording_key(info)
-        if key is not None:
-            join(i, by_recording.setdefault(key, i))
+        if key is None:
+            continue
+        same_name = by_recording.setdefault(key, [])
+        for j in same_name:
+            if _same_length(info.seconds, infos[j].seconds):
+                join(i, j)
+        same_name.append(i)
     members: dict[int, list[int]] = {}
     for i in range(len(paths)):
         members.setdefault(root(i), []).append(i)

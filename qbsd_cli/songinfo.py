@@ -11,7 +11,9 @@ folders it lies in stand in, counted from the folder that was indexed, in the us
     ROOT/A/B/Artist/Album/T.flac   deeper: the two folders above the file
 
 The title falls back to the file name without its extension. Without a root (a `--from-jsonl`
-record, or a query file outside the index), only the title does.
+record, or a query file outside the index), only the title does; a record left without
+artist or album that way is read again, folders included, by the next `qbsd index` of a
+folder holding the file.
 """
 
 from __future__ import annotations
@@ -32,12 +34,26 @@ class SongInfo:
     title: str | None = None
     seconds: float | None = None
     tagged: bool = False
+    #: False when the folder names could not be consulted (a `--from-jsonl` record, which
+    #: has no root) and artist or album is still unknown: the next `qbsd index` of a
+    #: folder holding the file reads it again, tags and folders.
+    folders_read: bool = True
+
+
+def _storable(text: str) -> str:
+    """`text` as valid UTF-8 (SQLite TEXT and JSON need it): the surrogate escapes of a
+    non-UTF-8 file or folder name become \\xNN, as qbsd prints paths (output.display_path);
+    a lone surrogate of another kind (a JSON line may carry one) becomes \\uNNNN."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _clean(text) -> str | None:
     if not isinstance(text, str):
         return None
-    text = " ".join(text.split())
+    text = " ".join(_storable(text).split())
     return text or None
 
 
@@ -55,41 +71,51 @@ def from_folders(path: str, root: str | None) -> SongInfo:
     return SongInfo(artist=artist, album=album, title=title)
 
 
+def read_file_tags(path: str) -> SongInfo:
+    """The file's own artist, album, title and length, None where it has none (no folder
+    names, no file-name title). Never raises: a file soundfile cannot open has none."""
+    import soundfile
+
+    try:
+        # bytes: soundfile cannot encode the surrogate escapes of a non-UTF-8 name itself
+        with soundfile.SoundFile(os.fsencode(path)) as audio:
+            artist, album, title = _clean(audio.artist), _clean(audio.album), _clean(audio.title)
+            seconds = audio.frames / audio.samplerate if audio.samplerate and audio.frames > 0 else None
+    except Exception:  # soundfile raises LibsndfileError, RuntimeError or TypeError by format
+        return SongInfo()
+    return SongInfo(artist, album, title, seconds, tagged=bool(artist and title))
+
+
 def read_song_info(path: str, root: str | None = None) -> SongInfo:
     """The file's tags and length, completed by the folder names under `root`. Never
     raises: a file soundfile cannot open gets the folder names alone (a file qbsd can still
     decode through another decoder is analysed all the same)."""
-    import soundfile
-
-    fallback = from_folders(path, root)
-    try:
-        with soundfile.SoundFile(path) as audio:
-            artist, album, title = _clean(audio.artist), _clean(audio.album), _clean(audio.title)
-            seconds = audio.frames / audio.samplerate if audio.samplerate and audio.frames > 0 else None
-    except Exception:  # soundfile raises LibsndfileError, RuntimeError or TypeError by format
-        return fallback
+    own, fallback = read_file_tags(path), from_folders(path, root)
     return SongInfo(
-        artist=artist or fallback.artist,
-        album=album or fallback.album,
-        title=title or fallback.title,
-        seconds=seconds,
-        tagged=bool(artist and title),
+        artist=own.artist or fallback.artist,
+        album=own.album or fallback.album,
+        title=own.title or fallback.title,
+        seconds=own.seconds,
+        tagged=own.tagged,
     )
 
 
 def from_record(record: dict, path: str) -> SongInfo:
     """A `--from-jsonl` record's own "artist", "album", "title" (and "length", seconds), each
-    where it is a string (a number); the rest from the file when it exists."""
+    where it is a string (a number); the rest from the file when it exists (its tags: the
+    record has no root for folder names, hence folders_read)."""
     given = {key: _clean(record.get(key)) for key in ("artist", "album", "title")}
     length = record.get("length")
     length = float(length) if isinstance(length, (int, float)) and length > 0 else None
     read = read_song_info(path) if os.path.exists(path) else from_folders(path, None)
     artist = given["artist"] or read.artist
     title = given["title"] or read.title
+    album = given["album"] or read.album
     return SongInfo(
         artist=artist,
-        album=given["album"] or read.album,
+        album=album,
         title=title,
         seconds=length or read.seconds,
         tagged=bool(given["artist"] and given["title"]) or read.tagged,
+        folders_read=bool(artist and album),
     )

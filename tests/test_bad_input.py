@@ -258,6 +258,27 @@ def test_fixed_file_is_retried(mqbsd, corpus, index_runs):
     _noise(fixed, 0.3, 22050)  # and broken again, for any later test
 
 
+def test_non_utf8_folder_and_file_names_become_the_songs_names(mqbsd, tmp_path):
+    music = tmp_path / "music"
+    _non_utf8(write_chord(music / "tmp" / "Album" / "tmp.wav", seconds=3.0), b"caf\xff.wav")
+    os.rename(music / "tmp", os.path.join(os.fsencode(str(music)), b"Art\xfeist"))
+    song = Path(os.fsdecode(os.path.join(os.fsencode(str(music)), b"Art\xfeist", b"Album", b"caf\xff.wav")))
+    index = tmp_path / "index"
+    indexed = mqbsd("index", music, index=index)
+    assert indexed.returncode == 0, indexed
+    assert_no_traceback(indexed)
+    [record] = mqbsd("search", "calm", "--format", "json", index=index).json()
+    expected = {"path": shown(song), "artist": "Art\\xfeist", "album": "Album", "title": "caf\\xff"}
+    assert {key: record[key] for key in expected} == expected
+    assert record["length"] == pytest.approx(3.0, abs=0.01)  # the file itself was read too
+    # the same names through JSON lines (surrogate escapes, as json.dumps writes them)
+    line = json.dumps({**mqbsd("tag", "--vector", song).json()[0], "path": str(song), "artist": "Art\udcfeist"})
+    ingested = mqbsd("index", "--from-jsonl", "-", index=tmp_path / "jsonl-index", input=line + "\n")
+    assert ingested.returncode == 0, ingested
+    [record] = mqbsd("search", "calm", "--format", "json", index=tmp_path / "jsonl-index").json()
+    assert (record["path"], record["artist"], record["title"]) == (shown(song), "Art\\xfeist", "caf\\xff")
+
+
 # --------------------------------------------------------------------------- no read permission
 
 

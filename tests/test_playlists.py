@@ -20,9 +20,12 @@ from qbsd_cli.store import IndexStore
 from qbsd_cli.vocabulary import resolve_words
 
 
-def reencode(source: Path, target: Path, tags: dict | None = None, **options) -> Path:
-    """`source` decoded and written again by soundfile (format from the extension), with tags."""
+def reencode(source: Path, target: Path, tags: dict | None = None, seconds: float | None = None, **options) -> Path:
+    """`source` decoded and written again by soundfile (format from the extension), with
+    tags; its first `seconds` only, when given."""
     samples, rate = soundfile.read(str(source), dtype="float32")
+    if seconds is not None:
+        samples = samples[: int(seconds * rate)]
     target.parent.mkdir(parents=True, exist_ok=True)
     with soundfile.SoundFile(str(target), "w", rate, 1, **options) as out:
         for key, value in (tags or {}).items():
@@ -136,8 +139,18 @@ def test_an_index_of_schema_2_keeps_working_and_learns_the_metadata(shelf, tmp_p
     assert all(record.get("artist") for record in after)
 
 
+def test_tag_lines_carry_the_files_own_names_and_length(shelf):
+    tagged = shelf.qbsd("tag", "--vector", shelf.special["tagged flac"], shelf.clips["Beta"][1])
+    assert tagged.returncode == 0, tagged
+    named, plain = tagged.json()
+    assert (named["artist"], named["album"], named["title"]) == ("Nina Test", "Tapes", "Song One")
+    assert not {"artist", "album", "title"} & set(plain)  # no tags in the clip; folders are not tags
+    assert all(9.0 <= record["length"] <= 31.0 for record in (named, plain))  # the clips are 10-30 s
+
+
 def test_from_jsonl_takes_artist_album_and_title(shelf, tmp_path):
-    files = [shelf.clips["Beta"][1], shelf.clips["Beta"][2]]
+    music = tmp_path / "music"
+    files = copy_clips([shelf.clips["Beta"][1], shelf.clips["Beta"][2]], music / "Folder Artist" / "Folder Album")
     tagged = shelf.qbsd("tag", "--vector", *files)
     assert tagged.returncode == 0, tagged
     records = tagged.json()
@@ -146,10 +159,17 @@ def test_from_jsonl_takes_artist_album_and_title(shelf, tmp_path):
     index = tmp_path / "jsonl-index"
     ingested = shelf.qbsd("index", "--from-jsonl", "-", index=index, input=lines)
     assert ingested.returncode == 0, ingested
-    found = by_path(shelf.qbsd("search", "calm", "--format", "json", index=index).json())
-    named = found[str(files[0])]
-    assert (named["artist"], named["album"], named["title"]) == ("Someone", "Somewhere", "Something")
-    assert found[str(files[1])]["title"] == files[1].stem  # no tags in the clip: its file name
+
+    def names():
+        found = by_path(shelf.qbsd("search", "calm", "--format", "json", index=index).json())
+        return [tuple(found[str(path)].get(key) for key in ("artist", "album", "title")) for path in files]
+
+    # no tags in the second clip, and no indexed folder yet: its file name alone
+    assert names() == [("Someone", "Somewhere", "Something"), (None, None, files[1].stem)]
+    folder_index = shelf.qbsd("index", music, index=index)
+    assert folder_index.returncode == 0, folder_index
+    assert "added 0, updated 0" in folder_index.stderr  # nothing analysed again
+    assert names() == [("Someone", "Somewhere", "Something"), ("Folder Artist", "Folder Album", files[1].stem)]
 
 
 # ------------------------------------------------------------------ seeds, counter-examples, words
@@ -190,6 +210,22 @@ def test_vectors_through_a_real_pipe_are_seeds(shelf, qbsd_process):
     assert piped.returncode == 0, piped
     direct = shelf.json("similar", *seeds, "--top", "4")
     assert [r["path"] for r in piped.json()] == [r["path"] for r in direct]
+
+
+def test_each_dash_takes_the_next_line_of_stdin(shelf):
+    first, second, third = shelf.clips["Alpha"][3], shelf.clips["Beta"][7], shelf.clips["Gamma"][0]
+    tagged = shelf.qbsd("tag", "--vector", first, second)
+    assert tagged.returncode == 0, tagged
+
+    def piped(*args, lines=tagged.stdout):
+        return shelf.qbsd(*args, "--format", "json", index=shelf.index, input=lines)
+
+    assert piped("path", "-", "-", "--steps", "5").json() == shelf.json("path", first, second, "--steps", "5")
+    assert piped("similar", "-", "--not", "-").json() == shelf.json("similar", first, "--not", second)
+    extra = shelf.qbsd("tag", "--vector", third).stdout
+    too_many = piped("similar", "-", "--not", "-", lines=tagged.stdout + extra)
+    assert too_many.returncode == 2, too_many
+    assert too_many.err_lines == ["qbsd: stdin: 3 JSON lines for 2 '-' arguments: each '-' takes one line"]
 
 
 def test_a_tag_word_moves_the_list_towards_it(shelf):
@@ -236,6 +272,29 @@ def test_same_artist_and_title_is_one_recording(shelf):
     assert float(a @ b) < duplicate_threshold(IndexStore(shelf.index, create=False).model_id)  # not by vector
     listed = {r["path"] for r in shelf.json("search", "calm", "--top", "100")}
     assert len(tagged & listed) == 1
+
+
+def test_placeholder_names_and_other_lengths_are_not_one_recording(shelf, tmp_path):
+    music = tmp_path / "music"
+    clips = [clip for clips in shelf.clips.values() for clip in clips]
+    ripped = {"artist": "Unknown Artist", "title": "Track 01"}
+    same_name = {"artist": "Nina Test", "title": "Song Two"}
+    songs = {
+        "ripped a": reencode(clips[0], music / "ripped a.flac", ripped, seconds=10.0),
+        "ripped b": reencode(clips[8], music / "ripped b.flac", ripped, seconds=10.0),
+        "10 s": reencode(clips[16], music / "ten.flac", same_name, seconds=10.0),
+        "11.5 s": reencode(clips[9], music / "eleven and a half.flac", same_name, seconds=11.5),
+        "14 s": reencode(clips[1], music / "fourteen.flac", same_name, seconds=14.0),
+    }
+    index = tmp_path / "index"
+    built = shelf.qbsd("index", music, index=index)
+    assert built.returncode == 0, built
+    groups = shelf.qbsd("index", "--duplicates", index=index)
+    assert groups.returncode == 0, groups
+    assert {record["path"] for record in groups.json()} == {str(songs["10 s"]), str(songs["11.5 s"])}
+    listed = {r["path"] for r in shelf.qbsd("search", "calm", "--format", "json", index=index).json()}
+    assert len(listed & {str(songs["10 s"]), str(songs["11.5 s"])}) == 1
+    assert {str(songs[name]) for name in ("ripped a", "ripped b", "14 s")} <= listed
 
 
 def test_index_duplicates_lists_the_groups(shelf):
@@ -292,7 +351,13 @@ def test_explain_gives_three_reasons(shelf, tmp_path):
     named = shelf.json("search", "calm", "sad", "--top", "3", "--explain")
     asked = {tags[i] for i in resolve_words(["calm", "sad"], tags)}  # mood:sad and descriptor:sad
     for record in named:
-        assert {entry["tag"] for entry in record["because"]} <= asked
+        because = record["because"]
+        assert len(because) == min(3, len(asked))  # every named tag scores above 0 in a song
+        assert {entry["tag"] for entry in because} <= asked
+        assert [entry["score"] for entry in because] == sorted((entry["score"] for entry in because), reverse=True)
+        assert [entry["score"] for entry in because] == pytest.approx(
+            [vectors[record["path"]][tags.index(entry["tag"])] for entry in because], abs=1e-4
+        )
     table = shelf.run("search", "calm", "--top", "3", "--explain", "--format", "table")
     assert "because" in table.stdout and "calm 0." in table.stdout
     assert "because" not in shelf.json("search", "calm", "--top", "3")[0]
@@ -340,6 +405,21 @@ def test_path_moves_evenly_from_start_to_end(shelf):
     assert np.mean(towards_end[:3]) < np.mean(towards_end[-3:])
 
 
+def test_a_path_cut_short_by_the_caps_says_why(shelf):
+    start, end = shelf.clips["Alpha"][3], shelf.clips["Beta"][7]
+    result = shelf.run("path", start, end, "--steps", "12", "--per-artist", "1", "--format", "json")
+    assert result.returncode == 0, result
+    records = result.json()
+    assert 2 < len(records) < 12
+    assert (records[0]["path"], records[-1]["path"]) == (str(start), str(end))
+    artists = [record["artist"] for record in records]
+    assert len(artists) == len(set(artists))
+    assert result.err_lines == [
+        f"qbsd: the path has {len(records)} songs, not --steps 12: "
+        "the other songs are duplicates of songs listed or over --per-artist 1"
+    ]
+
+
 def test_path_in_every_format(shelf):
     start, end = shelf.special["tagged ogg"], shelf.clips["Beta"][0]
     as_json = shelf.json("path", start, end, "--steps", "4")
@@ -351,6 +431,26 @@ def test_path_in_every_format(shelf):
     table = shelf.run("path", start, end, "--steps", "4", "--format", "table", "--explain")
     assert table.returncode == 0, table
     assert "A Chord" in table.stdout and "because" in table.stdout
+    line = {**shelf.qbsd("tag", "--vector", start).json()[0], "path": ""}  # an end without a file
+    pathless = shelf.qbsd(
+        "path", "-", end, "--steps", "4", "--format", "m3u", index=shelf.index, input=json.dumps(line)
+    )
+    assert pathless.returncode == 0, pathless
+    assert "" not in pathless.lines and len(pathless.lines) == 1 + 2 * 3
+    listed = shelf.run("search", "calm", "--top", "100", "--format", "table")
+    assert "Tapes" in listed.stdout  # the tagged FLAC's album, in no path
+
+
+def test_bad_counter_examples_and_likes_are_one_line_each(shelf, tmp_path):
+    seed = shelf.clips["Alpha"][3]
+    missing, broken = tmp_path / "missing.mp3", AudioFactory(tmp_path).broken("broken.mp3")
+    for option_args in (("similar", seed, "--not"), ("search", "calm", "--not"), ("search", "calm", "--like")):
+        for bad, status, words in ((missing, 2, "no such file"), (broken, 1, "broken.mp3")):
+            result = shelf.run(*option_args, bad)
+            assert result.returncode == status, result
+            assert len(result.err_lines) == 1 and result.err_lines[0].startswith("qbsd: "), result
+            assert words in result.stderr, result
+            assert result.stdout == ""
 
 
 def test_path_errors_are_one_line_each(shelf, tmp_path):

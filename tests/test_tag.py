@@ -51,7 +51,7 @@ def test_one_json_line_per_file_sorted_by_score(module_qbsd, clips, vocabulary, 
     records = result.json()
     assert [record["path"] for record in records] == [str(f) for f in files]
     for record in records:
-        assert set(record) == {"path", "duration", "model", "tags"}
+        assert set(record) == {"path", "duration", "model", "length", "tags"}  # the clips have no name tags
         assert record["model"] == model_id
         assert 5.0 < record["duration"] <= 31.0  # 4Q clips are 10-30 s
         assert len(record["tags"]) == min(10, len(vocabulary))  # the default --top

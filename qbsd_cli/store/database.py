@@ -94,13 +94,14 @@ def _info_values(info: SongInfo | None) -> tuple:
     if info is None:
         return (None, None, None, None, 0, 0)
     seconds = None if info.seconds is None else float(info.seconds)
-    return (info.artist, info.album, info.title, seconds, int(info.tagged), 1)
+    # info_read = 0 also for names read without their folders: `qbsd index` reads them again
+    return (info.artist, info.album, info.title, seconds, int(info.tagged), int(info.folders_read))
 
 
 def _info_from_row(artist, album, title, length, tagged, info_read) -> SongInfo | None:
-    if not info_read:
-        return None
-    return SongInfo(artist, album, title, length, bool(tagged))
+    if not info_read and artist is None and album is None and title is None and length is None:
+        return None  # an older index's row, never read
+    return SongInfo(artist, album, title, length, bool(tagged), folders_read=bool(info_read))
 
 
 class FileState(NamedTuple):
@@ -430,7 +431,8 @@ class SongDatabase:
 
     @guarded
     def paths_without_info(self) -> list[str]:
-        """The songs stored before their artist, album and title were read (schema < 3)."""
+        """The songs whose artist, album and title are still to be read: stored before qbsd
+        read them (schema < 3), or from JSON lines that left artist or album unknown."""
         rows = self._connection.execute("SELECT path FROM songs WHERE info_read = 0 ORDER BY path").fetchall()
         return [os.fsdecode(row[0]) for row in rows]
 

@@ -129,7 +129,8 @@ class IndexStore:
         self._database.set_song_info(path, info)
 
     def paths_without_info(self) -> list[str]:
-        """The songs stored before their artist, album and title were read (an older index)."""
+        """The songs whose artist, album and title are still to be read (an older index's,
+        or JSON lines' that left artist or album unknown)."""
         return self._database.paths_without_info()
 
     def put_failure(self, path: str, size: int, changed_ns: int, reason: str) -> None:
