@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -84,12 +84,13 @@ def update_from_folders(
     timeout: float | None = DEFAULT_TIMEOUT,
     reporter: Reporter | None = None,
     keep_stderr: bool = False,
-    cluster: Cluster | None = None,
+    connect: Callable[[], Cluster] | None = None,
 ) -> IndexSummary:
     """Analyse the new and changed audio files under `folders` into `store`, and forget
-    the deleted ones (only under these folders); on the workers of `cluster` when given,
-    else in `jobs` local processes. Raises UsageError for a missing folder, ModelError,
-    or ModelMismatchError (ClusterError) before anything is written."""
+    the deleted ones (only under these folders); on the workers of the cluster that
+    `connect()` returns when given (called only when there are files to analyse, before
+    anything is written), else in `jobs` local processes. Raises UsageError for a missing
+    folder, ModelError, or ModelMismatchError (ClusterError) before anything is written."""
     reporter = reporter or Reporter()
     found = scan(folders)
     roots = [os.path.abspath(folder) for folder in folders]
@@ -122,9 +123,11 @@ def update_from_folders(
 
     # Check the model before writing anything: a refused run must leave the index as it was.
     info = None
+    cluster = None
     if todo:
         info = ModelInfo.read(model_for_index(model, store.model_id))
-        if cluster is not None:
+        if connect is not None:
+            cluster = connect()
             cluster.check_model(info)
         store.bind_model(info.model_id, info.tags)
 

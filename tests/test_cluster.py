@@ -129,6 +129,21 @@ def test_unreachable_scheduler_writes_nothing(qbsd_process, make_audio, tmp_path
     assert not index.exists()
 
 
+def test_an_unchanged_library_needs_no_scheduler(qbsd_process, make_audio, tmp_path):
+    """The scheduler is reached only when there are files to analyse: with nothing new, a
+    run with --cluster (or $QBSD_CLUSTER) of a scheduler that is down succeeds."""
+    address = free_address()
+    make_audio.chord("chord.wav")
+    index = tmp_path / "index"
+    assert qbsd_process("index", make_audio.folder, index=index).returncode == 0
+    for result in (
+        qbsd_process("index", make_audio.folder, "--cluster", address, index=index),
+        qbsd_process("index", make_audio.folder, index=index, env={"QBSD_CLUSTER": address}),
+    ):
+        assert result.returncode == 0, result
+        assert summary(result)["unchanged"] == 1 and summary(result)["added"] == 0, result
+
+
 def test_without_the_extra_the_error_says_how_to_install_it(make_audio):
     chord = make_audio.chord("chord.wav")
     hide_dask = (
@@ -214,6 +229,8 @@ def test_workers_with_another_model_are_refused(qbsd, make_audio, tmp_path):
     shutil.copyfile(other, their_qbsd / "models" / "qbsd.onnx")
     make_audio.chord("chord.wav")
     index = tmp_path / "index"
+    built = tmp_path / "built-index"  # made here: a refused --rebuild must leave its song
+    assert qbsd("index", make_audio.folder, index=built).returncode == 0
     # a `dask worker` process of its own, started as a user would, with the copy on its path
     with (
         distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=None) as cluster,
@@ -234,6 +251,7 @@ def test_workers_with_another_model_are_refused(qbsd, make_audio, tmp_path):
             for result in (
                 qbsd("index", make_audio.folder, "--cluster", address, index=index),
                 qbsd("tag", make_audio.folder / "chord.wav", "--cluster", address),
+                qbsd("index", "--rebuild", make_audio.folder, "--cluster", address, index=built),
             ):
                 assert result.returncode == 1, result
                 assert result.err_lines == [
@@ -245,3 +263,4 @@ def test_workers_with_another_model_are_refused(qbsd, make_audio, tmp_path):
             worker_process.kill()
             worker_process.wait(30)
     assert stored_songs(index) == 0
+    assert stored_songs(built) == 1
