@@ -55,26 +55,38 @@ def from_folders(path: str, root: str | None) -> SongInfo:
     return SongInfo(artist=artist, album=album, title=title)
 
 
-def read_song_info(path: str, root: str | None = None) -> SongInfo:
-    """The file's tags and length, completed by the folder names under `root`. Never
-    raises: a file soundfile cannot open gets the folder names alone (a file qbsd can still
-    decode through another decoder is analysed all the same)."""
+def read_tags(path: str) -> SongInfo:
+    """The file's own tags and length alone (None where it has none). Never raises: a file
+    soundfile cannot open has none (a file qbsd can still decode through another decoder
+    is analysed all the same). The analysis processes call it, the index's writer
+    completes it with `completed` (the folder names need the indexed root)."""
     import soundfile
 
-    fallback = from_folders(path, root)
     try:
         with soundfile.SoundFile(path) as audio:
             artist, album, title = _clean(audio.artist), _clean(audio.album), _clean(audio.title)
             seconds = audio.frames / audio.samplerate if audio.samplerate and audio.frames > 0 else None
     except Exception:  # soundfile raises LibsndfileError, RuntimeError or TypeError by format
-        return fallback
+        return SongInfo()
+    return SongInfo(artist, album, title, seconds, tagged=bool(artist and title))
+
+
+def completed(tags: SongInfo | None, path: str, root: str | None) -> SongInfo:
+    """`tags` (read_tags of `path`) with the folder names under `root` where it has none."""
+    tags = tags or SongInfo()
+    fallback = from_folders(path, root)
     return SongInfo(
-        artist=artist or fallback.artist,
-        album=album or fallback.album,
-        title=title or fallback.title,
-        seconds=seconds,
-        tagged=bool(artist and title),
+        artist=tags.artist or fallback.artist,
+        album=tags.album or fallback.album,
+        title=tags.title or fallback.title,
+        seconds=tags.seconds,
+        tagged=tags.tagged,
     )
+
+
+def read_song_info(path: str, root: str | None = None) -> SongInfo:
+    """The file's tags and length, completed by the folder names under `root`. Never raises."""
+    return completed(read_tags(path), path, root)
 
 
 def from_record(record: dict, path: str) -> SongInfo:

@@ -61,6 +61,15 @@ def stored(index_folder) -> dict[str, np.ndarray]:
         return {match.path: index.query_vector(match.path)[0] for match in every}
 
 
+def stored_names(index_folder) -> dict[str, tuple]:
+    """Every song of an index and its (artist, album, title, length), through the library."""
+    from qbsd_cli.api import Index
+
+    with Index.open(index_folder) as index:
+        every = index.search("calm", top=index.song_count())
+        return {match.path: (match.artist, match.album, match.title, match.length) for match in every}
+
+
 def failures(index_folder) -> list[tuple[str, str]]:
     from qbsd_cli.api import Index
 
@@ -99,6 +108,12 @@ def test_index_on_the_cluster_equals_local(qbsd, dask_cluster, clips, make_audio
     assert sorted(theirs) == sorted(ours) == sorted(str(path) for path in files[:-1])
     for path, vector in ours.items():
         np.testing.assert_allclose(theirs[path], vector, atol=1e-5, rtol=0)
+    # the names come back with the analysis from the workers, completed by the folders here
+    names = stored_names(tmp_path / "remote")
+    assert names == stored_names(tmp_path / "local")
+    chord = names[str(music / "generated" / "chord.wav")]
+    assert chord[2] == "chord" and chord[3] == pytest.approx(4.0, abs=0.01)
+    assert all(title and length for _artist, _album, title, length in names.values())
     again = qbsd("index", music, "--cluster", address, index=tmp_path / "remote")  # nothing left to analyse
     assert summary(again)["unchanged"] == len(files) - 1 and again.returncode == 0, again
 
