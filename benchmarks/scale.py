@@ -8,7 +8,9 @@
    included, so a few songs slightly understate the speed), once each.
 2. The single index at `--sizes` songs, with synthetic vectors made from real ones (the
    generator of benchmarks/run.py, fed with the fast model's vectors of 200 real clips):
-   `put_song` for every song in one transaction; then `IndexStore.rebuild_annoy` (the
+   `put_song` for every song (with artist, album, title and length) in one transaction,
+   but the last 4,096, which go through `qbsd index`'s own writer (`indexing._store_batch`,
+   a commit per 16 songs) to time the one writer's cost per song; then `IndexStore.rebuild_annoy` (the
    step at the end of every `qbsd index`) in a process of its own, whose wall time and
    peak resident memory are measured; bytes on disk of SQLite and Annoy; `qbsd similar
    CLIP.mp3` as a whole process (median of 3) with its peak memory; and one Annoy query
@@ -37,7 +39,58 @@ sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
 import workloads  # noqa: E402
-from run import _fill, folder_bytes, synthetic_vectors  # noqa: E402
+from run import folder_bytes, synthetic_vectors  # noqa: E402
+
+from qbsd_cli.indexing import BATCH_FILES  # noqa: E402
+
+#: Songs written through the index's batch commit at each size (the writer-cost figure).
+WRITER_SONGS = 4096
+
+
+def synthetic_path(i: int) -> str:
+    return f"/music/synthetic/artist{i // 1000:04d}/album{i // 10 % 100:02d}/song{i:07d}.mp3"
+
+
+def synthetic_info(i: int):
+    """Names as long as a real library's, so that the bytes per song include them."""
+    from qbsd_cli.songinfo import SongInfo
+
+    return SongInfo(f"Artist number {i // 1000}", f"Album number {i // 10}", f"Song title number {i}", 240.0, True)
+
+
+def fill(store, vectors: np.ndarray, first: int) -> float:
+    """put_song every vector, with its names, in one transaction; seconds taken."""
+    started = time.perf_counter()
+    with store.writer_lock():
+        with store.transaction():
+            for i, vector in enumerate(vectors, first):
+                store.put_song(
+                    synthetic_path(i), 5_000_000 + i, 1_700_000_000_000_000_000 + i, 240.0, vector, synthetic_info(i)
+                )
+    return time.perf_counter() - started
+
+
+def writer_cost(store, vectors: np.ndarray, first: int) -> float:
+    """Seconds per song of `qbsd index`'s writer: indexing._store_batch (names completed
+    from the folders, put_song, one commit per indexing.BATCH_FILES songs), on analyses
+    as they come back from the workers (vector, duration and the file's own tags)."""
+    from qbsd_cli import indexing
+    from qbsd_cli.analysis import Analysis
+    from qbsd_cli.songinfo import SongInfo
+
+    info = os.stat(__file__)
+    analyses = [
+        Analysis(synthetic_path(i), vector, 240.0, tags=SongInfo(None, None, f"Song title number {i}", 240.0))
+        for i, vector in enumerate(vectors, first)
+    ]
+    summary, reporter = indexing.IndexSummary(), indexing.Reporter()
+    started = time.perf_counter()
+    with store.writer_lock():
+        for start in range(0, len(analyses), indexing.BATCH_FILES):
+            batch = [(analysis, info, False) for analysis in analyses[start : start + indexing.BATCH_FILES]]
+            indexing._store_batch(store, batch, summary, reporter, ["/music/synthetic"])
+    return (time.perf_counter() - started) / len(analyses)
+
 
 CLIPS_DIR = REPO.parent / "shared" / "data" / "moods4q" / "audio"
 ONE_CORE = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
@@ -124,7 +177,9 @@ def bench_index(sizes: list[int], clips: list[str], scratch: Path) -> dict:
     for size in sizes:
         log(f"index: {size:,} songs: put_song x {size - have:,}")
         with IndexStore(folder, create=False) as store:
-            put_seconds = _fill(store, synthetic_vectors(real, size - have, rng), have)
+            put_seconds = fill(store, synthetic_vectors(real, size - have - WRITER_SONGS, rng), have)
+            per_song_commit = writer_cost(store, synthetic_vectors(real, WRITER_SONGS, rng), size - WRITER_SONGS)
+        log(f"  writer: {1000 * per_song_commit:.3f} ms a song in batches of 16")
         have = size
         figures, completed = measured([sys.executable, "-c", REBUILD, str(folder)], scratch)
         build_seconds = float(completed.stdout.split()[-1])
@@ -144,6 +199,7 @@ def bench_index(sizes: list[int], clips: list[str], scratch: Path) -> dict:
         found[size] = {
             "n_tags": len(tags),
             "put_seconds": put_seconds,
+            "writer_ms_per_song": 1000 * per_song_commit,
             "build_seconds": build_seconds,
             "build_peak_rss_mb": figures["maxrss_mb"],
             "sqlite_bytes": disk["sqlite"],
@@ -181,13 +237,18 @@ def report(args, tagging: dict, index: dict, track_seconds: float, started: floa
         "",
         "## The single index, synthetic songs",
         "",
-        "| songs | tags | put_song (one transaction) s | Annoy build s | build peak RSS MB | SQLite bytes/song "
+        f"put_song: the songs but the last {WRITER_SONGS:,}, with names, in one transaction. Writer: the last "
+        f"{WRITER_SONGS:,} through `indexing._store_batch`, committed {BATCH_FILES} at a time as `qbsd index` does.",
+        "",
+        "| songs | tags | put_song (one transaction) s | writer ms/song (batches of 16) | Annoy build s "
+        "| build peak RSS MB | SQLite bytes/song "
         "| Annoy bytes/song | `qbsd similar` wall s (median of 3) | `similar` peak RSS MB | Annoy query ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size, entry in index.items():
         lines.append(
-            f"| {size:,} | {entry['n_tags']} | {entry['put_seconds']:.1f} | {entry['build_seconds']:.1f} "
+            f"| {size:,} | {entry['n_tags']} | {entry['put_seconds']:.1f} | {entry['writer_ms_per_song']:.3f} "
+            f"| {entry['build_seconds']:.1f} "
             f"| {entry['build_peak_rss_mb']:,.0f} | {entry['sqlite_bytes'] / size:,.0f} | {entry['annoy_bytes'] / size:,.0f} "
             f"| {entry['similar_wall_median']:.2f} | {entry['similar_peak_rss_mb']:,.0f} | {entry['annoy_query_ms']:.2f} |"
         )

@@ -33,6 +33,7 @@ import numpy as np
 
 from .errors import AudioError
 from .settings import DEFAULT_TIMEOUT
+from .songinfo import SongInfo, read_tags
 
 #: How long workers may take to exit once their pipe is closed, before they are killed.
 _EXIT_GRACE_S = 2.0
@@ -40,12 +41,14 @@ _EXIT_GRACE_S = 2.0
 
 @dataclass(frozen=True)
 class Analysis:
-    """The outcome for one file: a vector (n_tags,) and seconds analysed, or an error."""
+    """The outcome for one file: a vector (n_tags,), seconds analysed and the file's own
+    tags and length (`songinfo.read_tags`), or an error."""
 
     path: str
     vector: np.ndarray | None = None
     duration: float = 0.0
     error: str | None = None
+    tags: SongInfo | None = None
 
 
 def analyse_one(model, path: str, max_segments: int | None) -> Analysis:
@@ -60,7 +63,9 @@ def analyse_one(model, path: str, max_segments: int | None) -> Analysis:
         return Analysis(path, error=f"unexpected error: {type(error).__name__}: {error}")
     if not np.all(np.isfinite(result.vector)):
         return Analysis(path, error="analysis produced invalid values (NaN or infinity)")
-    return Analysis(path, result.vector, result.duration)
+    # Read here, where the file was just decoded (it is in the page cache), so that the
+    # index's one writer only stores it, in the batch commit of the song's vector.
+    return Analysis(path, result.vector, result.duration, tags=read_tags(path))
 
 
 # --------------------------------------------------------------------------- the worker side

@@ -29,6 +29,7 @@ import functools
 import os
 import weakref
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,7 +54,7 @@ from .playlists import (
     walk,
 )
 from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT, default_index_folder, default_jobs
-from .songinfo import SongInfo, from_folders, read_file_tags, read_song_info
+from .songinfo import SongInfo, from_folders, read_song_info, read_tags
 from .vocabulary import resolve_words
 
 if TYPE_CHECKING:  # the store (sqlite3, annoy) is imported when an index is used, not by tag()
@@ -151,16 +152,29 @@ def _loaded_model(model: str | os.PathLike | None) -> TagModel:
     return _cached_model(path, info.st_size, info.st_mtime_ns)
 
 
-def _connect(address: str | None):
-    """A context manager for the connection to the Dask scheduler at `address` (None when
-    there is none: nothing of dask is imported then)."""
-    if not address:
-        from contextlib import nullcontext
+class _ClusterOnDemand:
+    """The connection to the Dask scheduler at `address`, made on the first call (an index
+    update calls it only when it has files to analyse, before it writes anything) and
+    closed on leaving the `with` block."""
 
-        return nullcontext()
-    from .cluster import Cluster
+    def __init__(self, address: str):
+        self.address = address
+        self.cluster = None
 
-    return Cluster(address)
+    def __call__(self):
+        if self.cluster is None:
+            from .cluster import Cluster
+
+            self.cluster = Cluster(self.address)
+        return self.cluster
+
+    def __enter__(self) -> _ClusterOnDemand:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
 
 
 def _paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
@@ -183,7 +197,7 @@ def tag(path: str | os.PathLike, *, model: str | os.PathLike | None = None, full
     tag_model = _loaded_model(model)
     path = os.fsdecode(path)
     song = tag_model.analyse(path, _max_segments(full))
-    return TagResult(path, song.duration, tag_model.model_id, tuple(tag_model.tags), song.vector, read_file_tags(path))
+    return TagResult(path, song.duration, tag_model.model_id, tuple(tag_model.tags), song.vector, read_tags(path))
 
 
 def tag_many(
@@ -251,14 +265,13 @@ class TagRun:
             raise
         if analysis.error:
             return Failure(analysis.path, analysis.error)
-        # read here, not by the workers: a file open (well under a millisecond), no decoding
         return TagResult(
             analysis.path,
             analysis.duration,
             self._info.model_id,
             self._tags,
             analysis.vector,
-            read_file_tags(analysis.path),
+            analysis.tags or read_tags(analysis.path),  # the analysis process read them
         )
 
     def close(self, kill: bool = True) -> None:
@@ -305,7 +318,10 @@ class Index:
 
     # ------------------------------------------------------------------ writing
 
-    def _write(self, rebuild: bool, fill, reporter: Reporter | None) -> IndexSummary:
+    def _write(self, rebuild: bool, fill, reporter: Reporter | None, check_rebuild=None) -> IndexSummary:
+        """Run `fill(store, previous_model)` under the writer lock, then rebuild the forest.
+        With rebuild=True, `check_rebuild(previous_model)` runs first and may raise (a bad
+        model, a cluster with another model): the old index is reset only once it passed."""
         import time
 
         from .errors import StoreError
@@ -321,6 +337,8 @@ class Index:
                         previous_model = old.model_id
                 except StoreError:
                     pass  # missing, or too damaged to say: the default model
+                if check_rebuild is not None:
+                    check_rebuild(previous_model)
                 IndexStore.reset(self.folder)
             with IndexStore(self.folder, create=True) as store:
                 summary = fill(store, previous_model)
@@ -355,8 +373,20 @@ class Index:
         from .scan import check_folders
 
         check_folders(names)
-        # connected before the index is touched: an unreachable cluster writes nothing
-        with _connect(cluster) as connection:
+        # Connected only when there are files to analyse (an unchanged library needs no
+        # scheduler), but before anything is written: an unreachable cluster writes nothing.
+        with _ClusterOnDemand(cluster) if cluster else nullcontext() as connect:
+            from .store import DATABASE_NAME
+
+            if connect is not None and (rebuild or not (self.folder / DATABASE_NAME).exists()):
+                connect()  # every file is to be analysed: connect before the folder is even made
+
+            def check_rebuild(previous_model: str | None) -> None:
+                # a rebuild analyses every file: refuse a bad model before the old index goes
+                info = ModelInfo.read(model_for_index(model, previous_model))
+                if connect is not None:
+                    connect().check_model(info)
+
             return self._write(
                 rebuild,
                 lambda store, previous_model: update_from_folders(
@@ -368,9 +398,10 @@ class Index:
                     timeout,
                     reporter,
                     keep_worker_stderr,
-                    connection,
+                    connect,
                 ),
                 reporter,
+                check_rebuild,
             )
 
     def ingest(
@@ -384,10 +415,16 @@ class Index:
     ) -> IndexSummary:
         """Store the songs of `qbsd tag --vector` JSON lines (see
         indexing.update_from_json_lines); `source` names the lines in messages."""
+
+        def check_rebuild(previous_model: str | None) -> None:
+            if model or os.environ.get("QBSD_MODEL"):  # a named model must load before the old index goes
+                ModelInfo.read(model)
+
         return self._write(
             rebuild,
             lambda store, previous_model: update_from_json_lines(store, lines, source, model, reporter),
             reporter,
+            check_rebuild,
         )
 
     # ------------------------------------------------------------------ reading

@@ -27,6 +27,7 @@ import math
 import os
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -210,6 +211,40 @@ def analyse_batch(
 
 # --------------------------------------------------------------------------- the client side
 
+#: How often a run asks the scheduler how many worker threads there are: often enough
+#: that workers joining (or leaving) mid-run get (or stop getting) batches within seconds,
+#: rarely enough that the question costs nothing against the batches' own traffic.
+THREAD_COUNT_REFRESH_S = 5.0
+#: How often the wait for a finished batch looks again (a result is picked up at most
+#: this late, against about a second of analysis per batch).
+POLL_S = 0.02
+
+
+class _ThreadCount:
+    """The cluster's worker threads, asked again every THREAD_COUNT_REFRESH_S."""
+
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+        self.count = cluster.threads()
+        self.asked = time.monotonic()
+
+    def now(self) -> int:
+        if time.monotonic() - self.asked >= THREAD_COUNT_REFRESH_S:
+            self.count = self.cluster.threads()
+            self.asked = time.monotonic()
+        return self.count
+
+
+def _next_finished(finishing, idle: float | None) -> list:
+    """The futures of `finishing` (a distributed.as_completed) done by now, waiting for at
+    least one; [] after `idle` seconds of none."""
+    deadline = None if idle is None else time.monotonic() + idle
+    while not finishing.has_ready():
+        if deadline is not None and time.monotonic() >= deadline:
+            return []
+        time.sleep(POLL_S)
+    return finishing.next_batch(block=False)
+
 
 class ClusterPool:
     """Analyses files on the cluster's workers, with the interface of `analysis.AnalysisPool`:
@@ -274,19 +309,23 @@ class ClusterPool:
         when a worker has another model, ClusterError when a batch cannot run at all."""
         distributed = _distributed()
         numbered = list(enumerate(paths))
-        size = max(1, min(BATCH_FILES, math.ceil(len(numbered) / (BATCHES_PER_THREAD * self.cluster.threads()))))
+        threads = _ThreadCount(self.cluster)
+        size = max(1, min(BATCH_FILES, math.ceil(len(numbered) / (BATCHES_PER_THREAD * threads.now()))))
         waiting = deque(numbered[start : start + size] for start in range(0, len(numbered), size))
         running: dict = {}  # future -> its batch of (position, path)
+        finishing = distributed.as_completed(loop=self.cluster.client.loop)  # each future joins as it is submitted
         done: dict[int, Analysis] = {}
         next_out = 0
         try:
             while waiting or running:
-                room = BATCHES_PER_THREAD * self.cluster.threads() - len(running)
+                room = BATCHES_PER_THREAD * threads.now() - len(running)
                 while waiting and room > 0:
                     batch = waiting.popleft()
-                    running[self._submit(batch)] = batch
+                    future = self._submit(batch)
+                    running[future] = batch
+                    finishing.add(future)
                     room -= 1
-                finished = self._wait(distributed, list(running), idle)
+                finished = _next_finished(finishing, idle)
                 for future in finished:
                     batch = running.pop(future)
                     self._futures.discard(future)
@@ -304,14 +343,6 @@ class ClusterPool:
         except BaseException:
             self.close(kill=True)
             raise
-
-    def _wait(self, distributed, futures: list, idle: float | None) -> set:
-        """The futures that finish first, or an empty set after `idle` seconds of none."""
-        try:
-            with self.cluster.client.as_current():
-                return distributed.wait(futures, timeout=idle, return_when="FIRST_COMPLETED").done
-        except TimeoutError:
-            return set()
 
     def _result(self, future, batch: list[tuple[int, str]], waiting: deque) -> list[Analysis]:
         """The batch's analyses; [] when it is to be retried file by file (queued on `waiting`)."""

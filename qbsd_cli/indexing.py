@@ -5,8 +5,9 @@ Files are compared with what the store knows: unchanged songs are kept, files th
 failed before are not retried until their size or change time differs, deleted files
 are forgotten, and the rest are analysed in worker processes (`analysis.AnalysisPool`),
 or on the workers of a Dask cluster (`cluster.ClusterPool`).
-Analysed files are committed in small batches, so a killed run loses at most about a
-second of work, and Ctrl-C keeps what was finished.
+Analysed files are committed in small batches, with their artist, album, title and
+length (read in the analysis process), so a killed run loses at most about a second of
+work, and Ctrl-C keeps what was finished.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -26,7 +27,7 @@ from .errors import ModelMismatchError
 from .model import ModelInfo, model_for_index
 from .scan import failure_identity, scan, under_any
 from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT
-from .songinfo import from_record, read_song_info
+from .songinfo import completed, from_record, read_song_info
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -57,7 +58,9 @@ class Reporter:
     """What an update tells its caller as it goes; this base class says nothing.
 
     `start(total)` comes once the worker processes exist (a progress bar may start its
-    thread then), followed by one `advance()` per analysed file and `finish()`."""
+    thread then), followed by one `advance()` per analysed file and `finish()`. An index
+    made before qbsd stored song names gets a second start/advance/finish round, one
+    `advance()` per song whose tags are read (no analysis)."""
 
     def failure(self, path: str, reason: str) -> None:
         """A file failed in this run (a bad file, or a bad JSON line: `path` is its place)."""
@@ -84,12 +87,13 @@ def update_from_folders(
     timeout: float | None = DEFAULT_TIMEOUT,
     reporter: Reporter | None = None,
     keep_stderr: bool = False,
-    cluster: Cluster | None = None,
+    connect: Callable[[], Cluster] | None = None,
 ) -> IndexSummary:
     """Analyse the new and changed audio files under `folders` into `store`, and forget
-    the deleted ones (only under these folders); on the workers of `cluster` when given,
-    else in `jobs` local processes. Raises UsageError for a missing folder, ModelError,
-    or ModelMismatchError (ClusterError) before anything is written."""
+    the deleted ones (only under these folders); on the workers of the cluster that
+    `connect()` returns when given (called only when there are files to analyse, before
+    anything is written), else in `jobs` local processes. Raises UsageError for a missing
+    folder, ModelError, or ModelMismatchError (ClusterError) before anything is written."""
     reporter = reporter or Reporter()
     found = scan(folders)
     roots = [os.path.abspath(folder) for folder in folders]
@@ -122,9 +126,11 @@ def update_from_folders(
 
     # Check the model before writing anything: a refused run must leave the index as it was.
     info = None
+    cluster = None
     if todo:
         info = ModelInfo.read(model_for_index(model, store.model_id))
-        if cluster is not None:
+        if connect is not None:
+            cluster = connect()
             cluster.check_model(info)
         store.bind_model(info.model_id, info.tags)
 
@@ -135,22 +141,42 @@ def update_from_folders(
             reporter.failure(path, problem.reason)
             store.put_failure(path, problem.size, problem.changed_ns, problem.reason)
     if todo:
-        _analyse_into(store, todo, str(info.path), jobs, max_segments, timeout, reporter, summary, keep_stderr, cluster)
-    _read_song_infos(store, roots)
+        _analyse_into(
+            store, todo, str(info.path), jobs, max_segments, timeout, reporter, summary, keep_stderr, cluster, roots
+        )
+    _read_song_infos(store, roots, reporter)
     return summary
 
 
-def _read_song_infos(store: IndexStore, roots: list[str]) -> None:
-    """Read the artist, album, title and length of the songs under `roots` that have none
-    yet: those just analysed, and those of an index made before qbsd stored them. A file
-    open each (well under a millisecond for these formats), no analysis, in one commit."""
-    # the deepest root holding a file names its artist and album folders (songinfo)
-    deepest_first = sorted(roots, key=len, reverse=True)
-    with store.transaction():
-        for path in store.paths_without_info():
-            root = next((root for root in deepest_first if under_any(path, [root])), None)
-            if root is not None:
-                store.set_song_info(path, read_song_info(path, root))
+def _root_of(path: str, roots: list[str]) -> str | None:
+    """The deepest of `roots` holding `path`: it names the artist and album folders (songinfo)."""
+    return next((root for root in sorted(roots, key=len, reverse=True) if under_any(path, [root])), None)
+
+
+def _read_song_infos(store: IndexStore, roots: list[str], reporter: Reporter) -> None:
+    """Read the artist, album, title and length of the songs under `roots` stored without
+    them: those of an index made before qbsd stored them (analysed songs get theirs from
+    the analysis). A file open each, no analysis, committed every BATCH_SECONDS like the
+    analysis, so a killed run keeps what it read; the reporter counts them."""
+    missing = store.paths_without_info()
+    if not missing:
+        return
+    readable = [(path, root) for path in missing if (root := _root_of(path, roots)) is not None]
+    reporter.start(len(readable))
+    try:
+        position = 0
+        while position < len(readable):
+            started = time.monotonic()
+            with store.transaction():
+                while position < len(readable) and time.monotonic() - started < BATCH_SECONDS:
+                    path, root = readable[position]
+                    store.set_song_info(path, read_song_info(path, root))
+                    position += 1
+                    reporter.advance()
+        if len(readable) == len(missing):
+            store.all_info_read()
+    finally:
+        reporter.finish()
 
 
 def _analyse_into(
@@ -163,7 +189,8 @@ def _analyse_into(
     reporter: Reporter,
     summary: IndexSummary,
     keep_stderr: bool,
-    cluster: Cluster | None = None,
+    cluster: Cluster | None,
+    roots: list[str],
 ) -> None:
     batch: list[tuple[Analysis, os.stat_result, bool]] = []
     last_commit = time.monotonic()
@@ -183,20 +210,24 @@ def _analyse_into(
                     reporter.advance()
                     batch.append((result, *todo[result.path]))
                 if len(batch) >= BATCH_FILES or time.monotonic() - last_commit >= BATCH_SECONDS:
-                    _store_batch(store, batch, summary, reporter)
+                    _store_batch(store, batch, summary, reporter, roots)
                     batch = []
                     last_commit = time.monotonic()
         except BaseException as stop:
             if not isinstance(stop, Exception):  # Ctrl-C: what was analysed is kept
-                _store_batch(store, batch, summary, reporter)
+                _store_batch(store, batch, summary, reporter, roots)
             raise
         finally:
             reporter.finish()
-        _store_batch(store, batch, summary, reporter)
+        _store_batch(store, batch, summary, reporter, roots)
 
 
 def _store_batch(
-    store: IndexStore, batch: list[tuple[Analysis, os.stat_result, bool]], summary: IndexSummary, reporter: Reporter
+    store: IndexStore,
+    batch: list[tuple[Analysis, os.stat_result, bool]],
+    summary: IndexSummary,
+    reporter: Reporter,
+    roots: list[str],
 ) -> None:
     if not batch:
         return
@@ -209,7 +240,9 @@ def _store_batch(
                 summary.failed += 1
                 summary.failed_now += 1
             else:
-                store.put_song(result.path, info.st_size, info.st_mtime_ns, result.duration, result.vector)
+                # the file's own tags came with the analysis; folder names stand in for missing ones
+                song = completed(result.tags, result.path, _root_of(result.path, roots))
+                store.put_song(result.path, info.st_size, info.st_mtime_ns, result.duration, result.vector, song)
                 if existed:
                     summary.updated += 1
                 else:

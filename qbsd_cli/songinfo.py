@@ -71,9 +71,11 @@ def from_folders(path: str, root: str | None) -> SongInfo:
     return SongInfo(artist=artist, album=album, title=title)
 
 
-def read_file_tags(path: str) -> SongInfo:
-    """The file's own artist, album, title and length, None where it has none (no folder
-    names, no file-name title). Never raises: a file soundfile cannot open has none."""
+def read_tags(path: str) -> SongInfo:
+    """The file's own tags and length alone (None where it has none). Never raises: a file
+    soundfile cannot open has none (a file qbsd can still decode through another decoder
+    is analysed all the same). The analysis processes call it, the index's writer
+    completes it with `completed` (the folder names need the indexed root)."""
     import soundfile
 
     try:
@@ -86,18 +88,22 @@ def read_file_tags(path: str) -> SongInfo:
     return SongInfo(artist, album, title, seconds, tagged=bool(artist and title))
 
 
-def read_song_info(path: str, root: str | None = None) -> SongInfo:
-    """The file's tags and length, completed by the folder names under `root`. Never
-    raises: a file soundfile cannot open gets the folder names alone (a file qbsd can still
-    decode through another decoder is analysed all the same)."""
-    own, fallback = read_file_tags(path), from_folders(path, root)
+def completed(tags: SongInfo | None, path: str, root: str | None) -> SongInfo:
+    """`tags` (read_tags of `path`) with the folder names under `root` where it has none."""
+    tags = tags or SongInfo()
+    fallback = from_folders(path, root)
     return SongInfo(
-        artist=own.artist or fallback.artist,
-        album=own.album or fallback.album,
-        title=own.title or fallback.title,
-        seconds=own.seconds,
-        tagged=own.tagged,
+        artist=tags.artist or fallback.artist,
+        album=tags.album or fallback.album,
+        title=tags.title or fallback.title,
+        seconds=tags.seconds,
+        tagged=tags.tagged,
     )
+
+
+def read_song_info(path: str, root: str | None = None) -> SongInfo:
+    """The file's tags and length, completed by the folder names under `root`. Never raises."""
+    return completed(read_tags(path), path, root)
 
 
 def from_record(record: dict, path: str) -> SongInfo:

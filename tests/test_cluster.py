@@ -61,6 +61,15 @@ def stored(index_folder) -> dict[str, np.ndarray]:
         return {match.path: index.query_vector(match.path)[0] for match in every}
 
 
+def stored_names(index_folder) -> dict[str, tuple]:
+    """Every song of an index and its (artist, album, title, length), through the library."""
+    from qbsd_cli.api import Index
+
+    with Index.open(index_folder) as index:
+        every = index.search("calm", top=index.song_count())
+        return {match.path: (match.artist, match.album, match.title, match.length) for match in every}
+
+
 def failures(index_folder) -> list[tuple[str, str]]:
     from qbsd_cli.api import Index
 
@@ -99,6 +108,12 @@ def test_index_on_the_cluster_equals_local(qbsd, dask_cluster, clips, make_audio
     assert sorted(theirs) == sorted(ours) == sorted(str(path) for path in files[:-1])
     for path, vector in ours.items():
         np.testing.assert_allclose(theirs[path], vector, atol=1e-5, rtol=0)
+    # the names come back with the analysis from the workers, completed by the folders here
+    names = stored_names(tmp_path / "remote")
+    assert names == stored_names(tmp_path / "local")
+    chord = names[str(music / "generated" / "chord.wav")]
+    assert chord[2] == "chord" and chord[3] == pytest.approx(4.0, abs=0.01)
+    assert all(title and length for _artist, _album, title, length in names.values())
     again = qbsd("index", music, "--cluster", address, index=tmp_path / "remote")  # nothing left to analyse
     assert summary(again)["unchanged"] == len(files) - 1 and again.returncode == 0, again
 
@@ -127,6 +142,21 @@ def test_unreachable_scheduler_writes_nothing(qbsd_process, make_audio, tmp_path
         assert line.startswith(f"qbsd: cannot reach the Dask scheduler at {address}: "), line
         assert result.stdout == ""
     assert not index.exists()
+
+
+def test_an_unchanged_library_needs_no_scheduler(qbsd_process, make_audio, tmp_path):
+    """The scheduler is reached only when there are files to analyse: with nothing new, a
+    run with --cluster (or $QBSD_CLUSTER) of a scheduler that is down succeeds."""
+    address = free_address()
+    make_audio.chord("chord.wav")
+    index = tmp_path / "index"
+    assert qbsd_process("index", make_audio.folder, index=index).returncode == 0
+    for result in (
+        qbsd_process("index", make_audio.folder, "--cluster", address, index=index),
+        qbsd_process("index", make_audio.folder, index=index, env={"QBSD_CLUSTER": address}),
+    ):
+        assert result.returncode == 0, result
+        assert summary(result)["unchanged"] == 1 and summary(result)["added"] == 0, result
 
 
 def test_without_the_extra_the_error_says_how_to_install_it(make_audio):
@@ -214,6 +244,8 @@ def test_workers_with_another_model_are_refused(qbsd, make_audio, tmp_path):
     shutil.copyfile(other, their_qbsd / "models" / "qbsd.onnx")
     make_audio.chord("chord.wav")
     index = tmp_path / "index"
+    built = tmp_path / "built-index"  # made here: a refused --rebuild must leave its song
+    assert qbsd("index", make_audio.folder, index=built).returncode == 0
     # a `dask worker` process of its own, started as a user would, with the copy on its path
     with (
         distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=None) as cluster,
@@ -234,6 +266,7 @@ def test_workers_with_another_model_are_refused(qbsd, make_audio, tmp_path):
             for result in (
                 qbsd("index", make_audio.folder, "--cluster", address, index=index),
                 qbsd("tag", make_audio.folder / "chord.wav", "--cluster", address),
+                qbsd("index", "--rebuild", make_audio.folder, "--cluster", address, index=built),
             ):
                 assert result.returncode == 1, result
                 assert result.err_lines == [
@@ -245,3 +278,4 @@ def test_workers_with_another_model_are_refused(qbsd, make_audio, tmp_path):
             worker_process.kill()
             worker_process.wait(30)
     assert stored_songs(index) == 0
+    assert stored_songs(built) == 1

@@ -182,3 +182,23 @@ def test_errors_lists_the_bad_file(qbsd, music):
     cleaned = qbsd("index", music.folder, index=music.index)
     assert summary(cleaned)["removed"] == 1
     assert qbsd("index", "--errors", index=music.index).stdout == ""
+
+
+def test_rebuild_with_a_file_that_is_no_model_keeps_the_index(qbsd, tmp_path):
+    """The model is checked before --rebuild deletes the old index: a refused rebuild
+    leaves every song where it was."""
+    music = AudioFactory(tmp_path / "music")
+    music.chord("a.wav")
+    index = tmp_path / "index"
+    assert qbsd("index", music.folder, index=index).returncode == 0
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00not an onnx file" * 10)
+    for args in (["index", "--rebuild", music.folder], ["index", "--rebuild", "--from-jsonl", "-"]):
+        refused = qbsd(*args, "--model", junk, index=index, input="")
+        assert refused.returncode == 1, refused
+        assert_no_traceback(refused)
+        [message] = refused.err_lines
+        assert str(junk) in message
+        kept = qbsd("search", "calm", "--format", "json", index=index)
+        assert kept.returncode == 0, kept
+        assert [record["path"] for record in kept.json()] == [str(music.folder / "a.wav")]

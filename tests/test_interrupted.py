@@ -8,9 +8,11 @@ process group, as a terminal sends it) exits 130 and keeps the finished files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import signal
+import sqlite3
 import time
 
 import pytest
@@ -47,6 +49,20 @@ def check_queries(qbsd, index, music) -> int:
     return stored
 
 
+def songs_without_names(index) -> int:
+    """Committed songs whose title and length are not stored (each song's names are
+    committed in the same batch as its vector)."""
+    database = index / "songs.sqlite"
+    if not database.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(database, timeout=10)) as connection:
+        try:
+            query = "SELECT count(*) FROM songs WHERE info_read = 0 OR title IS NULL OR length IS NULL"
+            return connection.execute(query).fetchone()[0]
+        except sqlite3.OperationalError:  # the tables are not made yet
+            return 0
+
+
 def test_sigkill_at_random_moments_then_resume(qbsd, qbsd_process, tmp_path, music):
     index = tmp_path / "index"
     # kill moments relative to how long a whole run takes on this machine, so that a
@@ -66,6 +82,7 @@ def test_sigkill_at_random_moments_then_resume(qbsd, qbsd_process, tmp_path, mus
         # the workers die with it (else they would hold the index lock)
         assert run.group_gone(within=10), "worker processes outlived a killed `qbsd index`"
         assert "Traceback" not in run.stderr
+        assert songs_without_names(index) == 0
         outcomes.append((status, check_queries(qbsd, index, music)))
     killed = [stored for status, stored in outcomes if status == -signal.SIGKILL]
     assert killed, f"no kill landed while `qbsd index` ran: {outcomes}"

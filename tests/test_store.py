@@ -536,3 +536,30 @@ def test_reset_deletes_the_index_but_not_the_lock(built):
     IndexStore.reset(folder / "nowhere")  # nothing to delete
     with IndexStore(folder) as fresh:
         assert fresh.known_files() == {} and fresh.model_id is None
+
+
+def test_songs_without_names_are_found_until_their_names_are_read(tmp_path):
+    """paths_without_info finds songs stored without their names, and, once the writer
+    said every name is read, answers without reading the songs table (the query plan shows
+    it), until a song is stored without its names again."""
+    from qbsd_cli.songinfo import SongInfo
+
+    rng = np.random.default_rng(3)
+    vectors = rng.random((3, 4)).astype(np.float32)
+    with IndexStore(tmp_path / "index", create=True) as store:
+        store.bind_model("model-x", ["a", "b", "c", "d"])
+        named = SongInfo("Artist", "Album", "Title", 4.0, tagged=True)
+        store.put_song("/music/named.flac", 1, 1, 4.0, vectors[0], named)
+        assert store.paths_without_info() == []
+        store.put_song("/music/unnamed.flac", 1, 1, 4.0, vectors[1])
+        assert store.paths_without_info() == ["/music/unnamed.flac"]
+        store.set_song_info("/music/unnamed.flac", named)
+        assert store.paths_without_info() == []  # read again: the flag is still up
+        store.all_info_read()
+        statements = []
+        store._database._connection.set_trace_callback(statements.append)
+        assert store.paths_without_info() == []
+        store._database._connection.set_trace_callback(None)
+        assert not any("FROM songs" in statement for statement in statements), statements
+        store.put_song("/music/another.flac", 1, 1, 4.0, vectors[2])
+        assert store.paths_without_info() == ["/music/another.flac"]

@@ -84,10 +84,18 @@ _MIGRATIONS = {
         "ALTER TABLE songs ADD COLUMN length REAL",
         "ALTER TABLE songs ADD COLUMN tagged INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE songs ADD COLUMN info_read INTEGER NOT NULL DEFAULT 0",
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('info_to_read', '1')",  # _INFO_TO_READ
     ],
 }
 
 _INFO_COLUMNS = "artist, album, title, length, tagged, info_read"
+#: The meta key that says whether any song may lack its artist, album and title
+#: (info_read = 0): "0" lets `paths_without_info` answer without reading the whole songs
+#: table (its rows hold the vectors: about a gigabyte at a million songs). Absent, as in an
+#: index migrated from version 2 or made before the key existed, it counts as "1".
+#: (A flag, not a partial index on info_read: SQLite cannot drop a column an index names,
+#: and version-2 indexes are recreated that way in the tests.)
+_INFO_TO_READ = "info_to_read"
 
 
 def _info_values(info: SongInfo | None) -> tuple:
@@ -210,7 +218,12 @@ class SongDatabase:
                         connection.execute(statement)
                 connection.executemany(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-                    [("schema_version", str(SCHEMA_VERSION)), ("song_rev", "0"), ("annoy_next_generation", "1")],
+                    [
+                        ("schema_version", str(SCHEMA_VERSION)),
+                        ("song_rev", "0"),
+                        ("annoy_next_generation", "1"),
+                        (_INFO_TO_READ, "0"),
+                    ],
                 )
         version = self._meta("schema_version")
         if version is not None and version.isdigit() and int(version) in _MIGRATIONS:
@@ -418,6 +431,8 @@ class SongDatabase:
                 ),
             )
             self._connection.execute("DELETE FROM failures WHERE path = ?", (key,))
+            if info is None or not info.folders_read:
+                self._set_meta(_INFO_TO_READ, "1")
 
     @guarded
     def set_song_info(self, path: str, info: SongInfo) -> None:
@@ -432,9 +447,19 @@ class SongDatabase:
     @guarded
     def paths_without_info(self) -> list[str]:
         """The songs whose artist, album and title are still to be read: stored before qbsd
-        read them (schema < 3), or from JSON lines that left artist or album unknown."""
+        read them (schema < 3), by put_song without them, or from JSON lines that left artist
+        or album unknown; no table scan once `all_info_read` said there are none."""
+        if self._meta(_INFO_TO_READ) == "0":
+            return []
         rows = self._connection.execute("SELECT path FROM songs WHERE info_read = 0 ORDER BY path").fetchall()
         return [os.fsdecode(row[0]) for row in rows]
+
+    @guarded
+    def all_info_read(self) -> None:
+        """Record that every stored song has its artist, album and title (the caller read
+        those of every path `paths_without_info` gave), until a put_song without them."""
+        with self._write():
+            self._set_meta(_INFO_TO_READ, "0")
 
     @guarded
     def songs_for(self, paths: list[str]) -> dict[str, tuple[np.ndarray, SongInfo | None]]:

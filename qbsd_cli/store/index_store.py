@@ -133,6 +133,11 @@ class IndexStore:
         or JSON lines' that left artist or album unknown)."""
         return self._database.paths_without_info()
 
+    def all_info_read(self) -> None:
+        """Record that every song has its artist, album and title now, so that the next
+        paths_without_info answers without reading the songs table."""
+        self._database.all_info_read()
+
     def put_failure(self, path: str, size: int, changed_ns: int, reason: str) -> None:
         """Record that a file could not be analysed, so it is not retried until its size
         (bytes) or its change time `changed_ns` (ns; qbsd gives the later of st_mtime_ns and
