@@ -1,7 +1,9 @@
 """The shipped models side by side: `qbsd tag --jobs 1 --model NAME` on the same real clips,
 end to end as a user runs it (a real process: start-up, decoding, front end, network).
 
-    python benchmarks/models.py [--clips 40] [--rounds 3] [--output benchmarks/MODELS.md]
+    python benchmarks/models.py [--clips 40] [--rounds 3] [--models fast,accurate] [--output benchmarks/MODELS.md]
+
+`--models` takes two shipped names or model files (a candidate against the shipped one).
 
 Rounds alternate the models, so a slower moment of the machine hits both; the report gives
 each model's median seconds of audio analysed per wall-clock second on one core (x
@@ -43,23 +45,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--models", default=",".join(MODELS), help="two shipped model names or ONNX files")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "MODELS.md")
     args = parser.parse_args()
+    models = tuple(args.models.split(","))
+    if len(models) != 2:
+        sys.exit("--models takes two models")
     paths = sorted(str(path) for path in CLIPS.glob("*.mp3"))[: args.clips]
     if not paths:
         sys.exit(f"no clips in {CLIPS}")
-    tag_run(MODELS[0], paths[:2])  # warm the page cache and Python's imports
-    speeds: dict[str, list[float]] = {model: [] for model in MODELS}
+    tag_run(models[0], paths[:2])  # warm the page cache and Python's imports
+    speeds: dict[str, list[float]] = {model: [] for model in models}
     for round_number in range(args.rounds):
-        for model in MODELS if round_number % 2 == 0 else reversed(MODELS):
+        for model in models if round_number % 2 == 0 else reversed(models):
             wall, audio = tag_run(model, paths)
             speeds[model].append(audio / wall)
             print(f"round {round_number + 1}: {model} {audio / wall:.0f}x realtime ({wall:.1f} s)", flush=True)
-    ratios = [fast / accurate for fast, accurate in zip(speeds["fast"], speeds["accurate"])]
+    ratios = [first / second for first, second in zip(speeds[models[0]], speeds[models[1]])]
     lines = [
         "# The shipped models side by side",
         "",
-        f"Measured by `python benchmarks/models.py --clips {args.clips} --rounds {args.rounds}` "
+        f"Measured by `python benchmarks/models.py --clips {args.clips} --rounds {args.rounds} "
+        f"--models {args.models}` "
         f"(its docstring says how): `qbsd tag --jobs 1` on {len(paths)} clips of 30 s, one core.",
         "",
         "| model | x realtime per core (median of rounds) | rounds |",
@@ -68,7 +75,7 @@ def main() -> int:
     lines += [f"| {m} | {statistics.median(v):.0f} | {', '.join(f'{s:.0f}' for s in v)} |" for m, v in speeds.items()]
     lines += [
         "",
-        f"fast / accurate, within each round: median {statistics.median(ratios):.1f}x "
+        f"{models[0]} / {models[1]}, within each round: median {statistics.median(ratios):.1f}x "
         f"({', '.join(f'{r:.1f}' for r in ratios)})",
         "",
     ]

@@ -128,8 +128,12 @@ class MfccExtractor:
         self.delta_kernel = _savgol_kernel(params.delta_width, 1)
         self.delta2_kernel = _savgol_kernel(params.delta_width, 2)
 
-    def mfcc(self, samples: np.ndarray) -> np.ndarray:
-        """13 MFCC per frame, shape (n_frames, 13), n_frames = 1 + len(samples) // hop."""
+    def mfcc(self, samples: np.ndarray, band_basis: np.ndarray | None = None):
+        """13 MFCC per frame, shape (n_frames, 13), n_frames = 1 + len(samples) // hop.
+
+        With `band_basis` (n_bands, 1 + n_fft // 2), also the log-mel of the same power
+        spectrum in those bands, log10(10000 m + 1) as the musicnn teachers compress theirs:
+        (mfcc, bands (n_frames, n_bands)); the spectrum is computed once for both."""
         p = self.params
         samples = np.asarray(samples, dtype=np.float32)
         padded = np.pad(samples, p.n_fft // 2, mode="constant")
@@ -145,12 +149,19 @@ class MfccExtractor:
         # (benchmarks/RESULTS.md). Same arithmetic; the mel products differ only in float32
         # rounding (the matrix product is blocked differently).
         mel = np.empty((n_frames, p.n_mels), dtype=np.float32)
+        bands = None if band_basis is None else np.empty((n_frames, len(band_basis)), dtype=np.float32)
+        band_basis_t = None if band_basis is None else np.ascontiguousarray(band_basis.T, dtype=np.float32)
         for start in range(0, n_frames, _FRAMES_PER_BLOCK):
             spectrum = np.fft.rfft(frames[start : start + _FRAMES_PER_BLOCK] * self.window, axis=1)
-            power = spectrum.real**2 + spectrum.imag**2
-            np.matmul(power.astype(np.float32), self._mel_basis_t, out=mel[start : start + _FRAMES_PER_BLOCK])
+            power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+            np.matmul(power, self._mel_basis_t, out=mel[start : start + _FRAMES_PER_BLOCK])
+            if bands is not None:
+                np.matmul(power, band_basis_t, out=bands[start : start + _FRAMES_PER_BLOCK])
         log_mel = 10.0 * np.log10(np.maximum(mel, 1e-10))
-        return (log_mel @ self.dct.T).astype(np.float32)
+        coefficients = (log_mel @ self.dct.T).astype(np.float32)
+        if bands is None:
+            return coefficients
+        return coefficients, np.log10(np.float32(10000.0) * bands + np.float32(1.0))
 
     def _derivative(self, values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         # librosa.feature.delta uses savgol_filter(mode="interp"): the edge frames
@@ -168,7 +179,15 @@ class MfccExtractor:
 
     def frames(self, samples: np.ndarray) -> np.ndarray:
         """MFCC, delta and delta-delta, shape (n_frames, 39), float32."""
-        coefficients = self.mfcc(samples)
+        return self._with_deltas(self.mfcc(samples))
+
+    def frames_and_bands(self, samples: np.ndarray, band_basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(`frames` (n_frames, 39), the log-mel in `band_basis`' bands (n_frames, n_bands))
+        from one STFT."""
+        coefficients, bands = self.mfcc(samples, band_basis)
+        return self._with_deltas(coefficients), bands
+
+    def _with_deltas(self, coefficients: np.ndarray) -> np.ndarray:
         return np.concatenate(
             [
                 coefficients,

@@ -45,6 +45,29 @@ class MfccFrontEnd:
     def blank_patch(self) -> np.ndarray:
         return np.zeros((1, *self.params.patch_shape), dtype=np.float32)
 
+    def patches_and_bands(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`patches` plus the segment's band statistics, shape (320,) float32
+        (`logmel.band_statistics` of its log-mel in 96 Slaney bands over 0-11,025 Hz, from
+        the same STFT as the MFCC): what the statistics half of a model whose metadata
+        `qbsd.statistics_features` names LOGMEL_BANDS takes after the 182 MFCC statistics,
+        at run time and in training alike (training.feature_cache). Needs 2 frames."""
+        frames, bands = self.extractor.frames_and_bands(samples, self.band_basis)
+        return frames_to_patches(frames, self.params), frames, logmel.band_statistics(bands)
+
+    @property
+    def band_basis(self) -> np.ndarray:
+        """The 96-band filterbank of the band statistics, (96, 1 + n_fft // 2) float32."""
+        return logmel.mel_filterbank(self.sample_rate, self.params.n_fft, logmel.N_MELS)
+
+
+#: What a blended model's statistics half takes per segment (metadata
+#: `qbsd.statistics_features`, "+"-joined, in input order): the 182 MFCC statistics
+#: (features.song_statistics), then optionally the 320 band statistics
+#: (MfccFrontEnd.patches_and_bands).
+MFCC_STATISTICS = "mfcc-statistics"
+LOGMEL_BANDS = "logmel-bands"
+STATISTICS_DIMS = {MFCC_STATISTICS: 182, LOGMEL_BANDS: logmel.BAND_STATISTICS_DIM}
+
 
 class LogMelFrontEnd:
     """musicnn's front end (see logmel.py); nothing in it is learnt. The model's metadata

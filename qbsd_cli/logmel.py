@@ -126,3 +126,39 @@ def patches(features: np.ndarray, hop: int = PATCH_FRAMES) -> np.ndarray:
         return np.concatenate([features, padding])[None]
     starts = range(0, len(features) - PATCH_FRAMES + 1, hop)
     return np.stack([features[start : start + PATCH_FRAMES] for start in starts])
+
+
+#: Onset-envelope autocorrelation: lags 1 ... ONSET_LAGS frames (1.9 s at the fast model's
+#: 11.6 ms a frame), averaged over ONSET_BINS bins of equal width.
+ONSET_LAGS = 160
+ONSET_BINS = 32
+#: Values of `band_statistics`: per band its mean, standard deviation and mean absolute
+#: change from one frame to the next (3 x 96), then the onset bins (32).
+BAND_STATISTICS_DIM = 3 * N_MELS + ONSET_BINS
+
+
+def band_statistics(features: np.ndarray) -> np.ndarray:
+    """Summaries of one segment's log-mel (shape (n_frames, 96), n_frames >= 2; the fast
+    model's comes from its own 22.05 kHz spectrum, frontends.MfccFrontEnd), shape
+    (BAND_STATISTICS_DIM,) float32, the fast model's second set of song statistics (beyond
+    the paper): the spectral envelope in 96 bands (mean, spread, frame-to-frame change) and
+    the rhythm (the autocorrelation of the onset envelope, the summed positive change over
+    bands, normalised by its value at lag 0, in bins of 5 lags)."""
+    features = np.asarray(features, dtype=np.float32)
+    change = np.diff(features, axis=0)
+    onset = np.maximum(change, 0.0).sum(axis=1, dtype=np.float64)
+    onset -= onset.mean()
+    energy = float(onset @ onset)
+    lags = np.zeros(ONSET_LAGS)
+    if energy > 0:
+        usable = min(ONSET_LAGS, len(onset) - 1)
+        for lag in range(1, usable + 1):
+            lags[lag - 1] = float(onset[:-lag] @ onset[lag:]) / energy
+    return np.concatenate(
+        [
+            features.mean(axis=0, dtype=np.float64),
+            features.std(axis=0, dtype=np.float64),
+            np.abs(change).mean(axis=0, dtype=np.float64),
+            lags.reshape(ONSET_BINS, -1).mean(axis=1),
+        ]
+    ).astype(np.float32)

@@ -18,7 +18,10 @@ A blended model (metadata `qbsd.statistics_weight` = w) has a second, optional
 input `song_statistics` (songs, 182), each song's MFCC statistics
 (features.song_statistics), and a second output
 `statistics_tags` (songs, n_tags); its song vector is (1 - w) x the mean of
-`tags` + w x `statistics_tags`. Tags listed in `qbsd.statistics_only_tags` (a JSON list;
+`tags` + w x `statistics_tags`. When `qbsd.statistics_features` is
+`mfcc-statistics+logmel-bands`, `song_statistics` is (songs, 502): the 182 followed by the
+segment's 320 band statistics (frontends.band_statistics). Tags listed in
+`qbsd.statistics_only_tags` (a JSON list;
 the teacher-derived tags that only the statistics half learnt) take w = 1: their `tags`
 column is zero.
 """
@@ -35,7 +38,15 @@ import numpy as np
 
 from .errors import ModelError, TooShortError
 from .features import FeatureParams, decode_array, song_statistics
-from .frontends import MFCC, MUSICNN_LOGMEL, LogMelFrontEnd, MfccFrontEnd
+from .frontends import (
+    LOGMEL_BANDS,
+    MFCC,
+    MFCC_STATISTICS,
+    MUSICNN_LOGMEL,
+    STATISTICS_DIMS,
+    LogMelFrontEnd,
+    MfccFrontEnd,
+)
 from .settings import DEFAULT_MAX_SEGMENTS, SEGMENT_SECONDS
 
 MODEL_FILENAME = "qbsd.onnx"
@@ -156,6 +167,8 @@ class ModelInfo:
     metadata: dict[str, str]
     #: tags whose score comes from the statistics half alone (weight 1)
     statistics_only_tags: tuple[str, ...] = ()
+    #: what the statistics half takes per segment, in input order (frontends.STATISTICS_DIMS)
+    statistics_features: tuple[str, ...] = (MFCC_STATISTICS,)
 
     def statistics_weights(self) -> np.ndarray:
         """(n_tags,) float64: the statistics half's share of each tag's score."""
@@ -197,6 +210,9 @@ class ModelInfo:
             statistics_only = tuple(json.loads(metadata.get("qbsd.statistics_only_tags", "[]")))
             if not set(statistics_only) <= set(tags):
                 raise ValueError("qbsd.statistics_only_tags names tags the model lacks")
+            statistics_features = tuple(metadata.get("qbsd.statistics_features", MFCC_STATISTICS).split("+"))
+            if statistics_features[0] != MFCC_STATISTICS or not set(statistics_features) <= set(STATISTICS_DIMS):
+                raise ValueError(f"unknown statistics features {'+'.join(statistics_features)!r}")
             return cls(
                 path=path,
                 model_id=metadata["qbsd.model_id"],
@@ -207,6 +223,7 @@ class ModelInfo:
                 statistics_weight=float(metadata.get("qbsd.statistics_weight", "0")) if mfcc else 0.0,
                 metadata=metadata,
                 statistics_only_tags=statistics_only,
+                statistics_features=statistics_features,
             )
         except (KeyError, ValueError, TypeError) as error:
             raise ModelError(f"{path} is not a qbsd model (metadata {error})") from None
@@ -236,6 +253,7 @@ class TagModel:
         self.metadata = info.metadata
         self.statistics_weight = info.statistics_weight
         self._statistics_weights = info.statistics_weights()
+        self._with_bands = LOGMEL_BANDS in info.statistics_features
         self.front_end = info.make_front_end()
         #: the MFCC extractor of an `mfcc` model (None for the log-mel front end)
         self.extractor = getattr(self.front_end, "extractor", None)
@@ -271,17 +289,28 @@ class TagModel:
             vector = (1 - weights) * vector + weights * statistics_vector
         return vector.astype(np.float32)
 
+    def _segment_features(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(patches, the statistics half's input or None) of one segment's samples: (182,)
+        of its MFCC frames, or (502,) with its band statistics (`qbsd.statistics_features`)."""
+        if not self.statistics_weight:
+            return self.front_end.patches(samples)[0], None
+        if not self._with_bands:
+            patches, frames = self.front_end.patches(samples)
+            return patches, song_statistics(frames) if len(patches) else None
+        patches, frames, bands = self.front_end.patches_and_bands(samples)
+        return patches, np.concatenate([song_statistics(frames), bands]) if len(patches) else None
+
     def _too_short(self, seconds: float) -> TooShortError:
         return TooShortError(f"too short: {seconds:.2f} s, needs at least {self.front_end.min_seconds:.2f} s")
 
     def vector_from_samples(self, samples: np.ndarray) -> np.ndarray:
         """Song vector (n_tags,) float32 from mono samples at the model's sample rate
         (`front_end.sample_rate`), analysed as one piece; TooShortError if shorter than a patch."""
-        patches, frames = self.front_end.patches(samples)
+        patches, segment_statistics = self._segment_features(samples)
         if len(patches) == 0:
             raise self._too_short(len(samples) / self.front_end.sample_rate)
         patch_sum = self.patch_outputs(patches).sum(axis=0, dtype=np.float64)
-        statistics = [song_statistics(frames)] if self.statistics_weight else []
+        statistics = [segment_statistics] if self.statistics_weight else []
         return self._song_vector(patch_sum, len(patches), statistics, [len(patches)])
 
     def analyse(self, path: str, max_segments: int | None = DEFAULT_MAX_SEGMENTS) -> SongVector:
@@ -306,12 +335,12 @@ class TagModel:
             seconds += segment.duration
             if number and segment.duration < self.front_end.min_later_segment_seconds:
                 continue  # a short tail would be mostly padding (the training data skips it too)
-            patches, frames = self.front_end.patches(segment.samples)
+            patches, segment_statistics = self._segment_features(segment.samples)
             if len(patches):
                 total += self.patch_outputs(patches).sum(axis=0, dtype=np.float64)
                 n_patches += len(patches)
                 if self.statistics_weight:
-                    statistics.append(song_statistics(frames))
+                    statistics.append(segment_statistics)
                     patch_counts.append(len(patches))
         if n_patches == 0:
             raise self._too_short(seconds)

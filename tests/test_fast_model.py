@@ -9,6 +9,7 @@ from helpers import AudioFactory, write_chord
 
 from qbsd_cli.audio import decode
 from qbsd_cli.features import song_statistics
+from qbsd_cli.frontends import LOGMEL_BANDS
 from qbsd_cli.model import ModelInfo, TagModel
 from qbsd_cli.training.accurate import TEACHER_TAGS  # the table both models were built from
 
@@ -25,12 +26,16 @@ def test_both_shipped_models_have_the_same_vocabulary():
 
 def test_teacher_derived_tags_come_from_the_statistics_student_alone(tmp_path):
     """Their per-patch `tags` column is zero and the song vector takes the student's
-    score unmixed; the 4Q tags keep the blend's weights."""
+    score unmixed; the 4Q tags keep the blend's weights; the statistics half takes what the
+    model's metadata names (the MFCC statistics, and the log-mel band statistics)."""
     model = TagModel("fast")
     samples = decode(str(write_chord(tmp_path / "chord.wav", seconds=8.0)), model.front_end.sample_rate).samples
-    patches, frames = model.front_end.patches(samples)
+    patches, frames, bands = model.front_end.patches_and_bands(samples)
     per_patch = model.patch_outputs(patches)
-    statistics = model.statistics_outputs(song_statistics(frames)[None, :])[0]
+    inputs = song_statistics(frames)
+    if LOGMEL_BANDS in model.info.statistics_features:  # the 96-band log-mel's summaries follow
+        inputs = np.concatenate([inputs, bands])
+    statistics = model.statistics_outputs(inputs[None, :])[0]
     only = [model.tags.index(tag) for tag in model.info.statistics_only_tags]
     shared = [i for i in range(len(model.tags)) if i not in set(only)]
     assert np.all(per_patch[:, only] == 0)

@@ -83,3 +83,26 @@ def test_patches_follow_musicnns_default():
 
 def test_thirty_seconds_make_ten_patches():
     assert logmel.patches(logmel.log_mel(np.zeros(30 * 16000, dtype=np.float32))).shape == (10, 187, 96)
+
+
+def test_band_statistics_summarise_bands_and_find_the_beat():
+    """The fast model's band statistics: per band mean, spread and change, then the onset
+    autocorrelation, which peaks at the period of a click track (0.5 s: lag 31 frames of
+    16 ms, in bin 6 of lags 31-35)."""
+    rate = logmel.SAMPLE_RATE
+    rng = np.random.default_rng(0)
+    samples = 0.01 * rng.standard_normal(rate * 10).astype(np.float32)
+    click = np.hanning(160).astype(np.float32)
+    for start in range(0, len(samples) - 160, rate // 2):
+        samples[start : start + 160] += click
+    features = logmel.log_mel(samples)
+    statistics = logmel.band_statistics(features)
+    assert statistics.shape == (logmel.BAND_STATISTICS_DIM,) == (320,)
+    bands = logmel.N_MELS
+    np.testing.assert_allclose(statistics[:bands], features.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(statistics[bands : 2 * bands], features.std(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(statistics[2 * bands : 3 * bands], np.abs(np.diff(features, axis=0)).mean(0), rtol=1e-4)
+    onset = statistics[3 * bands :]
+    assert int(np.argmax(onset)) == 6
+    silent = logmel.band_statistics(logmel.log_mel(np.zeros(rate, dtype=np.float32)))
+    assert np.all(np.isfinite(silent)) and np.all(silent[3 * bands :] == 0)

@@ -180,24 +180,35 @@ def train_and_export(
 def _statistics_half(kind: str, songs, frames, params, mel_basis, cache, jobs):
     """A blend's song-statistics half, trained on every song: (torch module for the graph,
     its description, a training note, the tags it adds after the data's own). `kind` is
-    "mlp-rich" or "mlp-student"; the student adds the teacher-derived tags
-    (accurate.TEACHER_TAGS), which only it learns."""
+    "mlp-rich" or a student (student.STUDENTS: "mlp-student", "mlp-student-bands"); a
+    student adds the teacher-derived tags (accurate.TEACHER_TAGS), which only it learns."""
+    from . import student
     from .network import StatisticsMLP, StatisticsStudentModule
     from .recipes import STATISTICS_MODELS, fit_statistics_model
 
-    if kind == "mlp-student":
-        from . import accurate, student
+    if kind in student.STUDENTS:
+        from . import accurate
 
+        with_bands = student.STUDENTS[kind]
         _log("teaching the song-statistics student (corpus and every clip) ...")
         teacher_cache = accurate.teacher_cache(cache)
-        corpus = student.corpus_pairs(params, mel_basis, str(cache) if cache else None, teacher_cache, jobs, log=_log)
+        cache_dir = str(cache) if cache else None
+        corpus = student.corpus_pairs(
+            params, mel_basis, cache_dir, teacher_cache, jobs, log=_log, with_bands=with_bands
+        )
         outputs = accurate.teacher_outputs(songs.paths, teacher_cache, log=_log)
-        clip_pairs = [student.segment_pairs(f, o, params) for f, o in zip(frames, outputs)]
+        bands = student.clip_bands(songs.paths, params, cache_dir, jobs) if with_bands else [None] * len(songs.paths)
+        clip_pairs = [student.segment_pairs(f, o, params, b) for f, o, b in zip(frames, outputs, bands)]
         taught = student.fit_student(*corpus, [p[0] for p in clip_pairs], [p[1] for p in clip_pairs], songs.labels)
         matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
+        inputs = (
+            "statistics (features.song_statistics) and band statistics (frontends.band_statistics)"
+            if with_bands
+            else "statistics (features.song_statistics)"
+        )
         return (
-            StatisticsStudentModule(taught, matrix),
-            f"a student on each 30 s segment's statistics (features.song_statistics): an MLP "
+            StatisticsStudentModule(taught, matrix, with_bands=with_bands),
+            f"a student on each 30 s segment's {inputs}: an MLP "
             f"({student.HIDDEN_UNITS} hidden) regressing the musicnn teachers' 500 outputs, fitted on the "
             "unlabelled corpus and the clips, with a logistic regression per tag on its outputs; "
             f"{len(accurate.TEACHER_TAGS)} teacher-derived tags from its estimate of the teachers' tag probabilities",

@@ -34,7 +34,7 @@ BASELINES = ("prior", "logreg", *STATISTICS_MODELS, "gmm-sml")
 #: `teacher-probe` scores a clip's mean features (issue 10's ceiling); `musicnn-heads`
 #: scores each patch and averages, as the shipped accurate model does; `mlp-student` is
 #: the fast model's statistics part taught by the teachers (student.py).
-TEACHER_METHODS = ("teacher-probe", "musicnn-heads", "mlp-student")
+TEACHER_METHODS = ("teacher-probe", "musicnn-heads", "mlp-student", "mlp-student-bands")
 
 
 def artist_folds(groups: list[str], n_folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -166,7 +166,7 @@ def _teacher_folds(
     def finished(method: str, fold: int) -> bool:
         path = os.path.join(results_dir, "folds", method, f"fold{fold}.npy")
         # the student's folds also keep its teacher-derived tags (student.teacher_tag_report)
-        extra = [path[: -len(".npy")] + ".teacher_tags.npy"] if method == "mlp-student" else []
+        extra = [path[: -len(".npy")] + ".teacher_tags.npy"] if method in student.STUDENTS else []
         return all(os.path.exists(p) for p in [path, *extra])
 
     todo = [(m, f) for m in methods for f in range(n_folds) if not finished(m, f)]
@@ -175,24 +175,35 @@ def _teacher_folds(
     outputs = accurate.teacher_outputs(songs.paths, accurate.teacher_cache(cache_dir), log=log)
     patches = [accurate.patch_features(value) for value in outputs]
     clips = np.stack([features.mean(axis=0) for features in patches]).astype(np.float64)
-    if any(method == "mlp-student" for method, _ in todo):
-        corpus = student.corpus_pairs(
-            params, librosa_mel_basis(params), cache_dir, accurate.teacher_cache(cache_dir), jobs=1, log=log
+    corpus, clip_pairs = {}, {}  # per student kind: with band statistics or without
+    for with_bands in sorted({student.STUDENTS[method] for method, _ in todo if method in student.STUDENTS}):
+        corpus[with_bands] = student.corpus_pairs(
+            params,
+            librosa_mel_basis(params),
+            cache_dir,
+            accurate.teacher_cache(cache_dir),
+            jobs=1,
+            log=log,
+            with_bands=with_bands,
         )
-        clip_pairs = [student.segment_pairs(f, o, params) for f, o in zip(song_frames, outputs)]
+        bands = student.clip_bands(songs.paths, params, cache_dir, 1) if with_bands else [None] * len(songs.paths)
+        clip_pairs[with_bands] = [
+            student.segment_pairs(f, o, params, b) for f, o, b in zip(song_frames, outputs, bands)
+        ]
     for method, fold in todo:
         started = time.time()
         train, test = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
-        if method == "mlp-student":
+        if method in student.STUDENTS:
+            pairs = clip_pairs[student.STUDENTS[method]]
             taught = student.fit_student(
-                *corpus,
-                [clip_pairs[i][0] for i in train],
-                [clip_pairs[i][1] for i in train],
+                *corpus[student.STUDENTS[method]],
+                [pairs[i][0] for i in train],
+                [pairs[i][1] for i in train],
                 songs.labels[train],
             )
-            scores = np.stack([taught.predict(clip_pairs[i][0]).mean(axis=0) for i in test])
+            scores = np.stack([taught.predict(pairs[i][0]).mean(axis=0) for i in test])
             matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
-            derived = np.stack([taught.teacher_tags(clip_pairs[i][0], matrix).mean(axis=0) for i in test])
+            derived = np.stack([taught.teacher_tags(pairs[i][0], matrix).mean(axis=0) for i in test])
             derived_path = os.path.join(results_dir, "folds", method, f"fold{fold}.teacher_tags.npy")
             os.makedirs(os.path.dirname(derived_path), exist_ok=True)
             np.save(derived_path + ".tmp.npy", derived.astype(np.float32))
@@ -464,19 +475,21 @@ def run_evaluation(
         teacher_tags = accurate.real_label_aroc(songs, outputs)
         with open(os.path.join(results_dir, "teacher_tags.json"), "w") as handle:
             json.dump(teacher_tags, handle, indent=2)
-    student_tags = None
-    if any("mlp-student" in trained_members(method) for method in methods):
-        from . import accurate, student
+    student_tags = {}  # per statistics student among the methods: its teacher-derived tags
+    from . import student as students
+
+    for name in students.STUDENTS:
+        if not any(name in trained_members(method) for method in methods):
+            continue
+        from . import accurate
 
         derived = np.zeros((len(songs.paths), len(accurate.TEACHER_TAGS)), dtype=np.float32)
         for fold in range(int(fold_of.max()) + 1):
-            derived[fold_of == fold] = np.load(
-                os.path.join(results_dir, "folds", "mlp-student", f"fold{fold}.teacher_tags.npy")
-            )
+            derived[fold_of == fold] = np.load(os.path.join(results_dir, "folds", name, f"fold{fold}.teacher_tags.npy"))
         outputs = accurate.teacher_outputs(songs.paths, accurate.teacher_cache(cache_dir), log=log)
-        student_tags = student.teacher_tag_report(songs, outputs, derived)
-        with open(os.path.join(results_dir, "student_teacher_tags.json"), "w") as handle:
-            json.dump(student_tags, handle, indent=2)
+        student_tags[name] = students.teacher_tag_report(songs, outputs, derived)
+        with open(os.path.join(results_dir, f"teacher_tags-{name}.json"), "w") as handle:
+            json.dump(student_tags[name], handle, indent=2)
     with open(os.path.join(results_dir, "results.md"), "w") as handle:
         handle.write(markdown_table(table) + "\n")
         if comparisons:
@@ -486,12 +499,12 @@ def run_evaluation(
             handle.write("|---|---|---|---|\n")
             for tag, row in teacher_tags.items():
                 handle.write(f"| {tag} | {row['label']} | {row['positives']} | {row['aroc']:.3f} |\n")
-        if student_tags:
+        for name, report in student_tags.items():
             handle.write(
-                "\n| teacher-derived tag (fast model's student, out of fold) | agreement AROC with the teacher "
+                f"\n| teacher-derived tag ({name}, out of fold) | agreement AROC with the teacher "
                 "| 4Q label | real-label AROC |\n|---|---|---|---|\n"
             )
-            for tag, row in student_tags.items():
+            for tag, row in report.items():
                 real = f"{row['real_label_aroc']:.3f}" if "real_label_aroc" in row else ""
                 handle.write(f"| {tag} | {row['agreement_aroc']:.3f} | {row.get('label', '')} | {real} |\n")
     plots(songs, results, results_dir)

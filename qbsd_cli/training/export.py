@@ -10,7 +10,8 @@ import os
 
 import numpy as np
 
-from ..features import SONG_STATISTICS_DIM, FeatureParams
+from ..features import FeatureParams
+from ..frontends import LOGMEL_BANDS
 
 
 def librosa_mel_basis(params: FeatureParams) -> np.ndarray:
@@ -81,8 +82,9 @@ def export_onnx(
 
     inputs, input_names, output_names = (torch.zeros((2, *params.patch_shape)),), ["patches"], ["tags"]
     dynamic_axes = {"patches": {0: "batch"}, "tags": {0: "batch"}}
+    statistics_dim = network.statistics_model.input_dim if hybrid else 0
     if hybrid:
-        inputs += (torch.zeros((1, SONG_STATISTICS_DIM)),)
+        inputs += (torch.zeros((1, statistics_dim)),)
         input_names.append("song_statistics")
         output_names.append("statistics_tags")
         dynamic_axes.update({"song_statistics": {0: "songs"}, "statistics_tags": {0: "songs"}})
@@ -102,7 +104,7 @@ def export_onnx(
         # a default for song_statistics makes it optional: a caller that only wants the
         # per-patch `tags` (the documented single-input interface) feeds patches alone
         model.graph.initializer.append(
-            numpy_helper.from_array(np.zeros((1, SONG_STATISTICS_DIM), dtype=np.float32), "song_statistics")
+            numpy_helper.from_array(np.zeros((1, statistics_dim), dtype=np.float32), "song_statistics")
         )
     metadata = {
         "qbsd.model_id": model_id,
@@ -126,6 +128,18 @@ def export_onnx(
             "kurtosis of the 13 cepstral coefficients over the frames); for songs longer "
             "than a training clip, per 30 s segment, weighted by the segment's patches"
         )
+        features = network.statistics_model.statistics_features
+        metadata["qbsd.statistics_features"] = "+".join(features)
+        if LOGMEL_BANDS in features:
+            metadata["qbsd.song_vector"] += (
+                ", each followed by that segment's 320 band statistics (frontends.band_statistics: the "
+                "mean, standard deviation and mean absolute change of its 96-band log-mel at 16 kHz, "
+                "and its onset autocorrelation)"
+            )
+            metadata["qbsd.summary"] = (
+                f"fast: {recipe_name}, on the paper's MFCC patches and song statistics with the teachers' "
+                "log-mel bands (models/README.md has both shipped models' speeds and accuracies)"
+            )
         if network.statistics_only:
             statistics_only = tags[-network.statistics_only :]
             metadata["qbsd.statistics_only_tags"] = json.dumps(statistics_only)

@@ -13,8 +13,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from ..audio import decode
+from ..audio import decode, decode_segments
 from ..features import FeatureParams, MfccExtractor
+from ..logmel import BAND_STATISTICS_DIM
 
 
 def default_cache_dir() -> str:
@@ -71,4 +72,53 @@ def song_frames(
             for done, _ in enumerate(pool.map(_compute, missing, chunksize=4), 1):
                 if progress:
                     progress(done, len(missing))
+    return [np.load(target) for target in targets]
+
+
+_worker_front_end = None
+
+
+def _init_band_worker(params: FeatureParams, mel_basis: np.ndarray) -> None:
+    from ..frontends import MfccFrontEnd
+
+    global _worker_front_end
+    _worker_front_end = MfccFrontEnd(params, mel_basis)
+
+
+def _compute_band_statistics(job: tuple[str, str]) -> str:
+    from ..settings import SEGMENT_SECONDS
+
+    path, target = job
+    rows = []
+    for segment in decode_segments(path, _worker_front_end.sample_rate, SEGMENT_SECONDS):
+        usable = len(segment.samples) >= 2 * _worker_front_end.params.hop_length  # two frames
+        rows.append(
+            _worker_front_end.patches_and_bands(segment.samples)[2]
+            if usable
+            else np.full(BAND_STATISTICS_DIM, np.nan, dtype=np.float32)
+        )
+    temporary = target + f".{os.getpid()}.tmp.npy"
+    np.save(temporary, np.array(rows, dtype=np.float32).reshape(-1, BAND_STATISTICS_DIM))
+    os.replace(temporary, target)
+    return target
+
+
+def segment_band_statistics(
+    paths: list[str],
+    params: FeatureParams,
+    mel_basis: np.ndarray,
+    cache_dir: str | None = None,
+    jobs: int | None = None,
+) -> list[np.ndarray]:
+    """(n_segments, 320) float32 per path: the band statistics of each 30 s segment
+    (`MfccFrontEnd.patches_and_bands` of audio.decode_segments' segments, those the model
+    analyses; NaN for one too short to summarise), computed where not cached (resumable)."""
+    folder = os.path.join(cache_dir or default_cache_dir(), "band-statistics-" + _cache_key(params, mel_basis))
+    os.makedirs(folder, exist_ok=True)
+    targets = [_song_cache_path(folder, path) for path in paths]
+    missing = [(path, target) for path, target in zip(paths, targets) if not os.path.exists(target)]
+    if missing:
+        workers = jobs or os.cpu_count() or 1
+        with ProcessPoolExecutor(workers, initializer=_init_band_worker, initargs=(params, mel_basis)) as pool:
+            list(pool.map(_compute_band_statistics, missing, chunksize=4))
     return [np.load(target) for target in targets]

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..frontends import LOGMEL_BANDS, MFCC_STATISTICS
+
 
 class PatchCNN(nn.Module):
     """Two 3x3 convolutions (32 filters, ReLU), each followed by 2x2 max-pooling,
@@ -116,8 +118,11 @@ class StatisticsMLP(nn.Module):
     per-tag probabilities, shape (batch, n_tags), exactly sklearn's predict_proba
     (untrainable tags: their prior)."""
 
+    statistics_features = (MFCC_STATISTICS,)
+
     def __init__(self, model):
         super().__init__()
+        self.input_dim = len(model.scaler.mean_)
         n_tags = len(model.prior)
         hidden_weight, output_weight = (np.asarray(w, dtype=np.float32) for w in model.mlp.coefs_)
         hidden_bias, output_bias = (np.asarray(b, dtype=np.float32) for b in model.mlp.intercepts_)
@@ -154,8 +159,11 @@ class StatisticsStudentModule(nn.Module):
     the teacher-derived tags from the student's estimate of the teachers' 100 tag
     probabilities (the last 100 of the 500), exactly StatisticsStudent.teacher_tags."""
 
-    def __init__(self, student, teacher_tag_matrix: np.ndarray | None = None):
+    def __init__(self, student, teacher_tag_matrix: np.ndarray | None = None, with_bands: bool = False):
         super().__init__()
+        #: what its input holds per segment (model metadata `qbsd.statistics_features`)
+        self.statistics_features = (MFCC_STATISTICS, LOGMEL_BANDS) if with_bands else (MFCC_STATISTICS,)
+        self.input_dim = len(student.x_mean)
         self.with_teacher_tags = teacher_tag_matrix is not None
         if self.with_teacher_tags:
             self.register_buffer("teacher_tag_matrix", torch.from_numpy(teacher_tag_matrix.astype(np.float32)))

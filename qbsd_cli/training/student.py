@@ -60,9 +60,13 @@ class StatisticsStudent:
         return probabilities @ matrix.astype(np.float64)
 
 
-def segment_pairs(frames: np.ndarray, outputs: dict[str, np.ndarray], params: FeatureParams):
+def segment_pairs(
+    frames: np.ndarray, outputs: dict[str, np.ndarray], params: FeatureParams, bands: np.ndarray | None = None
+):
     """(statistics (k, 182), teacher targets (k, 500)) of a file's 30 s segments: its MFCC
-    frames (n_frames, 39) cut at the segment boundaries of its cached teacher outputs."""
+    frames (n_frames, 39) cut at the segment boundaries of its cached teacher outputs. With
+    `bands` (n_segments, 320) (feature_cache.segment_band_statistics), each segment's band
+    statistics follow its 182: statistics (k, 502); a segment without them is left out."""
     features = accurate.patch_features(outputs)
     frames_per_second = params.sample_rate / params.hop_length
     statistics, targets = [], []
@@ -71,10 +75,16 @@ def segment_pairs(frames: np.ndarray, outputs: dict[str, np.ndarray], params: Fe
         part = frames[first : int(round((segment + 1) * SEGMENT_SECONDS * frames_per_second))]
         if len(part) < params.frames_per_patch:
             continue
-        statistics.append(song_statistics(part))
+        row = song_statistics(part)
+        if bands is not None:
+            if segment >= len(bands) or np.isnan(bands[segment]).any():
+                continue
+            row = np.concatenate([row, bands[segment]])
+        statistics.append(row)
         targets.append(features[outputs["segment"] == segment].mean(axis=0))
     width = features.shape[1]
-    return np.array(statistics).reshape(-1, 182), np.array(targets).reshape(-1, width)
+    inputs = 182 + (0 if bands is None else bands.shape[1])
+    return np.array(statistics, dtype=np.float32).reshape(-1, inputs), np.array(targets).reshape(-1, width)
 
 
 def fit_student(
@@ -137,11 +147,31 @@ def teacher_tag_report(songs, outputs: list[dict[str, np.ndarray]], student_scor
     return report
 
 
+#: Statistics students by name: whether each 30 s segment's band statistics
+#: (frontends.band_statistics) follow its 182 MFCC statistics.
+STUDENTS = {"mlp-student": False, "mlp-student-bands": True}
+
+
+def clip_bands(paths: list[str], params: FeatureParams, cache: str | None, jobs: int) -> list[np.ndarray]:
+    """Each file's per-segment band statistics (n_segments, 320), cached."""
+    from .export import librosa_mel_basis
+    from .feature_cache import segment_band_statistics
+
+    return segment_band_statistics(paths, params, librosa_mel_basis(params), cache, jobs)
+
+
 def corpus_pairs(
-    params: FeatureParams, mel_basis: np.ndarray, frames_cache: str | None, teacher_cache, jobs: int, log=print
+    params: FeatureParams,
+    mel_basis: np.ndarray,
+    frames_cache: str | None,
+    teacher_cache,
+    jobs: int,
+    log=print,
+    with_bands: bool = False,
 ):
     """(statistics, targets) of every segment of the unlabelled corpus (corpus.py's
-    manifest), from cached MFCC frames and teacher outputs (computed where missing)."""
+    manifest), from cached MFCC frames (and, `with_bands`, band statistics) and teacher
+    outputs, each computed where missing."""
     from ..errors import QbsdError
     from .corpus import DEFAULT_CACHE
     from .feature_cache import song_frames
@@ -155,5 +185,6 @@ def corpus_pairs(
         ) from None
     outputs = accurate.teacher_outputs(paths, teacher_cache, log=log)
     frames = song_frames(paths, params, mel_basis, cache_dir=frames_cache, jobs=jobs)
-    pairs = [segment_pairs(f, o, params) for f, o in zip(frames, outputs)]
+    bands = clip_bands(paths, params, frames_cache, jobs) if with_bands else [None] * len(paths)
+    pairs = [segment_pairs(f, o, params, b) for f, o, b in zip(frames, outputs, bands)]
     return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
