@@ -287,6 +287,45 @@ class TagRun:
         self.close(kill=kind is not None)
 
 
+def _pick_scanned(
+    store: IndexStore, order, rowids: np.ndarray, selection: Selection, count: int
+) -> tuple[dict, dict, dict, list[int]]:
+    """playlists.pick over songs known by rowid (IndexStore.scan): their paths, vectors and
+    names are read in batches of the best remaining, as `order` (indices into rowids) gives
+    them, until `count` are taken. Returns (path, vector, SongInfo per index read, the
+    indices taken)."""
+    from .store.ranking import unit_rows
+
+    paths: dict[int, str] = {}
+    vectors: dict[int, np.ndarray] = {}
+    infos: dict[int, SongInfo | None] = {}
+    taken: list[int] = []
+    order = iter(order)
+    batch_size = 2 * count + 16
+    while len(taken) < count:
+        batch = [i for _, i in zip(range(batch_size), order)]
+        if not batch:
+            break
+        songs = store.songs_by_rowid(rowids[batch])
+        batch = [i for i in batch if int(rowids[i]) in songs]  # songs deleted meanwhile are skipped
+        if not batch:
+            continue
+        for i in batch:
+            paths[i], vectors[i], infos[i] = songs[int(rowids[i])]
+        units = unit_rows(np.stack([vectors[i] for i in batch]))
+        batch_taken = pick(
+            range(len(batch)),
+            [paths[i] for i in batch],
+            units,
+            [infos[i] for i in batch],
+            selection,
+            count - len(taken),
+        )
+        taken += [batch[j] for j in batch_taken]
+        batch_size *= 4
+    return paths, vectors, infos, taken
+
+
 class Index:
     """An index folder: SQLite song vectors plus an Annoy forest (see `store`).
 
@@ -545,9 +584,11 @@ class Index:
             return selection
 
         if exact or query.needs_every_song or not query.has_examples or not np.any(query.direction):
-            paths, matrix, unit_rows, infos = store.catalogue()
-            scores = query.scores(matrix, unit_rows)
-            taken = pick(ranked_order(scores), paths, unit_rows, infos, fresh_selection(), top)
+            # every song scored, chunk by chunk (numpy only); the vectors and names read
+            # back only for the songs the list considers, best first
+            rowids, parts = store.scan(query.parts)
+            scores = query.combine(parts)
+            paths, matrix, infos, taken = _pick_scanned(store, ranked_order(scores), rowids, fresh_selection(), top)
         else:
             # Annoy's candidates, ranked by their exact cosine; more of them while the
             # filters (duplicates, caps, the seeds themselves) leave too few
