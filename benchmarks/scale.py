@@ -13,7 +13,8 @@
    a commit per 16 songs) to time the one writer's cost per song; then `IndexStore.rebuild_annoy` (the
    step at the end of every `qbsd index`) in a process of its own, whose wall time and
    peak resident memory are measured; bytes on disk of SQLite and Annoy; `qbsd similar
-   CLIP.mp3` as a whole process (median of 3) with its peak memory; and one Annoy query
+   CLIP.mp3` (a clip not in the index: it is analysed) and `qbsd search calm piano` as whole
+   processes (median of 3 each) with their peak memory; and one Annoy query
    in-process (median over 200 queries).
 """
 
@@ -43,6 +44,8 @@ from run import folder_bytes, synthetic_vectors  # noqa: E402
 
 from qbsd_cli.indexing import BATCH_FILES  # noqa: E402
 
+#: The words of the timed `qbsd search` (a words-only search scores every song).
+SEARCH_WORDS = ("calm", "piano")
 #: Songs written through the index's batch commit at each size (the writer-cost figure).
 WRITER_SONGS = 4096
 
@@ -189,6 +192,10 @@ def bench_index(sizes: list[int], clips: list[str], scratch: Path) -> dict:
             measured([sys.executable, "-m", "qbsd_cli", "similar", query_clip, "--index", str(folder)], scratch)[0]
             for _ in range(4)
         ][1:]  # the first warms the page cache
+        search = [
+            measured([sys.executable, "-m", "qbsd_cli", "search", *SEARCH_WORDS, "--index", str(folder)], scratch)[0]
+            for _ in range(3)
+        ]
         with IndexStore(folder, create=False) as reader:
             reader.nearest(queries[0], 10)  # the forest loaded once, as in one process
             times = []
@@ -206,6 +213,8 @@ def bench_index(sizes: list[int], clips: list[str], scratch: Path) -> dict:
             "annoy_bytes": disk["annoy"],
             "similar_wall_median": statistics.median(run["wall"] for run in similar),
             "similar_peak_rss_mb": max(run["maxrss_mb"] for run in similar),
+            "search_wall_median": statistics.median(run["wall"] for run in search),
+            "search_peak_rss_mb": max(run["maxrss_mb"] for run in search),
             "annoy_query_ms": 1000 * statistics.median(times),
         }
         log(f"  {found[size]}")
@@ -242,15 +251,17 @@ def report(args, tagging: dict, index: dict, track_seconds: float, started: floa
         "",
         "| songs | tags | put_song (one transaction) s | writer ms/song (batches of 16) | Annoy build s "
         "| build peak RSS MB | SQLite bytes/song "
-        "| Annoy bytes/song | `qbsd similar` wall s (median of 3) | `similar` peak RSS MB | Annoy query ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| Annoy bytes/song | `qbsd similar` wall s (median of 3) | `similar` peak RSS MB "
+        f"| `qbsd search {' '.join(SEARCH_WORDS)}` wall s (median of 3) | `search` peak RSS MB | Annoy query ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size, entry in index.items():
         lines.append(
             f"| {size:,} | {entry['n_tags']} | {entry['put_seconds']:.1f} | {entry['writer_ms_per_song']:.3f} "
             f"| {entry['build_seconds']:.1f} "
             f"| {entry['build_peak_rss_mb']:,.0f} | {entry['sqlite_bytes'] / size:,.0f} | {entry['annoy_bytes'] / size:,.0f} "
-            f"| {entry['similar_wall_median']:.2f} | {entry['similar_peak_rss_mb']:,.0f} | {entry['annoy_query_ms']:.2f} |"
+            f"| {entry['similar_wall_median']:.2f} | {entry['similar_peak_rss_mb']:,.0f} "
+            f"| {entry['search_wall_median']:.2f} | {entry['search_peak_rss_mb']:,.0f} | {entry['annoy_query_ms']:.2f} |"
         )
     lines.append("")
     return "\n".join(lines)

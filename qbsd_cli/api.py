@@ -51,7 +51,6 @@ from .playlists import (
     ranked_order,
     reasons,
     unit,
-    walk,
 )
 from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT, default_index_folder, default_jobs
 from .songinfo import SongInfo, from_folders, read_song_info, read_tags
@@ -285,6 +284,46 @@ class TagRun:
 
     def __exit__(self, kind, value, traceback) -> None:
         self.close(kill=kind is not None)
+
+
+def _pick_scanned(
+    store: IndexStore, order, rowids: np.ndarray, selection: Selection, count: int, read: tuple | None = None
+) -> tuple[dict, dict, dict, list[int]]:
+    """playlists.pick over songs known by rowid (IndexStore.scan): their paths, vectors and
+    names are read in batches of the best remaining, as `order` (indices into rowids) gives
+    them, until `count` are taken. Returns (path, vector, SongInfo per index read, the
+    indices taken); `read`, three such dicts from an earlier call, is added to and spares
+    reading those songs again."""
+    from .store.ranking import unit_rows
+
+    paths, vectors, infos = read if read is not None else ({}, {}, {})
+    taken: list[int] = []
+    order = iter(order)
+    batch_size = 2 * count + 16
+    while len(taken) < count:
+        batch = [i for _, i in zip(range(batch_size), order)]
+        if not batch:
+            break
+        unread = [i for i in batch if i not in paths]
+        songs = store.songs_by_rowid(rowids[unread]) if unread else {}
+        for i in unread:
+            if int(rowids[i]) in songs:  # songs deleted meanwhile are skipped
+                paths[i], vectors[i], infos[i] = songs[int(rowids[i])]
+        batch = [i for i in batch if i in paths]
+        if not batch:
+            continue
+        units = unit_rows(np.stack([vectors[i] for i in batch]))
+        batch_taken = pick(
+            range(len(batch)),
+            [paths[i] for i in batch],
+            units,
+            [infos[i] for i in batch],
+            selection,
+            count - len(taken),
+        )
+        taken += [batch[j] for j in batch_taken]
+        batch_size *= 4
+    return paths, vectors, infos, taken
 
 
 class Index:
@@ -545,9 +584,11 @@ class Index:
             return selection
 
         if exact or query.needs_every_song or not query.has_examples or not np.any(query.direction):
-            paths, matrix, unit_rows, infos = store.catalogue()
-            scores = query.scores(matrix, unit_rows)
-            taken = pick(ranked_order(scores), paths, unit_rows, infos, fresh_selection(), top)
+            # every song scored, chunk by chunk (numpy only); the vectors and names read
+            # back only for the songs the list considers, best first
+            rowids, parts = store.scan(query.parts)
+            scores = query.combine(parts)
+            paths, matrix, infos, taken = _pick_scanned(store, ranked_order(scores), rowids, fresh_selection(), top)
         else:
             # Annoy's candidates, ranked by their exact cosine; more of them while the
             # filters (duplicates, caps, the seeds themselves) leave too few
@@ -667,10 +708,9 @@ class Index:
         (a, a_path, a_info), (b, b_path, b_info) = self._seed(start, model, full), self._seed(end, model, full)
         if (a_path is not None and a_path == b_path) or np.array_equal(a, b):
             raise UsageError("a path needs two different songs: its start and its end are the same song")
-        paths, matrix, unit_rows, infos = store.catalogue()
         # two indexed look-ups rather than a set of every path
         ends_indexed = sum(store.vector_for(end_path) is not None for end_path in {a_path, b_path} - {None})
-        between = len(paths) - ends_indexed
+        between = store.song_count() - ends_indexed
         if steps - 2 > between:
             raise UsageError(
                 f"--steps {steps}: the index holds {between} songs besides the two ends, "
@@ -680,7 +720,17 @@ class Index:
         selection = self._selection(per_artist, per_album, keep_duplicates)
         selection.add(a_path or "", unit(a), a_info)
         selection.add(b_path or "", unit(b), b_info)
-        middle = walk(points[1:-1], paths, unit_rows, infos, selection)
+        # every song's cosine to every point between the ends, chunk by chunk (numpy only);
+        # each step then takes the nearest song it admits, as playlists.walk does, reading
+        # path, vector and names only for the songs it considers
+        inner = points[1:-1]
+        rowids, cosines = store.scan(lambda _vectors, unit_rows: unit_rows.astype(np.float64) @ inner.T)
+        read: tuple[dict, dict, dict] = ({}, {}, {})
+        middle = []
+        for step in range(inner.shape[0]):
+            *_read, taken = _pick_scanned(store, ranked_order(cosines[:, step]), rowids, selection, 1, read)
+            middle += [(step, i, float(cosines[i, step])) for i in taken]
+        paths, matrix, infos = read
         fractions = np.linspace(0.0, 1.0, steps)
         tags = store.tags
 

@@ -114,13 +114,27 @@ class Query:
         """Each song's score (see the module's docstring), shape (n,), for songs `vectors`
         (n, n_tags) and the same at unit length; for examples and words together these must
         be every song of the index."""
-        words = vectors[:, self.tag_columns].mean(axis=1) if self.tag_columns else None
+        return self.combine(self.parts(vectors, unit_rows))
+
+    def parts(self, vectors: np.ndarray, unit_rows: np.ndarray) -> np.ndarray:
+        """What scores combines, row by row, so that songs can be scored in chunks:
+        shape (n, 2), the cosine to the direction (0 without examples) and the mean of
+        the named tags (0 without words)."""
+        out = np.zeros((len(vectors), 2), dtype=np.float64)
+        if self.tag_columns:
+            out[:, 1] = vectors[:, self.tag_columns].mean(axis=1)
+        if self.has_examples:
+            out[:, 0] = unit_rows.astype(np.float64) @ self.direction
+        return out
+
+    def combine(self, parts: np.ndarray) -> np.ndarray:
+        """The scores (n,) from parts (n, 2) of every song (standardised over them when
+        examples and words are both given)."""
         if not self.has_examples:
-            return words.astype(np.float64)
-        cosine = unit_rows.astype(np.float64) @ self.direction
-        if words is None:
-            return cosine
-        return (_standardised(cosine) + _standardised(words.astype(np.float64))) / 2.0
+            return parts[:, 1].copy()
+        if not self.tag_columns:
+            return parts[:, 0].copy()
+        return (_standardised(parts[:, 0]) + _standardised(parts[:, 1])) / 2.0
 
     def profile(self, n_tags: int) -> np.ndarray:
         """What the query asks of each tag, shape (n_tags,), in 0..1, for reasons: the
@@ -181,6 +195,7 @@ class Selection:
         self.keep_duplicates = keep_duplicates
         self._paths: set[str] = set()
         self._units: list[np.ndarray] = []
+        self._unit_matrix: np.ndarray | None = None  # _units stacked
         self._recordings: dict[tuple[str, str], list[float | None]] = {}  # -> the lengths held
         self._artists: dict[str, int] = {}
         self._albums: dict[tuple[str, str], int] = {}
@@ -201,7 +216,11 @@ class Selection:
             return True
         if not self._units:
             return False
-        return float(np.max(np.asarray(self._units) @ unit_vector)) >= self.threshold
+        if self._unit_matrix is None or len(self._unit_matrix) != len(self._units):
+            # stacked once per song held, not once per candidate (a list that drops many
+            # candidates would otherwise copy every held vector per candidate)
+            self._unit_matrix = np.asarray(self._units)
+        return float(np.max(self._unit_matrix @ unit_vector)) >= self.threshold
 
     def admits(self, path: str, unit_vector: np.ndarray, info: SongInfo | None) -> bool:
         if path in self._paths:

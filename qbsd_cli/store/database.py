@@ -42,6 +42,8 @@ _BUGS = (sqlite3.IntegrityError, sqlite3.ProgrammingError)
 VECTOR_DTYPE = np.dtype("<f4")
 # Below SQLite's historical limit of 999 bound parameters per statement.
 _SQL_CHUNK = 500
+#: Songs read at a time by scan(): 8,192 x 261 tags is 8.6 MB of vectors.
+SCAN_CHUNK = 8192
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -566,6 +568,66 @@ class SongDatabase:
             unit.setflags(write=False)
             self._vector_cache = (key, [os.fsdecode(row[0]) for row in rows], matrix, unit)
         return self._vector_cache[1:]
+
+    def _cached_vectors(self):
+        """vectors()' cache when it is current (a long-lived process read every vector
+        already), else None."""
+        if self._vector_cache is None:
+            return None
+        key = (self._connection.execute("PRAGMA data_version").fetchone()[0], self._writes)
+        return self._vector_cache if self._vector_cache[0] == key else None
+
+    @guarded
+    def scan(self, score) -> tuple[np.ndarray, np.ndarray]:
+        """Every song scored without holding every vector: (rowids int64 (n,), `score`'s
+        values (n,) or (n, k)) in path (byte) order, where score(vectors, unit_rows) takes a
+        chunk of SCAN_CHUNK songs (float32 (m, n_tags), and the same at unit length).
+
+        Reads the songs table in chunks (memory: one chunk and the scores, not the
+        catalogue: 1 GB of vectors at a million songs); uses vectors()' cache instead
+        when it is already loaded and current."""
+        cached = self._cached_vectors()
+        with self.snapshot():
+            if cached is not None:
+                rowids = self._rowids_in_path_order()
+                return rowids, np.asarray(score(cached[2], cached[3]))
+            cursor = self._connection.execute("SELECT rowid, vector FROM songs ORDER BY path")
+            rowids, parts = [], []
+            while rows := cursor.fetchmany(SCAN_CHUNK):
+                rowids.append(np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows)))
+                matrix = self._vectors_from_rows(rows)
+                parts.append(np.asarray(score(matrix, unit_rows(matrix))))
+        if not parts:
+            return np.zeros(0, dtype=np.int64), np.asarray(score(*(np.zeros((0, self.n_tags or 0), np.float32),) * 2))
+        return np.concatenate(rowids), np.concatenate(parts)
+
+    def _rowids_in_path_order(self) -> np.ndarray:
+        rows = self._connection.execute("SELECT rowid FROM songs ORDER BY path").fetchall()
+        return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+
+    @guarded
+    def songs_by_rowid(self, rowids) -> dict[int, tuple[str, np.ndarray, SongInfo | None]]:
+        """rowid -> (path, vector float32 (n_tags,), SongInfo or None) for those of `rowids`
+        (from scan) still stored."""
+        wanted = [int(rowid) for rowid in rowids]
+        found: dict[int, tuple] = {}
+        with self.snapshot():
+            for start in range(0, len(wanted), _SQL_CHUNK):
+                chunk = wanted[start : start + _SQL_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._connection.execute(
+                    f"SELECT rowid, vector, path, {_INFO_COLUMNS} FROM songs WHERE rowid IN ({marks})", chunk
+                ).fetchall()
+                if rows:
+                    vectors = self._vectors_from_rows(rows)
+                    for row, vector in zip(rows, vectors):
+                        found[row[0]] = (os.fsdecode(row[2]), vector, _info_from_row(*row[3:]))
+        return found
+
+    @guarded
+    def rowid_for(self, path: str) -> int | None:
+        row = self._connection.execute("SELECT rowid FROM songs WHERE path = ?", (os.fsencode(path),)).fetchone()
+        return None if row is None else row[0]
 
     @guarded
     def rank_by_tags(self, tag_columns: list[int], count: int) -> list[tuple[str, float]]:

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 #: How often nearest reads the committed forest again when a concurrent rebuild deleted
 #: its file before it could be opened; after that it searches exactly.
 _FOREST_ATTEMPTS = 3
+#: Up to this many songs, a search whose search_k reaches the song count scans every song
+#: exactly (streamed from SQLite, ~0.1 s at 100k); above it the forest answers with
+#: search_k as asked, since a scan reads every vector (~1 GB at a million songs) for what
+#: an over-fetching query (duplicates and caps dropping candidates) gets from the forest.
+EXACT_SEARCH_MAX = 100_000
 
 
 class IndexStore:
@@ -199,6 +204,18 @@ class IndexStore:
         """path -> (vector float32 (n_tags,), SongInfo or None) for those of `paths` stored."""
         return self._database.songs_for(paths)
 
+    def scan(self, score) -> tuple[np.ndarray, np.ndarray]:
+        """Every song scored chunk by chunk, without holding every vector or a Python object
+        per song: (rowids, scores) in path (byte) order; `score(vectors, unit_rows)` maps a
+        chunk (float32 (m, n_tags), and the same at unit length) to (m,) or (m, k) values.
+        Look the rowids up with songs_by_rowid."""
+        return self._database.scan(score)
+
+    def songs_by_rowid(self, rowids) -> dict[int, tuple[str, np.ndarray, SongInfo | None]]:
+        """rowid -> (path, vector float32 (n_tags,), SongInfo or None) for those of `rowids`
+        (from scan) still stored."""
+        return self._database.songs_by_rowid(rowids)
+
     def rank_by_tags(self, tag_columns: list[int], count: int) -> list[tuple[str, float]]:
         """Songs best matching a description: score = mean of the vector over `tag_columns`
         (column indices into `tags`), as (path, score in 0..1), highest first."""
@@ -228,8 +245,13 @@ class IndexStore:
         for _attempt in range(_FOREST_ATTEMPTS):
             with self._database.snapshot():
                 state = self._database.forest_state()
-                if state is None or not np.any(query) or state.search_k(wanted) >= state.count:
-                    # Annoy would look at every item anyway; exact is as cheap and exact.
+                if (
+                    state is None
+                    or not np.any(query)
+                    or wanted >= state.count
+                    or (state.search_k(wanted) >= state.count and state.count <= EXACT_SEARCH_MAX)
+                ):
+                    # Annoy would look at (nearly) every item anyway; exact is as cheap and exact.
                     return self._exact(query, count, exclude)
                 try:
                     forest = self._forest.load(state, self.n_tags)
@@ -241,20 +263,20 @@ class IndexStore:
         return self._exact(query, count, exclude)
 
     def _exact(self, query: np.ndarray, count: int, exclude: str | None) -> list[tuple[str, float]]:
-        paths, _matrix, unit = self._database.vectors()
-        if not paths:
-            return []
         norm = float(np.linalg.norm(query))
-        scores = unit @ (query / norm if norm else query)
+        direction = query / norm if norm else query
+        rowids, scores = self._database.scan(lambda _vectors, unit: unit @ direction)
+        if not len(rowids):
+            return []
+        scores = np.array(scores, dtype=np.float32)
         if exclude is not None:
-            try:
-                excluded = paths.index(exclude)
-            except ValueError:
-                pass
-            else:
-                scores[excluded] = -np.inf
-                count = min(count, len(paths) - 1)
-        return [(paths[i], float(scores[i])) for i in top(scores, count)]
+            excluded = self._database.rowid_for(exclude)
+            if excluded is not None:
+                scores[rowids == excluded] = -np.inf
+                count = min(count, len(rowids) - 1)
+        best = top(scores, count)
+        songs = self._database.songs_by_rowid(rowids[best])
+        return [(songs[rowid][0], float(scores[i])) for i, rowid in zip(best, rowids[best].tolist()) if rowid in songs]
 
     def _merged(
         self, forest: AnnoyIndex, state: ForestState, query: np.ndarray, count: int, exclude: str | None
@@ -271,9 +293,9 @@ class IndexStore:
             results.update(zip(fresh_keys, map(float, scores), strict=True))
         wanted = count + (exclude is not None)
         while True:
-            items, distances = forest.get_nns_by_vector(
-                query, wanted, search_k=state.search_k(wanted), include_distances=True
-            )
+            # capped at Annoy's own exhaustive default (every item of every tree)
+            search_k = min(state.search_k(wanted), state.trees * state.count)
+            items, distances = forest.get_nns_by_vector(query, wanted, search_k=search_k, include_distances=True)
             live = self._database.live_items(items, state.rev)
             # Annoy's angular distance is sqrt(2 - 2 cos) between unit vectors.
             found = {
