@@ -179,7 +179,8 @@ def ranking_output(records: list[dict], output_format: OutputFormat, title: str,
         )
         if explain:
             extra += max((len(_because_text(record)) for record in records), default=0)
-        table_console(content_width=longest + extra + 30).print(table)
+        # room for the rank and score columns, the column headers and rich's borders and padding
+        table_console(content_width=longest + extra + 20 + 5 * len(table.columns)).print(table)
 
 
 def tag_record_output(record: dict, output_format: OutputFormat, console=None) -> None:

@@ -75,7 +75,9 @@ def test_multi_word_tag_name(library, scores, vocabulary):
     if "genre:easy listening" not in vocabulary:
         pytest.skip("this model has no `genre:easy listening` tag")
     records = search(library, "easy", "listening")
-    assert_ranked_by(records, scores, ["genre:easy listening"])
+    # the genre, and the teacher-derived style of the same name where the model has one
+    named = [tag for tag in vocabulary if tag.split(":", 1)[1] == "easy listening"]
+    assert_ranked_by(records, scores, named)
     assert search(library, "easy listening") == records  # one quoted argument
 
 
