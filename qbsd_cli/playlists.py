@@ -38,17 +38,18 @@ REASONS = 3
 #: Measured by `python benchmarks/duplicates.py` (benchmarks/DUPLICATES.md): for each model,
 #: the cosine between a clip and its re-encodes (MP3 at about 24, 80 and 160 kbit/s, FLAC,
 #: Ogg, 16 and 44.1 kHz) against the cosine between different clips of the 800.
-#: Fast, 60 clips x 7 re-encodes against the 319,600 pairs of the 800: at 0.993 no pair of
-#: different clips is merged (their highest cosine is 0.9926, two hardcore songs) and 2 of
-#: the 300 re-encodes at 80 kbit/s or more, FLAC or Ogg are missed (one MP3 at 80 kbit/s,
-#: one Ogg; 117 of all 420 with the 24 kbit/s and 16 kHz ones); the fast model's vectors
-#: move too much under a 24 kbit/s MP3 (cosine 0.56-0.95) or a 16 kHz resampling
-#: (0.83-0.998) for any threshold to catch those, which the same artist and title still do.
+#: Fast (qbsd-cnn-tf-student-bands-6af65adeee), 60 clips x 7 re-encodes against the 319,600
+#: pairs of the 800: different clips reach 0.9887 at most, and every re-encode at 80 kbit/s or
+#: more, FLAC or Ogg is at 0.9926 or more, so 0.99 merges no different pair and misses none
+#: of those 300 (112 of all 420: the 24 kbit/s MP3s and 52 of the 60 16 kHz FLACs, whose
+#: vectors move too far, 0.56-0.98 and 0.83-0.999, for any threshold; the same artist and
+#: title still catch them). The earlier fast models (without the band statistics) had 0.993.
 #: Accurate, 40 clips x 7 against the 19,900 pairs of the first 200 (13 min on one core):
 #: different clips reach 0.9816 at most; every re-encode but the 24 kbit/s MP3s is at 0.9952
 #: or more, so 0.99 misses only MP3s at 24 kbit/s (below 0.99 for most of them).
 DUPLICATE_COSINE = {
-    "qbsd-cnn-tf-student-49eb5aab3e": 0.993,  # fast
+    "qbsd-cnn-tf-student-bands-6af65adeee": 0.99,  # fast
+    "qbsd-cnn-tf-student-49eb5aab3e": 0.993,  # the fast model before the band statistics
     "qbsd-cnn-tf-student-d8b9165c40": 0.993,  # the fast model before it had the teacher-derived tags
     "qbsd-musicnn-heads-225ea3c8dd": 0.99,  # accurate
 }

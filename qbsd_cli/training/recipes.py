@@ -194,9 +194,11 @@ BLENDS: dict[str, Blend] = {
     # w = 0.6: the median of the nested selection's per-fold choices (0.6, 0.7, 0.9, 0.55,
     # 0.55; w in 0, 0.05 .. 1 by MAP on the other four folds); see the model card
     "cnn-tf-student": Blend("cnn-tf-ensemble", 0.6, "mlp-student"),
-    # the student on each segment's 182 MFCC statistics and 320 band statistics of its
-    # 96-band log-mel (frontends.band_statistics); w = 0.8: see the model card
-    "cnn-tf-student-bands": Blend("cnn-tf-ensemble", 0.8, "mlp-student-bands"),
+    # the student on each segment's 182 MFCC statistics and the 320 band statistics of its
+    # 96-band log-mel (frontends.MfccFrontEnd.patches_and_bands); w = 0.85: the median of
+    # the nested selection's per-fold choices (0.75, 0.85, 0.95, 0.85, 0.95; w in 0, 0.05
+    # .. 1 by MAP on the other four folds); see the model card
+    "cnn-tf-student-bands": Blend("cnn-tf-ensemble", 0.85, "mlp-student-bands"),
 }
 
 # The song-statistics MLP's L2 penalty, chosen on the cross-validation folds (1 and 3
