@@ -113,7 +113,8 @@ def segment_band_statistics(
     """(n_segments, 320) float32 per path: the band statistics of each 30 s segment
     (`MfccFrontEnd.patches_and_bands` of audio.decode_segments' segments, those the model
     analyses; NaN for one too short to summarise), computed where not cached (resumable)."""
-    folder = os.path.join(cache_dir or default_cache_dir(), "band-statistics-" + _cache_key(params, mel_basis))
+    # the version names logmel.band_statistics' definition: a change to it must not reuse old files
+    folder = os.path.join(cache_dir or default_cache_dir(), "band-statistics-v1-" + _cache_key(params, mel_basis))
     os.makedirs(folder, exist_ok=True)
     targets = [_song_cache_path(folder, path) for path in paths]
     missing = [(path, target) for path, target in zip(paths, targets) if not os.path.exists(target)]
