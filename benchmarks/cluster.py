@@ -34,20 +34,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import workloads  # noqa: E402
-
-CLIPS_DIR = REPO.parent / "shared" / "data" / "moods4q" / "audio"
-ONE_CORE = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-
-
-def log(message: str) -> None:
-    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
-    sys.stderr.flush()
-
-
-def environment() -> dict:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("QBSD_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return {**env, **ONE_CORE}
+from workloads import CLIPS_DIR, environment, log  # noqa: E402
 
 
 def dask_command(*args: str) -> list[str]:

@@ -41,6 +41,7 @@ sys.path.insert(0, str(HERE))
 import numpy as np  # noqa: E402
 import workloads  # noqa: E402
 from run import folder_bytes, synthetic_vectors  # noqa: E402
+from workloads import CLIPS_DIR, environment, log  # noqa: E402
 
 from qbsd_cli.indexing import BATCH_FILES  # noqa: E402
 
@@ -93,21 +94,6 @@ def writer_cost(store, vectors: np.ndarray, first: int) -> float:
             batch = [(analysis, info, False) for analysis in analyses[start : start + indexing.BATCH_FILES]]
             indexing._store_batch(store, batch, summary, reporter, ["/music/synthetic"])
     return (time.perf_counter() - started) / len(analyses)
-
-
-CLIPS_DIR = REPO.parent / "shared" / "data" / "moods4q" / "audio"
-ONE_CORE = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-
-
-def log(message: str) -> None:
-    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
-    sys.stderr.flush()
-
-
-def environment() -> dict:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("QBSD_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return {**env, **ONE_CORE}
 
 
 def measured(command: list[str], scratch: Path, **kwargs) -> tuple[dict, subprocess.CompletedProcess]:

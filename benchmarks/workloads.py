@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -21,6 +23,27 @@ import numpy as np
 
 SOURCE_RATE = 22050
 RATE = 44100
+REPO = Path(__file__).resolve().parent.parent
+#: The real clips the benchmarks read (../shared beside the repository).
+CLIPS_DIR = REPO.parent / "shared" / "data" / "moods4q" / "audio"
+#: What a benchmark's child processes run with: one core each, for per-core figures.
+ONE_CORE = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
+def log(message: str) -> None:
+    """A timestamped progress line on stderr."""
+    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+def environment() -> dict:
+    """The environment for a measured `qbsd` process: this checkout first, no QBSD_*
+    settings of the user, one core."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("QBSD_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return {**env, **ONE_CORE}
+
+
 VERSION = 2  # bump when the generation changes, to invalidate caches
 
 # (format, constant bitrate in kbit/s or None): the cycle of encodings over the library.
