@@ -128,10 +128,11 @@ class MfccExtractor:
         self.delta_kernel = _savgol_kernel(params.delta_width, 1)
         self.delta2_kernel = _savgol_kernel(params.delta_width, 2)
 
-    def mfcc(self, samples: np.ndarray, band_basis: np.ndarray | None = None):
+    def mfcc(self, samples: np.ndarray, band_weights: np.ndarray | None = None):
         """13 MFCC per frame, shape (n_frames, 13), n_frames = 1 + len(samples) // hop.
 
-        With `band_basis` (n_bands, 1 + n_fft // 2), also the log-mel of the same power
+        With `band_weights` (1 + n_fft // 2, n_bands), a filterbank transposed for the
+        product, also the log-mel of the same power
         spectrum in those bands, log10(10000 m + 1) as the musicnn teachers compress theirs:
         (mfcc, bands (n_frames, n_bands)); the spectrum is computed once for both."""
         p = self.params
@@ -149,14 +150,13 @@ class MfccExtractor:
         # (benchmarks/RESULTS.md). Same arithmetic; the mel products differ only in float32
         # rounding (the matrix product is blocked differently).
         mel = np.empty((n_frames, p.n_mels), dtype=np.float32)
-        bands = None if band_basis is None else np.empty((n_frames, len(band_basis)), dtype=np.float32)
-        band_basis_t = None if band_basis is None else np.ascontiguousarray(band_basis.T, dtype=np.float32)
+        bands = None if band_weights is None else np.empty((n_frames, band_weights.shape[1]), dtype=np.float32)
         for start in range(0, n_frames, _FRAMES_PER_BLOCK):
             spectrum = np.fft.rfft(frames[start : start + _FRAMES_PER_BLOCK] * self.window, axis=1)
             power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
             np.matmul(power, self._mel_basis_t, out=mel[start : start + _FRAMES_PER_BLOCK])
             if bands is not None:
-                np.matmul(power, band_basis_t, out=bands[start : start + _FRAMES_PER_BLOCK])
+                np.matmul(power, band_weights, out=bands[start : start + _FRAMES_PER_BLOCK])
         log_mel = 10.0 * np.log10(np.maximum(mel, 1e-10))
         coefficients = (log_mel @ self.dct.T).astype(np.float32)
         if bands is None:
@@ -181,10 +181,10 @@ class MfccExtractor:
         """MFCC, delta and delta-delta, shape (n_frames, 39), float32."""
         return self._with_deltas(self.mfcc(samples))
 
-    def frames_and_bands(self, samples: np.ndarray, band_basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(`frames` (n_frames, 39), the log-mel in `band_basis`' bands (n_frames, n_bands))
-        from one STFT."""
-        coefficients, bands = self.mfcc(samples, band_basis)
+    def frames_and_bands(self, samples: np.ndarray, band_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(`frames` (n_frames, 39), the log-mel in the bands of `band_weights` (1 + n_fft // 2,
+        n_bands) float32, (n_frames, n_bands)) from one STFT."""
+        coefficients, bands = self.mfcc(samples, band_weights)
         return self._with_deltas(coefficients), bands
 
     def _with_deltas(self, coefficients: np.ndarray) -> np.ndarray:

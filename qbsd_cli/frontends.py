@@ -35,6 +35,8 @@ class MfccFrontEnd:
         self.min_seconds = params.patch_seconds
         self.min_later_segment_seconds = 0.0  # a tail shorter than a patch has no patch anyway
         self.extractor = MfccExtractor(params, mel_basis)
+        #: the band statistics' 96-band filterbank, transposed for the product (made when first needed)
+        self._band_weights: np.ndarray | None = None
 
     def patches(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(patches (n, 195, 10), MFCC frames (n_frames, 39)) of mono samples at 22.05 kHz;
@@ -51,13 +53,11 @@ class MfccFrontEnd:
         the same STFT as the MFCC): what the statistics half of a model whose metadata
         `qbsd.statistics_features` names LOGMEL_BANDS takes after the 182 MFCC statistics,
         at run time and in training alike (training.feature_cache). Needs 2 frames."""
-        frames, bands = self.extractor.frames_and_bands(samples, self.band_basis)
+        if self._band_weights is None:  # once per front end, not per segment
+            filterbank = logmel.mel_filterbank(self.sample_rate, self.params.n_fft, logmel.N_MELS)
+            self._band_weights = np.ascontiguousarray(filterbank.T)
+        frames, bands = self.extractor.frames_and_bands(samples, self._band_weights)
         return frames_to_patches(frames, self.params), frames, logmel.band_statistics(bands)
-
-    @property
-    def band_basis(self) -> np.ndarray:
-        """The 96-band filterbank of the band statistics, (96, 1 + n_fft // 2) float32."""
-        return logmel.mel_filterbank(self.sample_rate, self.params.n_fft, logmel.N_MELS)
 
 
 #: What a blended model's statistics half takes per segment (metadata

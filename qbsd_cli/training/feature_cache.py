@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from ..audio import decode, decode_segments
-from ..features import FeatureParams, MfccExtractor
+from ..features import FeatureParams
 from ..logmel import BAND_STATISTICS_DIM
 
 
@@ -35,54 +35,27 @@ def _song_cache_path(folder: str, path: str) -> str:
     return os.path.join(folder, name.hexdigest()[:20] + ".npy")
 
 
-_worker_extractor: MfccExtractor | None = None
+_worker_front_end = None  # frontends.MfccFrontEnd of a cache worker process
 
 
 def _init_worker(params: FeatureParams, mel_basis: np.ndarray) -> None:
-    global _worker_extractor
-    _worker_extractor = MfccExtractor(params, mel_basis)
-
-
-def _compute(job: tuple[str, str]) -> str:
-    path, target = job
-    audio = decode(path, _worker_extractor.params.sample_rate)
-    frames = _worker_extractor.frames(audio.samples)
-    temporary = target + f".{os.getpid()}.tmp.npy"
-    np.save(temporary, frames)
-    os.replace(temporary, target)
-    return target
-
-
-def song_frames(
-    paths: list[str],
-    params: FeatureParams,
-    mel_basis: np.ndarray,
-    cache_dir: str | None = None,
-    jobs: int | None = None,
-    progress=None,
-) -> list[np.ndarray]:
-    """(n_frames, 39) float32 frames for every path, computed where not cached."""
-    folder = os.path.join(cache_dir or default_cache_dir(), _cache_key(params, mel_basis))
-    os.makedirs(folder, exist_ok=True)
-    targets = [_song_cache_path(folder, path) for path in paths]
-    missing = [(path, target) for path, target in zip(paths, targets) if not os.path.exists(target)]
-    if missing:
-        workers = jobs or os.cpu_count() or 1
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(params, mel_basis)) as pool:
-            for done, _ in enumerate(pool.map(_compute, missing, chunksize=4), 1):
-                if progress:
-                    progress(done, len(missing))
-    return [np.load(target) for target in targets]
-
-
-_worker_front_end = None
-
-
-def _init_band_worker(params: FeatureParams, mel_basis: np.ndarray) -> None:
     from ..frontends import MfccFrontEnd
 
     global _worker_front_end
     _worker_front_end = MfccFrontEnd(params, mel_basis)
+
+
+def _save(target: str, values: np.ndarray) -> str:
+    temporary = target + f".{os.getpid()}.tmp.npy"
+    np.save(temporary, values)
+    os.replace(temporary, target)
+    return target
+
+
+def _compute_frames(job: tuple[str, str]) -> str:
+    path, target = job
+    audio = decode(path, _worker_front_end.sample_rate)
+    return _save(target, _worker_front_end.extractor.frames(audio.samples))
 
 
 def _compute_band_statistics(job: tuple[str, str]) -> str:
@@ -97,10 +70,37 @@ def _compute_band_statistics(job: tuple[str, str]) -> str:
             if usable
             else np.full(BAND_STATISTICS_DIM, np.nan, dtype=np.float32)
         )
-    temporary = target + f".{os.getpid()}.tmp.npy"
-    np.save(temporary, np.array(rows, dtype=np.float32).reshape(-1, BAND_STATISTICS_DIM))
-    os.replace(temporary, target)
-    return target
+    return _save(target, np.array(rows, dtype=np.float32).reshape(-1, BAND_STATISTICS_DIM))
+
+
+def _cached(
+    folder: str, compute, paths: list[str], params: FeatureParams, mel_basis: np.ndarray, jobs, progress=None
+) -> list[np.ndarray]:
+    """One .npy per path in `folder`, made by `compute((path, target))` in worker processes
+    where missing (resumable: each file is written whole, then renamed)."""
+    os.makedirs(folder, exist_ok=True)
+    targets = [_song_cache_path(folder, path) for path in paths]
+    missing = [(path, target) for path, target in zip(paths, targets) if not os.path.exists(target)]
+    if missing:
+        workers = jobs or os.cpu_count() or 1
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(params, mel_basis)) as pool:
+            for done, _ in enumerate(pool.map(compute, missing, chunksize=4), 1):
+                if progress:
+                    progress(done, len(missing))
+    return [np.load(target) for target in targets]
+
+
+def song_frames(
+    paths: list[str],
+    params: FeatureParams,
+    mel_basis: np.ndarray,
+    cache_dir: str | None = None,
+    jobs: int | None = None,
+    progress=None,
+) -> list[np.ndarray]:
+    """(n_frames, 39) float32 frames for every path, computed where not cached."""
+    folder = os.path.join(cache_dir or default_cache_dir(), _cache_key(params, mel_basis))
+    return _cached(folder, _compute_frames, paths, params, mel_basis, jobs, progress)
 
 
 def segment_band_statistics(
@@ -115,11 +115,4 @@ def segment_band_statistics(
     analyses; NaN for one too short to summarise), computed where not cached (resumable)."""
     # the version names logmel.band_statistics' definition: a change to it must not reuse old files
     folder = os.path.join(cache_dir or default_cache_dir(), "band-statistics-v1-" + _cache_key(params, mel_basis))
-    os.makedirs(folder, exist_ok=True)
-    targets = [_song_cache_path(folder, path) for path in paths]
-    missing = [(path, target) for path, target in zip(paths, targets) if not os.path.exists(target)]
-    if missing:
-        workers = jobs or os.cpu_count() or 1
-        with ProcessPoolExecutor(workers, initializer=_init_band_worker, initargs=(params, mel_basis)) as pool:
-            list(pool.map(_compute_band_statistics, missing, chunksize=4))
-    return [np.load(target) for target in targets]
+    return _cached(folder, _compute_band_statistics, paths, params, mel_basis, jobs)
