@@ -469,17 +469,20 @@ class SongDatabase:
         found: dict[str, tuple[np.ndarray, SongInfo | None]] = {}
         keys = [os.fsencode(path) for path in paths]
         with self.snapshot():
-            for start in range(0, len(keys), _SQL_CHUNK):
-                chunk = keys[start : start + _SQL_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = self._connection.execute(
-                    f"SELECT path, vector, {_INFO_COLUMNS} FROM songs WHERE path IN ({marks})", chunk
-                ).fetchall()
-                if rows:
-                    vectors = self._vectors_from_rows(rows)
-                    for row, vector in zip(rows, vectors):
-                        found[os.fsdecode(row[0])] = (vector, _info_from_row(*row[2:]))
+            for rows in self._rows_in(f"SELECT path, vector, {_INFO_COLUMNS} FROM songs WHERE path IN", keys):
+                for row, vector in zip(rows, self._vectors_from_rows(rows)):
+                    found[os.fsdecode(row[0])] = (vector, _info_from_row(*row[2:]))
         return found
+
+    def _rows_in(self, query: str, values: list, before: tuple = ()):
+        """The rows of `query` ending in "... IN" for `values`, a list of rows per chunk of
+        _SQL_CHUNK values (SQLite's limit on parameters); `before` binds the query's own
+        parameters ahead of the list. Chunks without rows are left out."""
+        for start in range(0, len(values), _SQL_CHUNK):
+            chunk = values[start : start + _SQL_CHUNK]
+            rows = self._connection.execute(f"{query} ({','.join('?' * len(chunk))})", (*before, *chunk)).fetchall()
+            if rows:
+                yield rows
 
     @guarded
     def song_infos(self) -> list[SongInfo | None]:
@@ -612,16 +615,9 @@ class SongDatabase:
         wanted = [int(rowid) for rowid in rowids]
         found: dict[int, tuple] = {}
         with self.snapshot():
-            for start in range(0, len(wanted), _SQL_CHUNK):
-                chunk = wanted[start : start + _SQL_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = self._connection.execute(
-                    f"SELECT rowid, vector, path, {_INFO_COLUMNS} FROM songs WHERE rowid IN ({marks})", chunk
-                ).fetchall()
-                if rows:
-                    vectors = self._vectors_from_rows(rows)
-                    for row, vector in zip(rows, vectors):
-                        found[row[0]] = (os.fsdecode(row[2]), vector, _info_from_row(*row[3:]))
+            for rows in self._rows_in(f"SELECT rowid, vector, path, {_INFO_COLUMNS} FROM songs WHERE rowid IN", wanted):
+                for row, vector in zip(rows, self._vectors_from_rows(rows)):
+                    found[row[0]] = (os.fsdecode(row[2]), vector, _info_from_row(*row[3:]))
         return found
 
     @guarded
@@ -708,14 +704,10 @@ class SongDatabase:
         """item -> path bytes for the forest items whose song still has the vector it had at
         revision `rev` (removed and rewritten songs are left out)."""
         live: dict[int, bytes] = {}
-        for start in range(0, len(items), _SQL_CHUNK):
-            chunk = items[start : start + _SQL_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            live.update(
-                self._connection.execute(
-                    "SELECT a.item, a.path FROM annoy_items AS a JOIN songs AS s ON s.path = a.path "
-                    f"WHERE s.rev <= ? AND a.item IN ({marks})",
-                    (rev, *chunk),
-                ).fetchall()
-            )
+        query = (
+            "SELECT a.item, a.path FROM annoy_items AS a JOIN songs AS s ON s.path = a.path "
+            "WHERE s.rev <= ? AND a.item IN"
+        )
+        for rows in self._rows_in(query, items, (rev,)):
+            live.update(rows)
         return live
