@@ -20,7 +20,7 @@ input `song_statistics` (songs, 182), each song's MFCC statistics
 `statistics_tags` (songs, n_tags); its song vector is (1 - w) x the mean of
 `tags` + w x `statistics_tags`. When `qbsd.statistics_features` is
 `mfcc-statistics+logmel-bands`, `song_statistics` is (songs, 502): the 182 followed by the
-segment's 320 band statistics (frontends.band_statistics). Tags listed in
+segment's 320 band statistics (frontends.MfccFrontEnd.patches_and_bands). Tags listed in
 `qbsd.statistics_only_tags` (a JSON list;
 the teacher-derived tags that only the statistics half learnt) take w = 1: their `tags`
 column is zero.

@@ -202,7 +202,7 @@ def _statistics_half(kind: str, songs, frames, params, mel_basis, cache, jobs):
         taught = student.fit_student(*corpus, [p[0] for p in clip_pairs], [p[1] for p in clip_pairs], songs.labels)
         matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
         inputs = (
-            "statistics (features.song_statistics) and band statistics (frontends.band_statistics)"
+            "statistics (features.song_statistics) and band statistics (frontends.MfccFrontEnd.patches_and_bands)"
             if with_bands
             else "statistics (features.song_statistics)"
         )

@@ -132,13 +132,13 @@ def export_onnx(
         metadata["qbsd.statistics_features"] = "+".join(features)
         if LOGMEL_BANDS in features:
             metadata["qbsd.song_vector"] += (
-                ", each followed by that segment's 320 band statistics (frontends.band_statistics: the "
-                "mean, standard deviation and mean absolute change of its 96-band log-mel at 16 kHz, "
-                "and its onset autocorrelation)"
+                ", each followed by that segment's 320 band statistics (frontends.MfccFrontEnd."
+                "patches_and_bands: the mean, standard deviation and mean absolute change of its log-mel "
+                "in 96 Slaney bands over 0-11,025 Hz from the MFCC's own STFT, and its onset autocorrelation)"
             )
             metadata["qbsd.summary"] = (
-                f"fast: {recipe_name}, on the paper's MFCC patches and song statistics with the teachers' "
-                "log-mel bands (models/README.md has both shipped models' speeds and accuracies)"
+                f"fast: {recipe_name}, on the paper's MFCC patches and song statistics with 96 log-mel "
+                "bands (models/README.md has both shipped models' speeds and accuracies)"
             )
         if network.statistics_only:
             statistics_only = tags[-network.statistics_only :]

@@ -148,7 +148,7 @@ def teacher_tag_report(songs, outputs: list[dict[str, np.ndarray]], student_scor
 
 
 #: Statistics students by name: whether each 30 s segment's band statistics
-#: (frontends.band_statistics) follow its 182 MFCC statistics.
+#: (frontends.MfccFrontEnd.patches_and_bands) follow its 182 MFCC statistics.
 STUDENTS = {"mlp-student": False, "mlp-student-bands": True}
 
 
