@@ -6,6 +6,10 @@ the same patches:
 - `mfcc` (the fast model, after Qin et al.): 22.05 kHz, 39-dim MFCC frames, patches of
   shape (195, 10) (`features.py`); also gives the segment's MFCC frames, from which a
   blended model computes its song statistics.
+- `mfcc-bands` (the fast model since issue 10's band student, beyond the paper): the same
+  22.05 kHz STFT as `mfcc`, its power in 96 Slaney bands over 0-11,025 Hz, log10(10000 m +
+  1), cut into windows of shape (258, 96), 2.996 s each without overlap; the MFCC frames
+  still feed the statistics half.
 - `musicnn-logmel` (the accurate model, whose graph holds the musicnn teachers): 16 kHz,
   96-band log-mel, patches of shape (187, 96), 3 s each without overlap (`logmel.py`).
 """
@@ -19,6 +23,9 @@ from .features import FeatureParams, MfccExtractor, frames_to_patches
 
 MFCC = "mfcc"
 MUSICNN_LOGMEL = "musicnn-logmel"
+MFCC_BANDS = "mfcc-bands"
+#: Frames per band window: the teachers' 2.992 s patch at the MFCC's 11.6 ms hop.
+BAND_WINDOW_FRAMES = 258
 #: The shortest audio the log-mel front end analyses: below a second, the one patch would
 #: be mostly the padding that stands in for the missing 3 s.
 MIN_LOGMEL_SECONDS = 1.0
@@ -47,17 +54,71 @@ class MfccFrontEnd:
     def blank_patch(self) -> np.ndarray:
         return np.zeros((1, *self.params.patch_shape), dtype=np.float32)
 
+    def _weights(self) -> np.ndarray:
+        if self._band_weights is None:  # once per front end, not per segment
+            filterbank = logmel.mel_filterbank(self.sample_rate, self.params.n_fft, logmel.N_MELS)
+            self._band_weights = np.ascontiguousarray(filterbank.T)
+        return self._band_weights
+
+    def bands(self, samples: np.ndarray) -> np.ndarray:
+        """The segment's log-mel in 96 Slaney bands over 0-11,025 Hz (log10(10000 m + 1)), from
+        the MFCC's STFT, shape (n_frames, 96) float32, n_frames = 1 + len(samples) // hop."""
+        return self.extractor.frames_and_bands(samples, self._weights())[1]
+
     def patches_and_bands(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`patches` plus the segment's band statistics, shape (320,) float32
         (`logmel.band_statistics` of its log-mel in 96 Slaney bands over 0-11,025 Hz, from
         the same STFT as the MFCC): what the statistics half of a model whose metadata
         `qbsd.statistics_features` names LOGMEL_BANDS takes after the 182 MFCC statistics,
         at run time and in training alike (training.feature_cache). Needs 2 frames."""
-        if self._band_weights is None:  # once per front end, not per segment
-            filterbank = logmel.mel_filterbank(self.sample_rate, self.params.n_fft, logmel.N_MELS)
-            self._band_weights = np.ascontiguousarray(filterbank.T)
-        frames, bands = self.extractor.frames_and_bands(samples, self._band_weights)
+        frames, bands = self.extractor.frames_and_bands(samples, self._weights())
         return frames_to_patches(frames, self.params), frames, logmel.band_statistics(bands)
+
+
+def band_windows(bands: np.ndarray) -> np.ndarray:
+    """Non-overlapping windows (n, BAND_WINDOW_FRAMES, 96) float32 of one segment's band
+    log-mel (n_frames, 96); trailing frames that do not fill a window are dropped, and a
+    segment shorter than one window is one window padded with silence (the log-mel 0)."""
+    bands = np.asarray(bands, dtype=np.float32)
+    if len(bands) < BAND_WINDOW_FRAMES:
+        padded = np.zeros((1, BAND_WINDOW_FRAMES, bands.shape[1]), dtype=np.float32)
+        padded[0, : len(bands)] = bands
+        return padded
+    count = len(bands) // BAND_WINDOW_FRAMES
+    return np.ascontiguousarray(bands[: count * BAND_WINDOW_FRAMES].reshape(count, BAND_WINDOW_FRAMES, -1))
+
+
+class MfccBandsFrontEnd(MfccFrontEnd):
+    """`mfcc-bands`: the MFCC front end whose patches are band windows (`band_windows`);
+    the MFCC frames come from the same STFT for the statistics half."""
+
+    name = MFCC_BANDS
+    #: later segments shorter than a window are skipped, as the teacher outputs the band
+    #: student learnt from skip them (training.teacher.MIN_SEGMENT_SECONDS)
+    min_later_segment_seconds = 3.0
+
+    def __init__(self, params: FeatureParams, mel_basis: np.ndarray):
+        super().__init__(params, mel_basis)
+        self.min_seconds = MIN_LOGMEL_SECONDS
+
+    def _windows(self, samples: np.ndarray, bands: np.ndarray) -> np.ndarray:
+        if len(samples) < self.min_seconds * self.sample_rate:
+            return np.zeros((0, BAND_WINDOW_FRAMES, logmel.N_MELS), dtype=np.float32)
+        return band_windows(bands)
+
+    def patches(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(band windows (n, 258, 96), MFCC frames (n_frames, 39)) of mono samples at
+        22.05 kHz; n is 0 for audio shorter than a second."""
+        frames, bands = self.extractor.frames_and_bands(samples, self._weights())
+        return self._windows(samples, bands), frames
+
+    def blank_patch(self) -> np.ndarray:
+        return np.zeros((1, BAND_WINDOW_FRAMES, logmel.N_MELS), dtype=np.float32)
+
+    def patches_and_bands(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`patches` plus the segment's band statistics (320,), as MfccFrontEnd's."""
+        frames, bands = self.extractor.frames_and_bands(samples, self._weights())
+        return self._windows(samples, bands), frames, logmel.band_statistics(bands)
 
 
 #: What a blended model's statistics half takes per segment (metadata

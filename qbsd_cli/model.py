@@ -6,11 +6,12 @@ the musicnn teachers with heads trained on the 4Q labels). `--model` takes eithe
 the path of any qbsd model file.
 
 Metadata keys (all strings): `qbsd.model_id`, `qbsd.tags` (JSON list, vocabulary
-order = output order), `qbsd.front_end` (`mfcc` when absent, or `musicnn-logmel`: see
-frontends.py), `qbsd.training_data`, `qbsd.recipe`; an `mfcc` model also has
-`qbsd.feature_params` (JSON of FeatureParams) and `qbsd.mel_basis` (base64 .npy,
-(n_mels, 1 + n_fft // 2) float32). Input `patches` (batch, 195, 10) float32 raw MFCC
-values, or (batch, 187, 96) log-mel (normalisation is inside the graph); output `tags`
+order = output order), `qbsd.front_end` (`mfcc` when absent, `mfcc-bands` or
+`musicnn-logmel`: see frontends.py), `qbsd.training_data`, `qbsd.recipe`; an `mfcc` or
+`mfcc-bands` model also has `qbsd.feature_params` (JSON of FeatureParams) and
+`qbsd.mel_basis` (base64 .npy, (n_mels, 1 + n_fft // 2) float32). Input `patches` (batch,
+195, 10) float32 raw MFCC values, (batch, 258, 96) band log-mel windows (`mfcc-bands`), or
+(batch, 187, 96) log-mel (normalisation is inside the graph); output `tags`
 (batch, n_tags), per-patch sigmoid probabilities. A song's vector is the mean of its
 patches' outputs.
 
@@ -41,10 +42,12 @@ from .features import FeatureParams, decode_array, song_statistics
 from .frontends import (
     LOGMEL_BANDS,
     MFCC,
+    MFCC_BANDS,
     MFCC_STATISTICS,
     MUSICNN_LOGMEL,
     STATISTICS_DIMS,
     LogMelFrontEnd,
+    MfccBandsFrontEnd,
     MfccFrontEnd,
 )
 from .settings import DEFAULT_MAX_SEGMENTS, SEGMENT_SECONDS
@@ -160,7 +163,7 @@ class ModelInfo:
     path: Path
     model_id: str
     tags: list[str]
-    front_end: str  # frontends.MFCC or frontends.MUSICNN_LOGMEL
+    front_end: str  # frontends.MFCC, MFCC_BANDS or MUSICNN_LOGMEL
     params: FeatureParams | None  # the MFCC front end's, None for the log-mel one
     mel_basis: np.ndarray | None
     statistics_weight: float
@@ -181,6 +184,8 @@ class ModelInfo:
         """The front end that cuts this model's patches (frontends.py)."""
         if self.front_end == MUSICNN_LOGMEL:
             return LogMelFrontEnd()
+        if self.front_end == MFCC_BANDS:
+            return MfccBandsFrontEnd(self.params, self.mel_basis)
         return MfccFrontEnd(self.params, self.mel_basis)
 
     @property
@@ -198,9 +203,9 @@ class ModelInfo:
     def from_metadata(cls, path: Path, metadata: dict[str, str]) -> ModelInfo:
         try:
             front_end = metadata.get("qbsd.front_end", MFCC)
-            if front_end not in (MFCC, MUSICNN_LOGMEL):
+            if front_end not in (MFCC, MFCC_BANDS, MUSICNN_LOGMEL):
                 raise ValueError(f"unknown front end {front_end!r}")
-            mfcc = front_end == MFCC
+            mfcc = front_end in (MFCC, MFCC_BANDS)
             if not mfcc:
                 settings = json.loads(metadata["qbsd.front_end_params"])
                 differing = {k: v for k, v in LogMelFrontEnd.SETTINGS.items() if settings.get(k) != v}

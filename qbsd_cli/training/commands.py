@@ -81,7 +81,7 @@ def train_and_export(
     Epochs: by default each recipe early-stops on an artist-grouped inner split;
     `epochs` fixes the length, and `epochs_from_cv` takes each recipe's median
     best epoch over the cross-validation folds; both train on every song."""
-    from . import accurate
+    from . import accurate, band_student
     from .export import export_onnx
     from .feature_cache import song_frames
     from .network import EnsembleCNN, HybridTagger
@@ -106,6 +106,8 @@ def train_and_export(
         return model_id
     output = output or Path("models/qbsd.onnx")
     blend = BLENDS.get(recipe_name)
+    if blend and blend.patch_model == band_student.METHOD:
+        return _train_band_blend(recipe_name, blend, data, layout, output, limit, cache, jobs)
     patch_model = blend.patch_model if blend else recipe_name
     members = ENSEMBLES.get(patch_model, [patch_model])
     unknown = [name for name in members if name not in RECIPES]
@@ -172,6 +174,60 @@ def train_and_export(
         description,
         f"{songs.description}; trained on all {len(songs.paths)} songs; " + ", ".join(notes),
         faithful,
+    )
+    _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
+    return model_id
+
+
+def _train_band_blend(recipe_name: str, blend, data, layout, output: Path, limit: int, cache, jobs: int) -> str:
+    """The fast model with the band student as its patch half (band_student.py): band windows
+    in, every tag (4Q and teacher-derived) from both halves, mixed by the blend's weight."""
+    import torch
+
+    from . import accurate, band_student
+    from .export import export_onnx
+    from .feature_cache import song_frames
+    from .network import BandStudentTagger, HybridTagger
+
+    songs = load_songs(data, layout)
+    if limit:
+        songs = songs.subset(range(min(limit, len(songs.paths))))
+    params = FeatureParams()
+    mel_basis = librosa_mel_basis(params)
+    cache_dir = str(cache) if cache else None
+    _log(f"{len(songs.paths)} songs, {len(songs.tags)} tags; computing features ...")
+    frames = song_frames(songs.paths, params, mel_basis, cache_dir=cache_dir, jobs=jobs)
+    statistics_module, statistics_description, statistics_note, statistics_tags = _statistics_half(
+        blend.statistics_model, songs, frames, params, mel_basis, cache, jobs
+    )
+    if statistics_tags != list(accurate.TEACHER_TAGS):
+        raise UsageError(f"{recipe_name}: the band student needs a student as its statistics half")
+    torch.set_num_threads(max(jobs, 1))
+    settings = band_student.BandStudentSettings()
+    _log(f"teaching the band student (corpus and every clip, {settings.epochs} epochs) ...")
+    data_for_student = band_student.band_data(songs.paths, params, cache_dir, jobs, log=_log)
+    taught, _ = band_student.teach(data_for_student, np.arange(len(songs.paths)), songs.labels, settings, log=_log)
+    matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
+    network = HybridTagger(BandStudentTagger(taught.network, taught.heads, matrix), statistics_module, blend.statistics_weight)
+    tags = [*songs.tags, *statistics_tags]
+    windows = sum(len(s) for s in data_for_student.starts)
+    description = (
+        f"{1 - blend.statistics_weight:g} x [a band student: {band_student.describe(settings)}] + "
+        f"{blend.statistics_weight:g} x {statistics_description}"
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    model_id = export_onnx(
+        network,
+        str(output),
+        tags,
+        params,
+        mel_basis,
+        recipe_name,
+        description,
+        f"{songs.description}; trained on all {len(songs.paths)} songs; band student: {windows} teacher patches "
+        f"of the corpus and the clips, {settings.epochs} epochs; {statistics_note}",
+        False,
+        band_windows=True,
     )
     _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
     return model_id

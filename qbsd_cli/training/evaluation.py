@@ -33,8 +33,11 @@ BASELINES = ("prior", "logreg", *STATISTICS_MODELS, "gmm-sml")
 #: Methods on the frozen musicnn teachers (accurate.py), from their cached outputs:
 #: `teacher-probe` scores a clip's mean features (issue 10's ceiling); `musicnn-heads`
 #: scores each patch and averages, as the shipped accurate model does; `mlp-student` is
-#: the fast model's statistics part taught by the teachers (student.py).
-TEACHER_METHODS = ("teacher-probe", "musicnn-heads", "mlp-student", "mlp-student-bands")
+#: the fast model's statistics part taught by the teachers (student.py), `cnn-band-student`
+#: its patch part taught by them (band_student.py).
+TEACHER_METHODS = ("teacher-probe", "musicnn-heads", "mlp-student", "mlp-student-bands", "cnn-band-student")
+#: methods whose folds also keep their teacher-derived tags (student.teacher_tag_report)
+DERIVING_METHODS = ("mlp-student", "mlp-student-bands", "cnn-band-student")
 
 
 def artist_folds(groups: list[str], n_folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -160,13 +163,12 @@ def _teacher_folds(
     (heads on 640 clips fit in seconds and the student in about ten, so this runs in the
     command's own process). The student of a fold learns from the corpus and that fold's
     training clips only."""
-    from . import accurate, student
+    from . import accurate, band_student, student
     from .export import librosa_mel_basis
 
     def finished(method: str, fold: int) -> bool:
         path = os.path.join(results_dir, "folds", method, f"fold{fold}.npy")
-        # the student's folds also keep its teacher-derived tags (student.teacher_tag_report)
-        extra = [path[: -len(".npy")] + ".teacher_tags.npy"] if method in student.STUDENTS else []
+        extra = [path[: -len(".npy")] + ".teacher_tags.npy"] if method in DERIVING_METHODS else []
         return all(os.path.exists(p) for p in [path, *extra])
 
     todo = [(m, f) for m in methods for f in range(n_folds) if not finished(m, f)]
@@ -190,10 +192,25 @@ def _teacher_folds(
         clip_pairs[with_bands] = [
             student.segment_pairs(f, o, params, b) for f, o, b in zip(song_frames, outputs, bands)
         ]
+    if any(method == band_student.METHOD for method, _ in todo):
+        bands_data = band_student.band_data(songs.paths, params, cache_dir, jobs=2, log=log)
+    matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
+
+    def save_derived(method: str, fold: int, derived: np.ndarray) -> None:
+        derived_path = os.path.join(results_dir, "folds", method, f"fold{fold}.teacher_tags.npy")
+        os.makedirs(os.path.dirname(derived_path), exist_ok=True)
+        np.save(derived_path + ".tmp.npy", derived.astype(np.float32))
+        os.replace(derived_path + ".tmp.npy", derived_path)
+
     for method, fold in todo:
         started = time.time()
         train, test = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
-        if method in student.STUDENTS:
+        if method == band_student.METHOD:
+            log(f"  {method} fold {fold}: training on the corpus and {len(train)} clips ...")
+            taught, windows = band_student.teach(bands_data, train, songs.labels[train], log=log)
+            scores, derived = band_student.song_scores(taught.heads, matrix, [windows[i] for i in test])
+            save_derived(method, fold, derived)
+        elif method in student.STUDENTS:
             pairs = clip_pairs[student.STUDENTS[method]]
             taught = student.fit_student(
                 *corpus[student.STUDENTS[method]],
@@ -202,12 +219,7 @@ def _teacher_folds(
                 songs.labels[train],
             )
             scores = np.stack([taught.predict(pairs[i][0]).mean(axis=0) for i in test])
-            matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
-            derived = np.stack([taught.teacher_tags(pairs[i][0], matrix).mean(axis=0) for i in test])
-            derived_path = os.path.join(results_dir, "folds", method, f"fold{fold}.teacher_tags.npy")
-            os.makedirs(os.path.dirname(derived_path), exist_ok=True)
-            np.save(derived_path + ".tmp.npy", derived.astype(np.float32))
-            os.replace(derived_path + ".tmp.npy", derived_path)
+            save_derived(method, fold, np.stack([taught.teacher_tags(pairs[i][0], matrix).mean(axis=0) for i in test]))
         else:
             heads = accurate.fit_heads(clips[train], songs.labels[train])
             if method == "teacher-probe":
@@ -475,10 +487,10 @@ def run_evaluation(
         teacher_tags = accurate.real_label_aroc(songs, outputs)
         with open(os.path.join(results_dir, "teacher_tags.json"), "w") as handle:
             json.dump(teacher_tags, handle, indent=2)
-    student_tags = {}  # per statistics student among the methods: its teacher-derived tags
+    student_tags = {}  # per student among the methods: its teacher-derived tags
     from . import student as students
 
-    for name in students.STUDENTS:
+    for name in DERIVING_METHODS:
         if not any(name in trained_members(method) for method in methods):
             continue
         from . import accurate

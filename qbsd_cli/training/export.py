@@ -11,7 +11,8 @@ import os
 import numpy as np
 
 from ..features import FeatureParams
-from ..frontends import LOGMEL_BANDS
+from ..frontends import BAND_WINDOW_FRAMES, LOGMEL_BANDS, MFCC_BANDS
+from ..logmel import N_MELS
 
 
 def librosa_mel_basis(params: FeatureParams) -> np.ndarray:
@@ -53,8 +54,10 @@ def export_onnx(
     training_data: str,
     paper_faithful: bool,
     extra: dict | None = None,
+    band_windows: bool = False,
 ) -> str:
-    """Write the ONNX model with its metadata; returns the model id.
+    """Write the ONNX model with its metadata; returns the model id. `band_windows`: the
+    patch half takes band windows (frontends.MFCC_BANDS, (batch, 258, 96)), not MFCC patches.
 
     The model id is `qbsd-<recipe>-<first 10 hex of sha256 of the weights and vocabulary>`,
     so a retrained or changed model always gets a new id.
@@ -80,7 +83,8 @@ def export_onnx(
             digest.update(repr(network.statistics_only).encode())
     model_id = f"qbsd-{recipe_name}-{digest.hexdigest()[:10]}"
 
-    inputs, input_names, output_names = (torch.zeros((2, *params.patch_shape)),), ["patches"], ["tags"]
+    patch_shape = (BAND_WINDOW_FRAMES, N_MELS) if band_windows else params.patch_shape
+    inputs, input_names, output_names = (torch.zeros((2, *patch_shape)),), ["patches"], ["tags"]
     dynamic_axes = {"patches": {0: "batch"}, "tags": {0: "batch"}}
     statistics_dim = network.statistics_model.input_dim if hybrid else 0
     if hybrid:
@@ -146,6 +150,19 @@ def export_onnx(
             metadata["qbsd.song_vector"] += (
                 f"; the last {len(statistics_only)} tags (qbsd.statistics_only_tags) are `statistics_tags` alone"
             )
+    if band_windows:
+        metadata["qbsd.front_end"] = MFCC_BANDS
+        metadata["qbsd.song_vector"] = (
+            f"{1 - network.statistics_weight:g} x the mean of per-window `tags` over non-overlapping 3 s windows "
+            f"(258 frames) of the 96-band log-mel from the MFCC's STFT (frontends.MfccBandsFrontEnd) + "
+            f"{network.statistics_weight:g} x `statistics_tags` of the song_statistics (182 MFCC statistics, then "
+            "the segment's 320 band statistics); for songs longer than a training clip, per 30 s segment, "
+            "weighted by the segment's windows"
+        )
+        metadata["qbsd.summary"] = (
+            f"fast: {recipe_name}, a band student (a small CNN over 3 s of 96 log-mel bands, taught by the musicnn "
+            "teachers) and a song-statistics student (models/README.md has both shipped models' speeds and accuracies)"
+        )
     metadata.update(extra or {})
     del model.metadata_props[:]
     for key, value in metadata.items():

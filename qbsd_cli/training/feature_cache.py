@@ -15,7 +15,8 @@ import numpy as np
 
 from ..audio import decode, decode_segments
 from ..features import FeatureParams
-from ..logmel import BAND_STATISTICS_DIM
+from ..logmel import BAND_STATISTICS_DIM, N_MELS
+from .file_cache import entry_path
 
 
 def default_cache_dir() -> str:
@@ -30,9 +31,10 @@ def _cache_key(params: FeatureParams, mel_basis: np.ndarray) -> str:
 
 
 def _song_cache_path(folder: str, path: str) -> str:
+    """The entry of `path` in `folder`, named by the file's content (file_cache.py)."""
     stat = os.stat(path)
-    name = hashlib.sha1(f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    return os.path.join(folder, name.hexdigest()[:20] + ".npy")
+    legacy = hashlib.sha1(f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
+    return entry_path(folder, path, ".npy", legacy)
 
 
 _worker_front_end = None  # frontends.MfccFrontEnd of a cache worker process
@@ -71,6 +73,21 @@ def _compute_band_statistics(job: tuple[str, str]) -> str:
             else np.full(BAND_STATISTICS_DIM, np.nan, dtype=np.float32)
         )
     return _save(target, np.array(rows, dtype=np.float32).reshape(-1, BAND_STATISTICS_DIM))
+
+
+def _compute_band_frames(job: tuple[str, str]) -> str:
+    from ..settings import SEGMENT_SECONDS
+
+    path, target = job
+    per_segment = 1 + int(SEGMENT_SECONDS * _worker_front_end.sample_rate) // _worker_front_end.params.hop_length
+    rows = []
+    for segment in decode_segments(path, _worker_front_end.sample_rate, SEGMENT_SECONDS):
+        bands = np.full((per_segment, N_MELS), np.nan, dtype=np.float16)
+        if len(segment.samples) >= 2 * _worker_front_end.params.hop_length:
+            values = _worker_front_end.bands(segment.samples)[:per_segment]
+            bands[: len(values)] = values
+        rows.append(bands)
+    return _save(target, np.array(rows, dtype=np.float16).reshape(-1, per_segment, N_MELS))
 
 
 def _cached(
@@ -116,3 +133,19 @@ def segment_band_statistics(
     # the version names logmel.band_statistics' definition: a change to it must not reuse old files
     folder = os.path.join(cache_dir or default_cache_dir(), "band-statistics-v1-" + _cache_key(params, mel_basis))
     return _cached(folder, _compute_band_statistics, paths, params, mel_basis, jobs)
+
+
+def segment_band_frames(
+    paths: list[str],
+    params: FeatureParams,
+    mel_basis: np.ndarray,
+    cache_dir: str | None = None,
+    jobs: int | None = None,
+    progress=None,
+) -> list[np.ndarray]:
+    """(n_segments, frames_per_segment, 96) float16 per path: the log-mel time course of each
+    30 s segment (`MfccFrontEnd.bands`, the input of a band student), frames past a short
+    segment's end NaN; frames_per_segment = 1 + 30 s * sample_rate // hop_length (2,584).
+    Computed where not cached (resumable)."""
+    folder = os.path.join(cache_dir or default_cache_dir(), "band-frames-v1-" + _cache_key(params, mel_basis))
+    return _cached(folder, _compute_band_frames, paths, params, mel_basis, jobs, progress)

@@ -222,3 +222,69 @@ class HybridTagger(nn.Module):
         if self.statistics_only:
             patch_tags = nn.functional.pad(patch_tags, (0, self.statistics_only))
         return patch_tags, self.statistics_model(song_statistics)
+
+
+class BandStudentNetwork(nn.Module):
+    """The band student (band_student.py, beyond the paper): log-mel windows (batch, 258, 96)
+    -> the teachers' 500 outputs (batch, 500). Standardised per band inside (buffers
+    `band_mean`, `band_scale`), frames averaged in pairs (23 ms, the paper's analysis
+    frame), four 1-D convolutions over time with the bands as channels (width, width,
+    2 width, 2 width filters; batch norm, ReLU, max-pooling by 2 between them), the mean
+    and maximum over time, a linear layer; outputs de-standardised (`target_mean`,
+    `target_scale`)."""
+
+    def __init__(self, band_mean, band_scale, target_mean, target_scale, width: int = 128, dropout: float = 0.2):
+        super().__init__()
+        for name, value in (
+            ("band_mean", band_mean),
+            ("band_scale", band_scale),
+            ("target_mean", target_mean),
+            ("target_scale", target_scale),
+        ):
+            self.register_buffer(name, torch.as_tensor(np.asarray(value, dtype=np.float32)))
+
+        def block(inputs: int, outputs: int) -> list:
+            return [nn.Conv1d(inputs, outputs, 3, padding=1), nn.BatchNorm1d(outputs), nn.ReLU()]
+
+        self.body = nn.Sequential(
+            nn.AvgPool1d(2),
+            *block(len(band_mean), width),
+            nn.MaxPool1d(2),
+            *block(width, width),
+            nn.MaxPool1d(2),
+            *block(width, 2 * width),
+            nn.MaxPool1d(2),
+            *block(2 * width, 2 * width),
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(4 * width, len(target_mean))
+
+    def standardised(self, windows: torch.Tensor) -> torch.Tensor:
+        """The standardised teacher outputs (batch, 500), what training regresses."""
+        x = self.body(((windows - self.band_mean) / self.band_scale).transpose(1, 2))
+        return self.out(self.dropout(torch.cat([x.mean(dim=2), x.amax(dim=2)], dim=1)))
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return self.standardised(windows) * self.target_scale + self.target_mean
+
+
+class BandStudentTagger(nn.Module):
+    """band_student.BandStudent as the patch half of the fast model's graph: band windows
+    (batch, 258, 96) -> the student's estimate of the teachers' 500 outputs -> the heads'
+    4Q tag probabilities, followed by the teacher-derived tags from its estimate of the
+    teachers' 100 tag probabilities (the last 100 of the 500) through `teacher_tag_matrix`
+    (100, n_teacher_tags), clipped to 0 ... 1 first, as StatisticsStudentModule does."""
+
+    def __init__(self, network: BandStudentNetwork, heads, teacher_tag_matrix: np.ndarray):
+        super().__init__()
+        self.network = network
+        weights, bias = heads.folded()
+        self.register_buffer("head_weight", torch.from_numpy(weights))
+        self.register_buffer("head_bias", torch.from_numpy(bias))
+        self.register_buffer("teacher_tag_matrix", torch.from_numpy(teacher_tag_matrix.astype(np.float32)))
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        teacher = self.network(windows)
+        tags = torch.sigmoid(teacher @ self.head_weight + self.head_bias)
+        probabilities = torch.clamp(teacher[:, -self.teacher_tag_matrix.shape[0] :], 0.0, 1.0)
+        return torch.cat([tags, probabilities @ self.teacher_tag_matrix], dim=1)

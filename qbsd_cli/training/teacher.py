@@ -325,12 +325,20 @@ def open_teachers(model_dir: str, names=OUTPUT_TEACHERS) -> dict:
     }
 
 
-def cache_key(path: str) -> str:
-    """Cache file stem of an audio file: a hash of its absolute path, size and mtime, so an
-    edited or replaced file is recomputed and a moved one is not confused with another."""
+def legacy_cache_key(path: str) -> str:
+    """The older cache file stem of an audio file (its absolute path, size and mtime);
+    entries under it are renamed to `cache_path`'s content name when met."""
     info = os.stat(path)
     text = f"{os.path.abspath(path)}\0{info.st_size}\0{info.st_mtime_ns}"
     return hashlib.sha1(os.fsencode(text)).hexdigest()[:20]
+
+
+def cache_path(cache_dir: str, path: str) -> str:
+    """The cache file of an audio file's outputs, named by its content (file_cache.py), so
+    an edited file is recomputed and a re-mounted or moved one is not."""
+    from .file_cache import entry_path
+
+    return entry_path(cache_dir, path, ".npz", legacy_cache_key(path))
 
 
 def file_outputs(path: str, teachers: dict) -> dict[str, np.ndarray]:
@@ -400,7 +408,7 @@ def corpus_paths(corpus: str) -> list[str]:
 
 
 def compute_outputs(paths: list[str], cache_dir: str, model_dir: str, log=print) -> dict:
-    """Cache `file_outputs` of each file as `cache_dir`/<cache_key>.npz, skipping files
+    """Cache `file_outputs` of each file as `cache_path(cache_dir, path)`, skipping files
     already cached; a file that cannot be decoded gets a cache file with its `error`, so it
     is not retried. Returns counts and speed."""
     from ..audio import AudioError
@@ -410,7 +418,7 @@ def compute_outputs(paths: list[str], cache_dir: str, model_dir: str, log=print)
     done = skipped = failed = 0
     audio_seconds = compute_seconds = 0.0
     for number, path in enumerate(paths, 1):
-        target = os.path.join(cache_dir, cache_key(path) + ".npz")
+        target = cache_path(cache_dir, path)
         if os.path.exists(target):
             skipped += 1
             continue
@@ -446,7 +454,7 @@ def compute_outputs(paths: list[str], cache_dir: str, model_dir: str, log=print)
 
 def load_outputs(path: str, cache_dir: str) -> dict[str, np.ndarray] | None:
     """The cached teacher outputs of `path`, or None when not (yet) cached or undecodable."""
-    target = os.path.join(cache_dir, cache_key(path) + ".npz")
+    target = cache_path(cache_dir, path)
     if not os.path.exists(target):
         return None
     with np.load(target) as data:

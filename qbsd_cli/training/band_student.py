@@ -1,0 +1,225 @@
+"""A convolutional student over the log-mel time course, taught by the musicnn teachers
+(issue 10, part 3; beyond the paper).
+
+The statistics student (student.py) sees a 30 s segment's summaries; this one sees what the
+teachers see, 3 s of 96 mel bands, but computed from the fast model's own 22.05 kHz STFT
+(`frontends.MfccFrontEnd.bands`, 0-11,025 Hz), so it costs no second spectrum:
+
+1. **Student:** a small 1-D CNN over time with the 96 bands as channels (`BandStudentNetwork`)
+   regresses the teachers' 500 standardised outputs (`accurate.patch_features`) of each
+   3 s teacher patch from the same 3 s of bands, over every patch of the unlabelled corpus
+   (corpus.py) and of the training clips.
+2. **Heads:** the accurate model's heads (`accurate.fit_heads`) on each training clip's mean
+   predicted teacher features.
+
+At run time a segment is cut into 3 s windows, each window's teacher features estimated and
+the heads applied, and the song is the mean over its windows.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..features import FeatureParams
+from ..frontends import BAND_WINDOW_FRAMES as WINDOW_FRAMES
+from ..frontends import band_windows
+from . import accurate
+
+SEGMENT_SECONDS = 30.0
+#: Frames per 30 s segment in the band-frames cache (feature_cache.segment_band_frames).
+SEGMENT_FRAMES = 2584
+
+
+@dataclass(frozen=True)
+class BandStudentSettings:
+    width: int = 128
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    dropout: float = 0.2
+    #: a training window starts up to this many frames (0.37 s) from its teacher patch
+    jitter_frames: int = 32
+    seed: int = 0
+
+
+def describe(settings: BandStudentSettings) -> str:
+    """One line on the band student for a model's metadata."""
+    return (
+        f"a 1-D CNN over 3 s windows of the 96-band log-mel from the MFCC's STFT (4 convolutions, width "
+        f"{settings.width}, mean and max over time) regressing the musicnn teachers' 500 outputs per 3 s patch "
+        f"over the unlabelled corpus and the clips ({settings.epochs} epochs, AdamW, one-cycle learning rate "
+        f"{settings.learning_rate:g}, windows shifted up to {settings.jitter_frames} frames), a logistic "
+        "regression per 4Q tag on its outputs, the teacher-derived tags from its estimate of the teachers' "
+        "tag probabilities"
+    )
+
+
+def patch_windows(band_frames: np.ndarray, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(window starts (k, 2) int: segment and frame, targets (k, 500) float32) of a file:
+    one window per cached teacher patch, at the frame where the patch starts. A patch past
+    the cached segments is left out."""
+    features = accurate.patch_features(outputs)
+    frames_per_second = SEGMENT_FRAMES / SEGMENT_SECONDS
+    segment = outputs["segment"].astype(np.int64)
+    first = np.round((outputs["start"] - segment * SEGMENT_SECONDS) * frames_per_second).astype(np.int64)
+    first = np.minimum(first, SEGMENT_FRAMES - WINDOW_FRAMES)
+    keep = segment < len(band_frames)
+    return np.stack([segment[keep], first[keep]], axis=1), features[keep]
+
+
+def gather(band_frames: list[np.ndarray], index: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Windows (k, WINDOW_FRAMES, 96) float32 for (file, segment, first frame) rows; frames
+    past a segment's end (NaN in the cache) are the log-mel of silence, 0."""
+    windows = np.stack(
+        [band_frames[f][s, t : t + WINDOW_FRAMES] for f, (s, t) in zip(index, starts)]
+    ).astype(np.float32)
+    return np.nan_to_num(windows, nan=0.0)
+
+
+@dataclass
+class BandStudent:
+    network: object  # BandStudentNetwork, in eval mode
+    heads: accurate.Heads | None
+
+    def teacher_features(self, windows: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(n, 500) float64 estimates of the teachers' outputs for windows (n, WINDOW_FRAMES, 96)."""
+        import torch
+
+        with torch.no_grad():
+            parts = [
+                self.network(torch.from_numpy(windows[i : i + batch_size])).numpy()
+                for i in range(0, len(windows), batch_size)
+            ]
+        return np.concatenate(parts).astype(np.float64)
+
+
+def fit_band_student(
+    band_frames: list[np.ndarray],
+    starts: list[np.ndarray],
+    targets: list[np.ndarray],
+    train_files: np.ndarray,
+    settings: BandStudentSettings = BandStudentSettings(),
+    log=print,
+) -> BandStudent:
+    """Train the network on every window of `train_files` (indices into the per-file lists
+    `band_frames`, `starts`, `targets`; corpus files and training clips alike)."""
+    import torch
+
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    index = np.concatenate([np.full(len(starts[f]), f) for f in train_files])
+    window_starts = np.concatenate([starts[f] for f in train_files])
+    y = np.concatenate([targets[f] for f in train_files]).astype(np.float32)
+    sample = rng.choice(len(index), size=min(2000, len(index)), replace=False)
+    sample_windows = gather(band_frames, index[sample], window_starts[sample]).reshape(-1, band_frames[0].shape[2])
+    band_mean, band_scale = sample_windows.mean(axis=0), sample_windows.std(axis=0) + 1e-3
+    target_mean, target_scale = y.mean(axis=0), y.std(axis=0)
+    target_scale = np.where(target_scale > 0, target_scale, 1.0)
+    y_standardised = torch.from_numpy((y - target_mean) / target_scale)
+    from .network import BandStudentNetwork
+
+    network = BandStudentNetwork(band_mean, band_scale, target_mean, target_scale, settings.width, settings.dropout)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    steps = settings.epochs * ((len(index) + settings.batch_size - 1) // settings.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.learning_rate, total_steps=steps)
+    for epoch in range(1, settings.epochs + 1):
+        started, total = time.time(), 0.0
+        network.train()
+        order = rng.permutation(len(index))
+        jitter = rng.integers(-settings.jitter_frames, settings.jitter_frames + 1, size=len(index))
+        shifted = window_starts.copy()
+        shifted[:, 1] = np.clip(shifted[:, 1] + jitter, 0, SEGMENT_FRAMES - WINDOW_FRAMES)
+        for begin in range(0, len(order), settings.batch_size):
+            batch = order[begin : begin + settings.batch_size]
+            windows = torch.from_numpy(gather(band_frames, index[batch], shifted[batch]))
+            loss = torch.nn.functional.mse_loss(network.standardised(windows), y_standardised[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += float(loss.detach()) * len(batch)
+        log(f"    band student epoch {epoch}/{settings.epochs}: loss {total / len(index):.4f} ({time.time() - started:.0f} s)")
+    network.eval()
+    return BandStudent(network, heads=None)
+
+
+def clip_window_features(student: BandStudent, band_frames: np.ndarray) -> np.ndarray:
+    """(n_windows, 500): the student's teacher features of every run-time window of a clip
+    (each cached segment cut as the run-time front end cuts it, frontends.band_windows)."""
+    segments = [segment[~np.isnan(segment).any(axis=1)] for segment in band_frames]
+    windows = np.concatenate([band_windows(segment) for segment in segments if len(segment)])
+    return student.teacher_features(windows)
+
+
+def clip_band_frames(paths: list[str], params: FeatureParams, cache: str | None, jobs: int, progress=None):
+    """Each file's band frames (n_segments, SEGMENT_FRAMES, 96) float16, cached."""
+    from .export import librosa_mel_basis
+    from .feature_cache import segment_band_frames
+
+    return segment_band_frames(paths, params, librosa_mel_basis(params), cache, jobs, progress)
+
+
+#: The band student's name among `qbsd evaluate`'s methods.
+METHOD = "cnn-band-student"
+
+
+@dataclass
+class BandData:
+    """Everything the band student learns from: per file (the labelled clips first, then the
+    corpus), its cached band frames, one window start (segment, frame) per teacher patch,
+    and that patch's teacher features (500)."""
+
+    band_frames: list[np.ndarray]
+    starts: list[np.ndarray]
+    targets: list[np.ndarray]
+    n_clips: int
+
+
+def band_data(clip_paths: list[str], params: FeatureParams, cache_dir: str | None, jobs: int, log=print) -> BandData:
+    """Band frames and teacher outputs of the clips and the corpus (corpus.py's manifest),
+    each computed where not cached."""
+    from ..errors import QbsdError
+    from .corpus import DEFAULT_CACHE
+    from .teacher import corpus_paths
+
+    try:
+        corpus = corpus_paths(DEFAULT_CACHE)
+    except OSError:
+        raise QbsdError(
+            f"no corpus manifest in {DEFAULT_CACHE}: run `python -m qbsd_cli.training.corpus fetch` first"
+        ) from None
+    paths = [*clip_paths, *corpus]
+    outputs = accurate.teacher_outputs(paths, accurate.teacher_cache(cache_dir), log=log)
+    log(f"band frames of {len(paths)} files (cached under {cache_dir or 'the default cache'}) ...")
+    frames = clip_band_frames(paths, params, cache_dir, jobs)
+    pairs = [patch_windows(f, o) for f, o in zip(frames, outputs)]
+    return BandData(frames, [p[0] for p in pairs], [p[1] for p in pairs], len(clip_paths))
+
+
+def teach(
+    data: BandData,
+    train_clips: np.ndarray,
+    labels: np.ndarray,
+    settings: BandStudentSettings = BandStudentSettings(),
+    log=print,
+) -> tuple[BandStudent, list[np.ndarray]]:
+    """The student trained on the corpus and `train_clips` (indices of clips), with heads
+    fitted on those clips' mean run-time window features and `labels` (len(train_clips),
+    n_tags). Also returns every clip's window features (n_windows, 500)."""
+    train_files = np.concatenate([np.asarray(train_clips), np.arange(data.n_clips, len(data.band_frames))])
+    student = fit_band_student(data.band_frames, data.starts, data.targets, train_files, settings, log)
+    windows = [clip_window_features(student, data.band_frames[i]) for i in range(data.n_clips)]
+    student.heads = accurate.fit_heads(np.stack([windows[i].mean(axis=0) for i in train_clips]), labels)
+    return student, windows
+
+
+def song_scores(heads: accurate.Heads, matrix: np.ndarray, window_features: list[np.ndarray]):
+    """(4Q tag scores (songs, n_tags), teacher-derived tags (songs, n_teacher_tags)): per
+    song the mean over its windows, as the shipped graph computes them (BandStudentTagger)."""
+    scores = accurate.song_scores(heads, window_features)
+    derived = np.stack([(np.clip(w[:, -matrix.shape[0] :], 0.0, 1.0) @ matrix).mean(axis=0) for w in window_features])
+    return scores, derived

@@ -1,0 +1,114 @@
+"""The band student (training/band_student.py) and the `mfcc-bands` front end: windows cut
+the same way in training and at run time, and a blend with a band-student half, exported
+to ONNX, analysed by TagModel exactly as its torch modules compute it. Generated audio and
+generated teacher outputs: no corpus or teacher needed."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the train extra (PyTorch) is not installed")
+
+from helpers import write_chord  # noqa: E402
+
+from qbsd_cli.audio import decode  # noqa: E402
+from qbsd_cli.features import FeatureParams, song_statistics  # noqa: E402
+from qbsd_cli.frontends import BAND_WINDOW_FRAMES, MfccBandsFrontEnd, MfccFrontEnd, band_windows  # noqa: E402
+from qbsd_cli.model import TagModel  # noqa: E402
+from qbsd_cli.training import accurate, band_student, student  # noqa: E402
+from qbsd_cli.training.export import export_onnx, librosa_mel_basis  # noqa: E402
+from qbsd_cli.training.network import (  # noqa: E402
+    BandStudentNetwork,
+    BandStudentTagger,
+    HybridTagger,
+    StatisticsStudentModule,
+)
+
+
+def test_band_windows_cut_and_pad():
+    bands = np.arange(2 * BAND_WINDOW_FRAMES + 7, dtype=np.float32)[:, None] * np.ones(96, dtype=np.float32)
+    windows = band_windows(bands)
+    assert windows.shape == (2, BAND_WINDOW_FRAMES, 96)
+    assert windows[1, 0, 0] == BAND_WINDOW_FRAMES  # consecutive, no overlap; the 7 left over dropped
+    short = band_windows(bands[:100])
+    assert short.shape == (1, BAND_WINDOW_FRAMES, 96)
+    assert np.all(short[0, 100:] == 0) and short[0, 99, 0] == 99  # silence after the audio
+
+
+def test_the_bands_front_end_keeps_the_mfcc_frames(tmp_path):
+    params = FeatureParams()
+    mel_basis = librosa_mel_basis(params)
+    samples = decode(str(write_chord(tmp_path / "chord.wav", seconds=7.0)), params.sample_rate).samples
+    windows, frames, statistics = MfccBandsFrontEnd(params, mel_basis).patches_and_bands(samples)
+    _, mfcc_frames, mfcc_statistics = MfccFrontEnd(params, mel_basis).patches_and_bands(samples)
+    np.testing.assert_array_equal(frames, mfcc_frames)
+    np.testing.assert_array_equal(statistics, mfcc_statistics)
+    assert windows.shape == (len(frames) // BAND_WINDOW_FRAMES, BAND_WINDOW_FRAMES, 96)
+    np.testing.assert_array_equal(windows.reshape(-1, 96), MfccBandsFrontEnd(params, mel_basis).bands(samples)[: 2 * 258])
+    assert MfccBandsFrontEnd(params, mel_basis).patches(samples[: params.sample_rate // 2])[0].shape[0] == 0
+
+
+def test_training_windows_start_at_the_teacher_patches():
+    outputs = {"segment": np.array([0, 0, 1], np.int32), "start": np.array([0.0, 2.992, 30.0], np.float32)}
+    for teacher in ("MTT_musicnn", "MSD_musicnn"):
+        outputs[f"{teacher}/penultimate"] = np.zeros((3, 200), np.float32)
+        outputs[f"{teacher}/probabilities"] = np.full((3, 50), 0.5, np.float32)
+    starts, targets = band_student.patch_windows(np.zeros((2, band_student.SEGMENT_FRAMES, 96), np.float16), outputs)
+    assert starts.tolist() == [[0, 0], [0, 258], [1, 0]]  # 2.992 s = 257.7 frames of 11.6 ms
+    assert targets.shape == (3, 500)
+    # a patch of a segment past the cached ones is left out
+    assert len(band_student.patch_windows(np.zeros((1, band_student.SEGMENT_FRAMES, 96), np.float16), outputs)[0]) == 2
+
+
+def small_blend(rng, n_tags: int, matrix: np.ndarray, weight: float):
+    network = BandStudentNetwork(
+        rng.random(96), rng.random(96) + 0.5, rng.random(500), rng.random(500) + 0.1, width=8, dropout=0.0
+    ).eval()
+    heads = accurate.Heads(rng.random(500), rng.random(500) + 0.5, rng.standard_normal((500, n_tags)) / 20, rng.standard_normal(n_tags))
+    corpus_x, corpus_y = rng.standard_normal((200, 502)), rng.random((200, 500))
+    clips_x = [rng.standard_normal((1, 502)) for _ in range(30)]
+    clips_y = [rng.random((1, 500)) for _ in clips_x]
+    taught = student.fit_student(corpus_x, corpus_y, clips_x, clips_y, (rng.random((30, n_tags)) < 0.4).astype(np.float32))
+    band = BandStudentTagger(network, heads, matrix)
+    return HybridTagger(band, StatisticsStudentModule(taught, matrix, with_bands=True), weight), band
+
+
+def test_an_exported_band_blend_runs_as_its_modules_compute(tmp_path):
+    rng = np.random.default_rng(3)
+    matrix = np.zeros((100, 2), dtype=np.float32)
+    matrix[[0, 1], 0] = 0.5
+    matrix[70, 1] = 1.0
+    blend, band = small_blend(rng, 4, matrix, weight=0.3)
+    params = FeatureParams()
+    path = tmp_path / "band.onnx"
+    tags = ["mood:a", "mood:b", "quadrant:q1", "genre:c", "instrument:x", "voice:y"]
+    export_onnx(blend, str(path), tags, params, librosa_mel_basis(params), "test-band", "test", "generated", False, band_windows=True)
+    model = TagModel(path)
+    assert model.info.front_end == "mfcc-bands" and model.tags == tags
+    samples = decode(str(write_chord(tmp_path / "chord.wav", seconds=8.0)), params.sample_rate).samples
+    windows, frames, bands = model.front_end.patches_and_bands(samples)
+    with torch.no_grad():
+        per_window = band(torch.from_numpy(windows)).numpy()
+        statistics = blend.statistics_model(torch.from_numpy(np.concatenate([song_statistics(frames), bands])[None])).numpy()[0]
+    np.testing.assert_allclose(model.patch_outputs(windows), per_window, atol=1e-5)
+    expected = 0.7 * per_window.mean(axis=0) + 0.3 * statistics
+    np.testing.assert_allclose(model.vector_from_samples(samples), expected, atol=1e-5)
+    # the teacher-derived columns: the clipped teacher probabilities through the synonym matrix
+    with torch.no_grad():
+        teacher = band.network(torch.from_numpy(windows)).numpy()
+    np.testing.assert_allclose(per_window[:, 4:], np.clip(teacher[:, 400:], 0, 1) @ matrix, atol=1e-5)
+
+
+def test_teaching_lowers_the_distillation_loss():
+    rng = np.random.default_rng(4)
+    frames = [rng.standard_normal((1, band_student.SEGMENT_FRAMES, 96)).astype(np.float16) for _ in range(6)]
+    starts = [np.array([[0, t] for t in range(0, 2300, 258)]) for _ in frames]
+    # targets that depend on the windows' content: their mean per band group
+    targets = []
+    for f, s in zip(frames, starts):
+        windows = band_student.gather([f], np.zeros(len(s), int), s)
+        targets.append(np.repeat(windows.mean(axis=1)[:, :50], 10, axis=1).astype(np.float32))
+    losses = []
+    settings = band_student.BandStudentSettings(width=8, epochs=6, batch_size=8, jitter_frames=0)
+    band_student.fit_band_student(frames, starts, targets, np.arange(6), settings, log=losses.append)
+    first, last = (float(line.split("loss ")[1].split()[0]) for line in (losses[0], losses[-1]))
+    assert last < first
