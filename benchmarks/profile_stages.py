@@ -13,10 +13,13 @@ Stages (exclusive times; nested timers are subtracted from their parent):
   mono        audio._to_mono (channel mean)
   resample    audio.resample (soxr HQ)
   stft        numpy.fft.rfft inside MfccExtractor.mfcc
-  mel+dct     the rest of MfccExtractor.mfcc (framing, window, power, mel, log, DCT)
+  mel+dct     the rest of MfccExtractor.mfcc (framing, window, power, mel, log, DCT;
+              and the 96-band log-mel of a model that takes bands)
   deltas      MfccExtractor._derivative (delta, delta-delta)
-  patches     features.frames_to_patches
-  model       TagModel.patch_outputs (onnxruntime)
+  patches     features.frames_to_patches, or frontends.band_windows (mfcc-bands front end)
+  song statistics, band statistics
+              features.song_statistics, logmel.band_statistics (a blend's statistics half)
+  model       TagModel.patch_outputs and statistics_outputs (onnxruntime)
   other       the loop's wall time minus all of the above
 """
 
@@ -88,7 +91,11 @@ def main(argv: list[str]) -> int:
     features.MfccExtractor.mfcc = timed("mel+dct", features.MfccExtractor.mfcc)
     features.MfccExtractor._derivative = timed("deltas", features.MfccExtractor._derivative)
     frontends.frames_to_patches = timed("patches", frontends.frames_to_patches)
+    frontends.band_windows = timed("patches", frontends.band_windows)  # the mfcc-bands front end's
+    frontends.logmel.band_statistics = timed("band statistics", frontends.logmel.band_statistics)
+    model.song_statistics = timed("song statistics", model.song_statistics)
     model.TagModel.patch_outputs = timed("model", model.TagModel.patch_outputs)
+    model.TagModel.statistics_outputs = timed("model", model.TagModel.statistics_outputs)
 
     max_segments = None if mode == "full" else model.DEFAULT_MAX_SEGMENTS
     analysed = 0.0
@@ -101,7 +108,10 @@ def main(argv: list[str]) -> int:
     loop = time.perf_counter() - loop_started
     stages = {
         name: totals.get(name, 0.0)
-        for name in ["decode", "mono", "resample", "stft", "mel+dct", "deltas", "patches", "model"]
+        for name in [
+            "decode", "mono", "resample", "stft", "mel+dct", "deltas", "patches",
+            "song statistics", "band statistics", "model",
+        ]
     }
     stages["other"] = loop - sum(stages.values())
     print(

@@ -574,16 +574,18 @@ def profile_table(profile: dict) -> tuple[list[str], list[tuple[str, float]]]:
         "mono": "stereo to mono (`audio._to_mono`)",
         "resample": "resample 44.1 -> 22.05 kHz (soxr HQ, `audio.resample`)",
         "stft": "STFT (`np.fft.rfft`)",
-        "mel+dct": "framing, window, power, mel, log, DCT (rest of `MfccExtractor.mfcc`)",
+        "mel+dct": "framing, window, power, mel (and the 96 bands), log, DCT (rest of `MfccExtractor.mfcc`)",
         "deltas": "delta, delta-delta (`MfccExtractor._derivative`)",
-        "patches": "patches (`frames_to_patches`)",
-        "model": "model (onnxruntime, `TagModel.patch_outputs`)",
+        "patches": "patches or band windows (`frames_to_patches`, `band_windows`)",
+        "song statistics": "song statistics (`features.song_statistics`)",
+        "band statistics": "band statistics (`logmel.band_statistics`)",
+        "model": "model (onnxruntime, `TagModel.patch_outputs`, `statistics_outputs`)",
         "other": "other (finite check, loop, Python)",
     }
     lines = ["| stage | seconds | share | x realtime (analysed s / stage s) |", "|---|---:|---:|---:|"]
     ranked = []
     for key, label in labels.items():
-        value = stages[key]
+        value = stages.get(key, 0.0)
         ranked.append((key, value / loop))
         speed = profile["analysed_seconds"] / value if value > 0 else float("inf")
         lines.append(f"| {label} | {value:.2f} | {100 * value / loop:.1f}% | {speed:,.0f}x |")

@@ -93,13 +93,13 @@ class MfccBandsFrontEnd(MfccFrontEnd):
     the MFCC frames come from the same STFT for the statistics half."""
 
     name = MFCC_BANDS
-    #: later segments shorter than a window are skipped, as the teacher outputs the band
-    #: student learnt from skip them (training.teacher.MIN_SEGMENT_SECONDS)
-    min_later_segment_seconds = 3.0
 
     def __init__(self, params: FeatureParams, mel_basis: np.ndarray):
         super().__init__(params, mel_basis)
         self.min_seconds = MIN_LOGMEL_SECONDS
+        #: later segments shorter than a window are skipped, as the teacher outputs the band
+        #: student learnt from skip them (training.teacher.MIN_SEGMENT_SECONDS)
+        self.min_later_segment_seconds = LogMelFrontEnd.min_later_segment_seconds
 
     def _windows(self, samples: np.ndarray, bands: np.ndarray) -> np.ndarray:
         if len(samples) < self.min_seconds * self.sample_rate:

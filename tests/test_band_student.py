@@ -112,3 +112,17 @@ def test_teaching_lowers_the_distillation_loss():
     band_student.fit_band_student(frames, starts, targets, np.arange(6), settings, log=losses.append)
     first, last = (float(line.split("loss ")[1].split()[0]) for line in (losses[0], losses[-1]))
     assert last < first
+
+
+def test_short_tails_are_skipped_in_training_and_at_run_time():
+    """A 30.2 s clip: its second segment (0.2 s) gets no window from the cache, as the run-time
+    front end skips a later segment under 3 s and the teacher outputs have no patch there."""
+    cache = np.full((2, band_student.SEGMENT_FRAMES, 96), np.nan, dtype=np.float16)
+    cache[0] = 1.0
+    cache[1, :18] = 1.0
+    assert band_student.clip_windows(cache).shape == (10, BAND_WINDOW_FRAMES, 96)
+    cache[1, :300] = 1.0  # 3.5 s: analysed, one window
+    assert band_student.clip_windows(cache).shape == (11, BAND_WINDOW_FRAMES, 96)
+    params = FeatureParams()
+    front_end = MfccBandsFrontEnd(params, librosa_mel_basis(params))
+    assert front_end.min_later_segment_seconds == 3.0 and front_end.min_seconds == 1.0

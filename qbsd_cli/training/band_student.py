@@ -29,8 +29,8 @@ from ..frontends import band_windows
 from . import accurate
 
 SEGMENT_SECONDS = 30.0
-#: Frames per 30 s segment in the band-frames cache (feature_cache.segment_band_frames).
-SEGMENT_FRAMES = 2584
+#: Frames per 30 s segment in the band-frames cache (feature_cache.segment_band_frames): 2,584.
+SEGMENT_FRAMES = 1 + int(SEGMENT_SECONDS * FeatureParams().sample_rate) // FeatureParams().hop_length
 
 
 @dataclass(frozen=True)
@@ -147,12 +147,36 @@ def fit_band_student(
     return BandStudent(network, heads=None)
 
 
+def analysed_segments(band_frames: np.ndarray, params: FeatureParams = FeatureParams()) -> list[np.ndarray]:
+    """The cached segments (n_segments, SEGMENT_FRAMES, 96) of a file that the run-time front
+    end analyses (frontends.MfccBandsFrontEnd, model.TagModel.analyse), each cut to its real
+    frames: the first one if it lasts a second, a later one if it lasts 3 s."""
+    from ..frontends import LogMelFrontEnd, MIN_LOGMEL_SECONDS
+
+    def frames_for(seconds: float) -> int:  # frames of `seconds` of audio: 1 + samples // hop
+        return 1 + int(seconds * params.sample_rate) // params.hop_length
+
+    kept = []
+    for number, segment in enumerate(band_frames):
+        segment = segment[~np.isnan(segment).any(axis=1)]
+        least = MIN_LOGMEL_SECONDS if number == 0 else LogMelFrontEnd.min_later_segment_seconds
+        if len(segment) >= frames_for(least):
+            kept.append(segment)
+    return kept
+
+
+def clip_windows(band_frames: np.ndarray) -> np.ndarray:
+    """Every run-time window (n, WINDOW_FRAMES, 96) float32 of a file from its cached band
+    frames: its analysed segments cut as the front end cuts them (frontends.band_windows)."""
+    segments = analysed_segments(band_frames)
+    if not segments:
+        return np.zeros((0, WINDOW_FRAMES, band_frames.shape[2]), dtype=np.float32)
+    return np.concatenate([band_windows(segment) for segment in segments])
+
+
 def clip_window_features(student: BandStudent, band_frames: np.ndarray) -> np.ndarray:
-    """(n_windows, 500): the student's teacher features of every run-time window of a clip
-    (each cached segment cut as the run-time front end cuts it, frontends.band_windows)."""
-    segments = [segment[~np.isnan(segment).any(axis=1)] for segment in band_frames]
-    windows = np.concatenate([band_windows(segment) for segment in segments if len(segment)])
-    return student.teacher_features(windows)
+    """(n_windows, 500): the student's teacher features of every run-time window of a clip."""
+    return student.teacher_features(clip_windows(band_frames))
 
 
 def clip_band_frames(paths: list[str], params: FeatureParams, cache: str | None, jobs: int, progress=None):

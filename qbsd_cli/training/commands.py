@@ -107,7 +107,12 @@ def train_and_export(
     output = output or Path("models/qbsd.onnx")
     blend = BLENDS.get(recipe_name)
     if blend and blend.patch_model == band_student.METHOD:
-        return _train_band_blend(recipe_name, blend, data, layout, output, limit, cache, jobs)
+        if epochs_from_cv:
+            raise UsageError(
+                f"{recipe_name} has no early-stopped members: its band student trains for a fixed number of "
+                "epochs (--epochs changes it); leave out --epochs-from-cv"
+            )
+        return _train_band_blend(recipe_name, blend, data, layout, output, limit, cache, jobs, epochs)
     patch_model = blend.patch_model if blend else recipe_name
     members = ENSEMBLES.get(patch_model, [patch_model])
     unknown = [name for name in members if name not in RECIPES]
@@ -179,9 +184,14 @@ def train_and_export(
     return model_id
 
 
-def _train_band_blend(recipe_name: str, blend, data, layout, output: Path, limit: int, cache, jobs: int) -> str:
+def _train_band_blend(
+    recipe_name: str, blend, data, layout, output: Path, limit: int, cache, jobs: int, epochs: int | None
+) -> str:
     """The fast model with the band student as its patch half (band_student.py): band windows
-    in, every tag (4Q and teacher-derived) from both halves, mixed by the blend's weight."""
+    in, every tag (4Q and teacher-derived) from both halves, mixed by the blend's weight;
+    `epochs` replaces the student's default length."""
+    from dataclasses import replace
+
     import torch
 
     from . import accurate, band_student
@@ -204,6 +214,8 @@ def _train_band_blend(recipe_name: str, blend, data, layout, output: Path, limit
         raise UsageError(f"{recipe_name}: the band student needs a student as its statistics half")
     torch.set_num_threads(max(jobs, 1))
     settings = band_student.BandStudentSettings()
+    if epochs:
+        settings = replace(settings, epochs=epochs)
     _log(f"teaching the band student (corpus and every clip, {settings.epochs} epochs) ...")
     data_for_student = band_student.band_data(songs.paths, params, cache_dir, jobs, log=_log)
     taught, _ = band_student.teach(data_for_student, np.arange(len(songs.paths)), songs.labels, settings, log=_log)

@@ -158,6 +158,7 @@ def _teacher_folds(
     params: FeatureParams,
     cache_dir: str | None = None,
     log=print,
+    jobs: int = 2,
 ) -> None:
     """Out-of-fold scores of the teacher methods, fold by fold, saved like the others'
     (heads on 640 clips fit in seconds and the student in about ten, so this runs in the
@@ -193,7 +194,7 @@ def _teacher_folds(
             student.segment_pairs(f, o, params, b) for f, o, b in zip(song_frames, outputs, bands)
         ]
     if any(method == band_student.METHOD for method, _ in todo):
-        bands_data = band_student.band_data(songs.paths, params, cache_dir, jobs=2, log=log)
+        bands_data = band_student.band_data(songs.paths, params, cache_dir, jobs, log=log)
     matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
 
     def save_derived(method: str, fold: int, derived: np.ndarray) -> None:
@@ -264,7 +265,7 @@ def cross_validate(
     trained = list(dict.fromkeys(member for method in methods for member in trained_members(method)))
     teacher_methods = [method for method in trained if method in TEACHER_METHODS]
     if teacher_methods:
-        _teacher_folds(songs, teacher_methods, fold_of, results_dir, n_folds, song_frames, params, cache_dir, log)
+        _teacher_folds(songs, teacher_methods, fold_of, results_dir, n_folds, song_frames, params, cache_dir, log, jobs)
     trained = [method for method in trained if method not in TEACHER_METHODS]
     pending = []
     for method in trained:

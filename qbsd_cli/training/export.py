@@ -152,12 +152,15 @@ def export_onnx(
             )
     if band_windows:
         metadata["qbsd.front_end"] = MFCC_BANDS
+        if not hybrid:
+            raise ValueError("band windows: the fast model's band student is the patch half of a blend")
+        features = network.statistics_model.statistics_features
+        inputs = "182 MFCC statistics" + (", then the segment's 320 band statistics" if LOGMEL_BANDS in features else "")
         metadata["qbsd.song_vector"] = (
             f"{1 - network.statistics_weight:g} x the mean of per-window `tags` over non-overlapping 3 s windows "
             f"(258 frames) of the 96-band log-mel from the MFCC's STFT (frontends.MfccBandsFrontEnd) + "
-            f"{network.statistics_weight:g} x `statistics_tags` of the song_statistics (182 MFCC statistics, then "
-            "the segment's 320 band statistics); for songs longer than a training clip, per 30 s segment, "
-            "weighted by the segment's windows"
+            f"{network.statistics_weight:g} x `statistics_tags` of the song_statistics ({inputs}); for songs "
+            "longer than a training clip, per 30 s segment, weighted by the segment's windows"
         )
         metadata["qbsd.summary"] = (
             f"fast: {recipe_name}, a band student (a small CNN over 3 s of 96 log-mel bands, taught by the musicnn "

@@ -91,10 +91,18 @@ def _compute_band_frames(job: tuple[str, str]) -> str:
 
 
 def _cached(
-    folder: str, compute, paths: list[str], params: FeatureParams, mel_basis: np.ndarray, jobs, progress=None
+    folder: str,
+    compute,
+    paths: list[str],
+    params: FeatureParams,
+    mel_basis: np.ndarray,
+    jobs,
+    progress=None,
+    mmap: bool = False,
 ) -> list[np.ndarray]:
     """One .npy per path in `folder`, made by `compute((path, target))` in worker processes
-    where missing (resumable: each file is written whole, then renamed)."""
+    where missing (resumable: each file is written whole, then renamed); `mmap`: returned
+    memory-mapped, read only, rather than loaded."""
     os.makedirs(folder, exist_ok=True)
     targets = [_song_cache_path(folder, path) for path in paths]
     missing = [(path, target) for path, target in zip(paths, targets) if not os.path.exists(target)]
@@ -104,7 +112,7 @@ def _cached(
             for done, _ in enumerate(pool.map(compute, missing, chunksize=4), 1):
                 if progress:
                     progress(done, len(missing))
-    return [np.load(target) for target in targets]
+    return [np.load(target, mmap_mode="r" if mmap else None) for target in targets]
 
 
 def song_frames(
@@ -146,6 +154,6 @@ def segment_band_frames(
     """(n_segments, frames_per_segment, 96) float16 per path: the log-mel time course of each
     30 s segment (`MfccFrontEnd.bands`, the input of a band student), frames past a short
     segment's end NaN; frames_per_segment = 1 + 30 s * sample_rate // hop_length (2,584).
-    Computed where not cached (resumable)."""
+    Computed where not cached (resumable); memory-mapped (about 0.5 MB per 30 s)."""
     folder = os.path.join(cache_dir or default_cache_dir(), "band-frames-v1-" + _cache_key(params, mel_basis))
-    return _cached(folder, _compute_band_frames, paths, params, mel_basis, jobs, progress)
+    return _cached(folder, _compute_band_frames, paths, params, mel_basis, jobs, progress, mmap=True)

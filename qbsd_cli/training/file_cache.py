@@ -37,6 +37,8 @@ def entry_path(folder: str, path: str, suffix: str, legacy_stem: str | None = No
         legacy = os.path.join(folder, legacy_stem + suffix)
         try:
             os.replace(legacy, target)
-        except FileNotFoundError:
+        except FileNotFoundError:  # none, or another process renamed it first
             pass
+        except OSError:  # a read-only cache: read the entry where it is
+            return legacy if os.path.exists(legacy) else target
     return target
