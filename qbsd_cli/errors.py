@@ -8,7 +8,7 @@ what to do). The command line maps these to exit statuses in one place
     ├── UsageError            a bad request: a query file that does not exist, a bad option value
     │   └── UnknownTagError   a word that names no tag (with `.suggestions`)
     ├── AudioError            a file that cannot be decoded or analysed
-    │   └── TooShortError     too short for the model (fast: one 0.58 s patch; accurate: 1 s)
+    │   └── TooShortError     too short for the model (under 1 s; 0.58 s for MFCC-patch models)
     ├── ModelError            a model file that is missing or is not a qbsd model
     ├── ClusterError          the Dask cluster of --cluster cannot be used (or the extra is missing)
     └── StoreError            the index cannot be used
@@ -44,8 +44,9 @@ class AudioError(QbsdError):
 
 
 class TooShortError(AudioError):
-    """The audio is too short for the model: under one patch (0.58 s) for the fast model,
-    under 1 s for the accurate one."""
+    """The audio is too short for the model: under 1 s for both shipped models (their band
+    windows and log-mel patches pad up to 3 s, but not from less), under one patch (0.58 s)
+    for a model on the paper's MFCC patches."""
 
 
 class ModelError(QbsdError):

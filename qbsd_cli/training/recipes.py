@@ -178,7 +178,7 @@ ENSEMBLES: dict[str, list[str]] = {
 # scores of both; shipped as one graph with two inputs (network.HybridTagger).
 @dataclass(frozen=True)
 class Blend:
-    patch_model: str  # a recipe or an ensemble
+    patch_model: str  # a recipe, an ensemble, or the band student (band_student.METHOD)
     statistics_weight: float  # w, the song-statistics model's share of the song vector
     # on features.song_statistics: "mlp-rich" (an MLP on the labels) or "mlp-student"
     # (student.py: an MLP taught by the musicnn teachers, with heads on the labels)
@@ -199,6 +199,11 @@ BLENDS: dict[str, Blend] = {
     # the nested selection's per-fold choices (0.75, 0.85, 0.95, 0.85, 0.95; w in 0, 0.05
     # .. 1 by MAP on the other four folds); see the model card
     "cnn-tf-student-bands": Blend("cnn-tf-ensemble", 0.85, "mlp-student-bands"),
+    # the band student (band_student.py: a 1-D CNN over 3 s of the 96-band log-mel, taught
+    # by the musicnn teachers) in place of the CNN ensemble, with the same statistics
+    # student; w = 0.25: the median of the nested selection's per-fold choices (0.3, 0.3,
+    # 0.15, 0.25, 0.05; w in 0, 0.05 .. 1 by MAP on the other four folds); see the model card
+    "cnn-band-student-bands": Blend("cnn-band-student", 0.25, "mlp-student-bands"),
 }
 
 # The song-statistics MLP's L2 penalty, chosen on the cross-validation folds (1 and 3
