@@ -38,17 +38,19 @@ REASONS = 3
 #: Measured by `python benchmarks/duplicates.py` (benchmarks/DUPLICATES.md): for each model,
 #: the cosine between a clip and its re-encodes (MP3 at about 24, 80 and 160 kbit/s, FLAC,
 #: Ogg, 16 and 44.1 kHz) against the cosine between different clips of the 800.
-#: Fast (qbsd-cnn-tf-student-bands-6af65adeee), 60 clips x 7 re-encodes against the 319,600
-#: pairs of the 800: different clips reach 0.9887 at most, and every re-encode at 80 kbit/s or
-#: more, FLAC or Ogg is at 0.9926 or more, so 0.99 merges no different pair and misses none
-#: of those 300 (112 of all 420: the 24 kbit/s MP3s and 52 of the 60 16 kHz FLACs, whose
-#: vectors move too far, 0.56-0.98 and 0.83-0.999, for any threshold; the same artist and
-#: title still catch them). The earlier fast models (without the band statistics) had 0.993.
+#: Fast (qbsd-cnn-band-student-bands-87738b13d1), 60 clips x 7 re-encodes against the 319,600
+#: pairs of the 800: different clips reach 0.9960 at most (two songs of one artist), and
+#: every re-encode at 80 kbit/s or more, FLAC or Ogg is at 0.9977 or more, so 0.997 merges no
+#: different pair and misses none of those 300 (101 of all 420: most 24 kbit/s MP3s and some
+#: 16 kHz FLACs, 0.65-0.996 and 0.945-0.9999, move too far for any threshold; the same artist
+#: and title still catch them). The fast model before it (with the paper's CNN half) had
+#: 0.99 (different clips at most 0.9887), the ones before the band statistics 0.993.
 #: Accurate, 40 clips x 7 against the 19,900 pairs of the first 200 (13 min on one core):
 #: different clips reach 0.9816 at most; every re-encode but the 24 kbit/s MP3s is at 0.9952
 #: or more, so 0.99 misses only MP3s at 24 kbit/s (below 0.99 for most of them).
 DUPLICATE_COSINE = {
-    "qbsd-cnn-tf-student-bands-6af65adeee": 0.99,  # fast
+    "qbsd-cnn-band-student-bands-87738b13d1": 0.997,  # fast
+    "qbsd-cnn-tf-student-bands-6af65adeee": 0.99,  # the fast model before the band student
     "qbsd-cnn-tf-student-49eb5aab3e": 0.993,  # the fast model before the band statistics
     "qbsd-cnn-tf-student-d8b9165c40": 0.993,  # the fast model before it had the teacher-derived tags
     "qbsd-musicnn-heads-225ea3c8dd": 0.99,  # accurate
