@@ -698,8 +698,9 @@ def write_report(out: Path, results: dict, settings: dict) -> None:
             rows.append(
                 (
                     "naive reference throughput, library",
-                    "`librosa.load` + `librosa.feature.mfcc` + deltas + one onnxruntime call per "
-                    f"patch, one thread, whole process; {how_runs}",
+                    "`librosa.load` + `librosa.feature.mfcc` + deltas (+ `librosa.feature.melspectrogram` "
+                    "for a model on band windows) + one onnxruntime call per patch or window, one thread, "
+                    f"whole process; {how_runs}",
                     f"{naive:,.0f}x realtime (it analyses every second)",
                     "(reference)",
                     "n/a",
