@@ -513,7 +513,7 @@ def train(
         "cnn-tf-stats",
         "--recipe",
         help="Training recipe, ensemble or blend (see the model card): the shipped fast model is "
-        "cnn-tf-student-bands (needs the teachers' corpus), the accurate one musicnn-heads; the default, "
+        "cnn-band-student-bands (needs the teachers' corpus), the accurate one musicnn-heads; the default, "
         "cnn-tf-stats, needs neither.",
     ),
     output: Optional[Path] = typer.Option(
