@@ -72,7 +72,12 @@ def main(argv: list[str]) -> int:
         patches = frames_to_patches(np.ascontiguousarray(frames, dtype=np.float32), params)
         if windowed:
             mel = librosa.feature.melspectrogram(
-                y=samples, sr=rate, n_fft=params.n_fft, hop_length=params.hop_length, n_mels=96, fmax=rate / 2,
+                y=samples,
+                sr=rate,
+                n_fft=params.n_fft,
+                hop_length=params.hop_length,
+                n_mels=96,
+                fmax=rate / 2,
                 pad_mode="constant",
             )
             patches = band_windows(np.log10(10000.0 * mel.T + 1.0).astype(np.float32))

@@ -109,8 +109,16 @@ def main(argv: list[str]) -> int:
     stages = {
         name: totals.get(name, 0.0)
         for name in [
-            "decode", "mono", "resample", "stft", "mel+dct", "deltas", "patches",
-            "song statistics", "band statistics", "model",
+            "decode",
+            "mono",
+            "resample",
+            "stft",
+            "mel+dct",
+            "deltas",
+            "patches",
+            "song statistics",
+            "band statistics",
+            "model",
         ]
     }
     stages["other"] = loop - sum(stages.values())

@@ -43,7 +43,9 @@ def test_the_bands_front_end_keeps_the_mfcc_frames(tmp_path):
     np.testing.assert_array_equal(frames, mfcc_frames)
     np.testing.assert_array_equal(statistics, mfcc_statistics)
     assert windows.shape == (len(frames) // BAND_WINDOW_FRAMES, BAND_WINDOW_FRAMES, 96)
-    np.testing.assert_array_equal(windows.reshape(-1, 96), MfccBandsFrontEnd(params, mel_basis).bands(samples)[: 2 * 258])
+    np.testing.assert_array_equal(
+        windows.reshape(-1, 96), MfccBandsFrontEnd(params, mel_basis).bands(samples)[: 2 * 258]
+    )
     assert MfccBandsFrontEnd(params, mel_basis).patches(samples[: params.sample_rate // 2])[0].shape[0] == 0
 
 
@@ -63,11 +65,15 @@ def small_blend(rng, n_tags: int, matrix: np.ndarray, weight: float):
     network = BandStudentNetwork(
         rng.random(96), rng.random(96) + 0.5, rng.random(500), rng.random(500) + 0.1, width=8, dropout=0.0
     ).eval()
-    heads = accurate.Heads(rng.random(500), rng.random(500) + 0.5, rng.standard_normal((500, n_tags)) / 20, rng.standard_normal(n_tags))
+    heads = accurate.Heads(
+        rng.random(500), rng.random(500) + 0.5, rng.standard_normal((500, n_tags)) / 20, rng.standard_normal(n_tags)
+    )
     corpus_x, corpus_y = rng.standard_normal((200, 502)), rng.random((200, 500))
     clips_x = [rng.standard_normal((1, 502)) for _ in range(30)]
     clips_y = [rng.random((1, 500)) for _ in clips_x]
-    taught = student.fit_student(corpus_x, corpus_y, clips_x, clips_y, (rng.random((30, n_tags)) < 0.4).astype(np.float32))
+    taught = student.fit_student(
+        corpus_x, corpus_y, clips_x, clips_y, (rng.random((30, n_tags)) < 0.4).astype(np.float32)
+    )
     band = BandStudentTagger(network, heads, matrix)
     return HybridTagger(band, StatisticsStudentModule(taught, matrix, with_bands=True), weight), band
 
@@ -81,14 +87,27 @@ def test_an_exported_band_blend_runs_as_its_modules_compute(tmp_path):
     params = FeatureParams()
     path = tmp_path / "band.onnx"
     tags = ["mood:a", "mood:b", "quadrant:q1", "genre:c", "instrument:x", "voice:y"]
-    export_onnx(blend, str(path), tags, params, librosa_mel_basis(params), "test-band", "test", "generated", False, band_windows=True)
+    export_onnx(
+        blend,
+        str(path),
+        tags,
+        params,
+        librosa_mel_basis(params),
+        "test-band",
+        "test",
+        "generated",
+        False,
+        band_windows=True,
+    )
     model = TagModel(path)
     assert model.info.front_end == "mfcc-bands" and model.tags == tags
     samples = decode(str(write_chord(tmp_path / "chord.wav", seconds=8.0)), params.sample_rate).samples
     windows, frames, bands = model.front_end.patches_and_bands(samples)
     with torch.no_grad():
         per_window = band(torch.from_numpy(windows)).numpy()
-        statistics = blend.statistics_model(torch.from_numpy(np.concatenate([song_statistics(frames), bands])[None])).numpy()[0]
+        statistics = blend.statistics_model(
+            torch.from_numpy(np.concatenate([song_statistics(frames), bands])[None])
+        ).numpy()[0]
     np.testing.assert_allclose(model.patch_outputs(windows), per_window, atol=1e-5)
     expected = 0.7 * per_window.mean(axis=0) + 0.3 * statistics
     np.testing.assert_allclose(model.vector_from_samples(samples), expected, atol=1e-5)

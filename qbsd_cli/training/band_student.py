@@ -74,9 +74,9 @@ def patch_windows(band_frames: np.ndarray, outputs: dict[str, np.ndarray]) -> tu
 def gather(band_frames: list[np.ndarray], index: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Windows (k, WINDOW_FRAMES, 96) float32 for (file, segment, first frame) rows; frames
     past a segment's end (NaN in the cache) are the log-mel of silence, 0."""
-    windows = np.stack(
-        [band_frames[f][s, t : t + WINDOW_FRAMES] for f, (s, t) in zip(index, starts)]
-    ).astype(np.float32)
+    windows = np.stack([band_frames[f][s, t : t + WINDOW_FRAMES] for f, (s, t) in zip(index, starts)]).astype(
+        np.float32
+    )
     return np.nan_to_num(windows, nan=0.0)
 
 
@@ -142,7 +142,10 @@ def fit_band_student(
             optimizer.step()
             scheduler.step()
             total += float(loss.detach()) * len(batch)
-        log(f"    band student epoch {epoch}/{settings.epochs}: loss {total / len(index):.4f} ({time.time() - started:.0f} s)")
+        log(
+            f"    band student epoch {epoch}/{settings.epochs}: "
+            f"loss {total / len(index):.4f} ({time.time() - started:.0f} s)"
+        )
     network.eval()
     return BandStudent(network, heads=None)
 
@@ -151,7 +154,7 @@ def analysed_segments(band_frames: np.ndarray, params: FeatureParams = FeaturePa
     """The cached segments (n_segments, SEGMENT_FRAMES, 96) of a file that the run-time front
     end analyses (frontends.MfccBandsFrontEnd, model.TagModel.analyse), each cut to its real
     frames: the first one if it lasts a second, a later one if it lasts 3 s."""
-    from ..frontends import LogMelFrontEnd, MIN_LOGMEL_SECONDS
+    from ..frontends import MIN_LOGMEL_SECONDS, LogMelFrontEnd
 
     def frames_for(seconds: float) -> int:  # frames of `seconds` of audio: 1 + samples // hop
         return 1 + int(seconds * params.sample_rate) // params.hop_length

@@ -220,7 +220,9 @@ def _train_band_blend(
     data_for_student = band_student.band_data(songs.paths, params, cache_dir, jobs, log=_log)
     taught, _ = band_student.teach(data_for_student, np.arange(len(songs.paths)), songs.labels, settings, log=_log)
     matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
-    network = HybridTagger(BandStudentTagger(taught.network, taught.heads, matrix), statistics_module, blend.statistics_weight)
+    network = HybridTagger(
+        BandStudentTagger(taught.network, taught.heads, matrix), statistics_module, blend.statistics_weight
+    )
     tags = [*songs.tags, *statistics_tags]
     windows = sum(len(s) for s in data_for_student.starts)
     description = (

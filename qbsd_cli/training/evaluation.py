@@ -328,12 +328,11 @@ def nested_weight(songs: LabelledSongs, results_dir: str, fold_of: np.ndarray, b
     choices, nested = [], np.zeros_like(patch)
     for fold in np.unique(fold_of):
         others = fold_of != fold
-
-        def map_of(weight: float) -> float:
-            mixed = (1 - weight) * patch[others] + weight * statistics[others]
-            return metrics.retrieval_scores(songs.labels[others], mixed)["map"]
-
-        best = float(max(WEIGHT_GRID, key=map_of))
+        maps = [
+            metrics.retrieval_scores(songs.labels[others], ((1 - w) * patch + w * statistics)[others])["map"]
+            for w in WEIGHT_GRID
+        ]
+        best = float(WEIGHT_GRID[int(np.argmax(maps))])
         choices.append(best)
         nested[~others] = (1 - best) * patch[~others] + best * statistics[~others]
     retrieval = metrics.retrieval_scores(songs.labels, nested)

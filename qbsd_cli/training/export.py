@@ -155,7 +155,9 @@ def export_onnx(
         if not hybrid:
             raise ValueError("band windows: the fast model's band student is the patch half of a blend")
         features = network.statistics_model.statistics_features
-        inputs = "182 MFCC statistics" + (", then the segment's 320 band statistics" if LOGMEL_BANDS in features else "")
+        inputs = "182 MFCC statistics" + (
+            ", then the segment's 320 band statistics" if LOGMEL_BANDS in features else ""
+        )
         metadata["qbsd.song_vector"] = (
             f"{1 - network.statistics_weight:g} x the mean of per-window `tags` over non-overlapping 3 s windows "
             f"(258 frames) of the 96-band log-mel from the MFCC's STFT (frontends.MfccBandsFrontEnd) + "

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from functools import lru_cache
+from functools import cache
 
 
-@lru_cache(maxsize=None)
+@cache
 def _content_digest(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha1()
     with open(path, "rb") as handle:
