@@ -26,9 +26,9 @@ import numpy as np
 from ..features import FeatureParams
 from ..frontends import BAND_WINDOW_FRAMES as WINDOW_FRAMES
 from ..frontends import band_windows
+from ..settings import SEGMENT_SECONDS
 from . import accurate
 
-SEGMENT_SECONDS = 30.0
 #: Frames per 30 s segment in the band-frames cache (feature_cache.segment_band_frames): 2,584.
 SEGMENT_FRAMES = 1 + int(SEGMENT_SECONDS * FeatureParams().sample_rate) // FeatureParams().hop_length
 

@@ -115,6 +115,12 @@ def _cached(
     return [np.load(target, mmap_mode="r" if mmap else None) for target in targets]
 
 
+def _folder(cache_dir: str | None, kind: str, params: FeatureParams, mel_basis: np.ndarray) -> str:
+    """The cache folder of one kind of per-file values for these feature parameters; `kind`
+    names (and versions) what is computed, so a change to it never reuses old files."""
+    return os.path.join(cache_dir or default_cache_dir(), kind + _cache_key(params, mel_basis))
+
+
 def song_frames(
     paths: list[str],
     params: FeatureParams,
@@ -124,8 +130,7 @@ def song_frames(
     progress=None,
 ) -> list[np.ndarray]:
     """(n_frames, 39) float32 frames for every path, computed where not cached."""
-    folder = os.path.join(cache_dir or default_cache_dir(), _cache_key(params, mel_basis))
-    return _cached(folder, _compute_frames, paths, params, mel_basis, jobs, progress)
+    return _cached(_folder(cache_dir, "", params, mel_basis), _compute_frames, paths, params, mel_basis, jobs, progress)
 
 
 def segment_band_statistics(
@@ -138,8 +143,7 @@ def segment_band_statistics(
     """(n_segments, 320) float32 per path: the band statistics of each 30 s segment
     (`MfccFrontEnd.patches_and_bands` of audio.decode_segments' segments, those the model
     analyses; NaN for one too short to summarise), computed where not cached (resumable)."""
-    # the version names logmel.band_statistics' definition: a change to it must not reuse old files
-    folder = os.path.join(cache_dir or default_cache_dir(), "band-statistics-v1-" + _cache_key(params, mel_basis))
+    folder = _folder(cache_dir, "band-statistics-v1-", params, mel_basis)
     return _cached(folder, _compute_band_statistics, paths, params, mel_basis, jobs)
 
 
@@ -155,5 +159,5 @@ def segment_band_frames(
     30 s segment (`MfccFrontEnd.bands`, the input of a band student), frames past a short
     segment's end NaN; frames_per_segment = 1 + 30 s * sample_rate // hop_length (2,584).
     Computed where not cached (resumable); memory-mapped (about 0.5 MB per 30 s)."""
-    folder = os.path.join(cache_dir or default_cache_dir(), "band-frames-v1-" + _cache_key(params, mel_basis))
+    folder = _folder(cache_dir, "band-frames-v1-", params, mel_basis)
     return _cached(folder, _compute_band_frames, paths, params, mel_basis, jobs, progress, mmap=True)
