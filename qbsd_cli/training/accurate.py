@@ -262,6 +262,8 @@ def build_onnx(heads: Heads, tags: list[str], output: Path, training_data: str, 
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    from .pruning import NEAR_ZERO, pruned_teacher
+
     names = teacher_tag_names(teacher_dir)
     matrix = teacher_tag_matrix(names)
     weights, bias = heads.folded()
@@ -269,7 +271,7 @@ def build_onnx(heads: Heads, tags: list[str], output: Path, training_data: str, 
     opset = None
     for teacher in OUTPUT_TEACHERS:
         prefix = f"{_PREFIXES[teacher].lower()}/"
-        model = onnx.compose.add_prefix(onnx.load(str(teacher_dir / f"{teacher}.onnx")), prefix)
+        model = onnx.compose.add_prefix(pruned_teacher(teacher_dir / f"{teacher}.onnx"), prefix)
         opset = opset or list(model.opset_import)
         nodes.append(helper.make_node("Identity", ["patches"], [f"{prefix}melspec"]))
         nodes.extend(model.graph.node)
@@ -309,6 +311,7 @@ def build_onnx(heads: Heads, tags: list[str], output: Path, training_data: str, 
     digest.update(json.dumps(vocabulary).encode())
     for teacher in OUTPUT_TEACHERS:
         digest.update((teacher_dir / f"{teacher}.onnx").read_bytes())
+    digest.update(f"pruned {NEAR_ZERO}".encode())
     model_id = f"qbsd-{RECIPE}-{digest.hexdigest()[:10]}"
     metadata = {
         "qbsd.model_id": model_id,
@@ -320,7 +323,8 @@ def build_onnx(heads: Heads, tags: list[str], output: Path, training_data: str, 
             {
                 "name": RECIPE,
                 "paper_faithful": False,
-                "settings": "beyond the paper: MTT_musicnn and MSD_musicnn (frozen) per 3 s log-mel patch; "
+                "settings": "beyond the paper: MTT_musicnn and MSD_musicnn (frozen, dead filters "
+                f"with weight norms under {NEAR_ZERO} of their layer's largest removed) per 3 s log-mel patch; "
                 f"4Q tags: logistic regression per tag (C={HEAD_C}, balanced) on their 500 "
                 "standardised penultimate and probability outputs, fitted on clip means; "
                 f"{len(TEACHER_TAGS)} more tags: the teachers' own, synonyms averaged",

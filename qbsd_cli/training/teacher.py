@@ -308,9 +308,12 @@ def convert(output_dir: str, names=TEACHERS, log=print) -> dict[str, dict]:
 
 
 def open_teachers(model_dir: str, names=OUTPUT_TEACHERS) -> dict:
-    """onnxruntime sessions of the teachers in `model_dir`, one thread each: the machine is
-    shared, and the patches of a segment are batched instead."""
+    """onnxruntime sessions of the teachers in `model_dir` without their dead filters
+    (pruning.py: same outputs to 1e-6, three times faster), one thread each: the machine
+    is shared, and the patches of a segment are batched instead."""
     import onnxruntime
+
+    from .pruning import pruned_teacher
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
@@ -319,7 +322,9 @@ def open_teachers(model_dir: str, names=OUTPUT_TEACHERS) -> dict:
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     return {
         name: onnxruntime.InferenceSession(
-            os.path.join(model_dir, f"{name}.onnx"), options, providers=["CPUExecutionProvider"]
+            pruned_teacher(os.path.join(model_dir, f"{name}.onnx")).SerializeToString(),
+            options,
+            providers=["CPUExecutionProvider"],
         )
         for name in names
     }
