@@ -513,7 +513,8 @@ def train(
         "cnn-tf-stats",
         "--recipe",
         help="Training recipe, ensemble or blend (see the model card): the shipped fast model is "
-        "cnn-band-student-bands (needs the teachers' corpus), the accurate one musicnn-heads; the default, "
+        "cnn-band-student-bands (needs the teachers' corpus), the accurate one musicnn-finetuned (or "
+        "musicnn-heads, its teachers frozen); the default, "
         "cnn-tf-stats, needs neither.",
     ),
     output: Optional[Path] = typer.Option(
@@ -521,7 +522,7 @@ def train(
         "--output",
         "-o",
         help="Where to write the ONNX model; if not given, models/qbsd.onnx, or models/qbsd-accurate.onnx for "
-        "musicnn-heads.",
+        "musicnn-finetuned and musicnn-heads.",
         show_default=False,
     ),
     epochs: Optional[int] = typer.Option(

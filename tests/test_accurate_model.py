@@ -23,7 +23,7 @@ NEW_TAGS = ["instrument:piano", "voice:female", "voice:none", "style:metal", "er
 @pytest.fixture(scope="module")
 def accurate() -> TagModel:
     if not shipped_model_path("accurate").exists():
-        pytest.fail("models/qbsd-accurate.onnx is missing: `qbsd train --recipe musicnn-heads` writes it")
+        pytest.fail("models/qbsd-accurate.onnx is missing: `qbsd train --recipe musicnn-finetuned` writes it")
     return TagModel("accurate")
 
 
@@ -39,7 +39,7 @@ def test_the_names_fast_and_accurate_pick_the_shipped_models(accurate):
 def test_tags_verbose_says_which_model_it_is(qbsd):
     result = qbsd("tags", "--verbose", "--model", "accurate")
     assert result.returncode == 0, result
-    assert result.err_lines[0].startswith("model qbsd-musicnn-heads-")
+    assert result.err_lines[0].startswith("model qbsd-musicnn-finetuned-")
     assert "instrument:piano" in result.lines
     # on a terminal a second line says which model it is (piped, scripts get the one line)
     assert ModelInfo.read("accurate").description.startswith("accurate:")
@@ -89,7 +89,7 @@ def test_an_index_of_one_model_refuses_the_other(qbsd, tmp_path):
     outsider = AudioFactory(tmp_path / "elsewhere").noise("outsider.wav", seed=5)
     refused = qbsd("similar", outsider, "--model", "fast", index=index)
     assert refused.returncode == 1, refused
-    assert "qbsd-musicnn-heads-" in refused.stderr and "qbsd-cnn-" in refused.stderr
+    assert "qbsd-musicnn-finetuned-" in refused.stderr and "qbsd-cnn-" in refused.stderr
 
 
 def test_an_index_keeps_the_shipped_model_it_was_built_with(qbsd, tmp_path):

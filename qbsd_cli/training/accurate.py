@@ -1,8 +1,8 @@
 """The accurate model: the two musicnn teachers, frozen, with heads on the 4Q labels, and
 their own tags renamed into qbsd's categories, in one self-describing ONNX graph.
 
-    qbsd train --recipe musicnn-heads --data ../shared/data/moods4q --output models/qbsd-accurate.onnx
-    qbsd evaluate --methods teacher-probe,musicnn-heads --data ../shared/data/moods4q
+    qbsd train --recipe musicnn-finetuned --data ../shared/data/moods4q --output models/qbsd-accurate.onnx
+    qbsd evaluate --methods teacher-probe,musicnn-heads,musicnn-finetuned --data ../shared/data/moods4q
 
 Per 3 s log-mel patch (frontends.LogMelFrontEnd), the graph runs MTT_musicnn and
 MSD_musicnn (models/teacher/) and concatenates their penultimate layers and tag
@@ -10,7 +10,9 @@ probabilities into 500 features (200 + 200 + 50 + 50). On them, one logistic reg
 per 4Q tag (`Heads`: standardised features, C=0.01, balanced classes, fitted on each
 clip's mean features) gives the 4Q columns; the teachers' 100 tags, synonyms merged
 (`TEACHER_TAGS`), give the columns of instruments, voices, styles, eras and descriptors.
-The song vector is the mean of the per-patch outputs, as for every qbsd model.
+The song vector is the mean of the per-patch outputs, as for every qbsd model. The shipped
+recipe, `musicnn-finetuned`, then fine-tunes both teachers' last layers with the heads
+(finetune.py); their tuned copies feed the 4Q heads, the frozen ones the teacher tags.
 
 Teacher outputs of the training clips are computed once with onnxruntime and cached
 (teacher.compute_outputs, ~/.cache/qbsd/teacher-outputs); nothing here needs TensorFlow.
@@ -45,6 +47,8 @@ def teacher_cache(cache: str | os.PathLike | None) -> Path:
 #: the folds of `qbsd evaluate` against 0.003 and 0.03 (models/README.md).
 HEAD_C = 0.01
 RECIPE = "musicnn-heads"
+#: the accurate model with the teachers' last layers fine-tuned on the labels (finetune.py)
+FINETUNED_RECIPE = "musicnn-finetuned"
 
 #: qbsd's name for each teacher-derived tag -> the teacher tags it merges ("MTT:x", "MSD:y"),
 #: whose probabilities are averaged. Synonyms are merged (MTT's `female`, `woman`,
@@ -256,18 +260,57 @@ def teacher_outputs(
     return outputs
 
 
-def build_onnx(heads: Heads, tags: list[str], output: Path, training_data: str, teacher_dir: Path = TEACHER_DIR) -> str:
+def _tuned_backend(prefix: str, tuned: dict[str, np.ndarray]) -> tuple[list, list, str, str]:
+    """Nodes and initializers of a teacher's fine-tuned dense layers (finetune.py), from its
+    flattened pooled features, beside the frozen ones; returns them and the names of the
+    tuned penultimate layer and probabilities."""
+    from onnx import helper, numpy_helper
+
+    from .finetune import BACKEND, FLATTEN
+
+    def frozen(key: str) -> str:
+        return prefix + BACKEND[key]
+
+    tuned_names = {key: f"{prefix}tuned/{key}" for key in tuned}
+    initializers = [numpy_helper.from_array(value.astype(np.float32), tuned_names[key]) for key, value in tuned.items()]
+    step = f"{prefix}tuned/"
+    nodes = [
+        helper.make_node("Mul", [prefix + FLATTEN, frozen("bn9_scale")], [step + "bn9_scaled"]),
+        helper.make_node("Add", [step + "bn9_scaled", frozen("bn9_shift")], [step + "bn9"]),
+        helper.make_node("MatMul", [step + "bn9", tuned_names["dense_weights"]], [step + "dense_product"]),
+        helper.make_node("Add", [step + "dense_product", tuned_names["dense_bias"]], [step + "dense"]),
+        helper.make_node("Relu", [step + "dense"], [step + "relu"]),
+        helper.make_node("Mul", [step + "relu", frozen("bn10_scale")], [step + "bn10_scaled"]),
+        helper.make_node("Add", [step + "bn10_scaled", frozen("bn10_shift")], [step + "penultimate"]),
+        helper.make_node("MatMul", [step + "penultimate", tuned_names["output_weights"]], [step + "output_product"]),
+        helper.make_node("Add", [step + "output_product", tuned_names["output_bias"]], [step + "logits"]),
+        helper.make_node("Sigmoid", [step + "logits"], [step + "probabilities"]),
+    ]
+    return nodes, initializers, step + "penultimate", step + "probabilities"
+
+
+def build_onnx(
+    heads: Heads,
+    tags: list[str],
+    output: Path,
+    training_data: str,
+    teacher_dir: Path = TEACHER_DIR,
+    fine_tuned=None,
+) -> str:
     """Write the accurate model: input `patches` (batch, 187, 96) log-mel, output `tags`
-    (batch, len(tags) + len(TEACHER_TAGS)) per-patch probabilities; returns its model id."""
+    (batch, len(tags) + len(TEACHER_TAGS)) per-patch probabilities; returns its model id.
+    With `fine_tuned` (finetune.FineTuned), the 4Q columns come from its tuned dense layers
+    and heads; the teacher-derived columns stay the frozen teachers' own."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     from .pruning import NEAR_ZERO, pruned_teacher
 
+    recipe = RECIPE if fine_tuned is None else FINETUNED_RECIPE
     names = teacher_tag_names(teacher_dir)
     matrix = teacher_tag_matrix(names)
-    weights, bias = heads.folded()
-    nodes, initializers, teacher_outputs_ = [], [], {}
+    weights, bias = heads.folded() if fine_tuned is None else (fine_tuned.weights, fine_tuned.bias)
+    nodes, initializers, teacher_outputs_, head_inputs = [], [], {}, {}
     opset = None
     for teacher in OUTPUT_TEACHERS:
         prefix = f"{_PREFIXES[teacher].lower()}/"
@@ -277,7 +320,16 @@ def build_onnx(heads: Heads, tags: list[str], output: Path, training_data: str, 
         nodes.extend(model.graph.node)
         initializers.extend(model.graph.initializer)
         teacher_outputs_[teacher] = (f"{prefix}penultimate", f"{prefix}probabilities")
-    penultimates = [teacher_outputs_[t][0] for t in OUTPUT_TEACHERS]
+        head_inputs[teacher] = teacher_outputs_[teacher]
+        if fine_tuned is not None:
+            tuned_nodes, tuned_initializers, penultimate, probability = _tuned_backend(
+                prefix, fine_tuned.backends[teacher]
+            )
+            nodes.extend(tuned_nodes)
+            initializers.extend(tuned_initializers)
+            head_inputs[teacher] = (penultimate, probability)
+    penultimates = [head_inputs[t][0] for t in OUTPUT_TEACHERS]
+    head_probabilities = [head_inputs[t][1] for t in OUTPUT_TEACHERS]
     probabilities = [teacher_outputs_[t][1] for t in OUTPUT_TEACHERS]
     initializers += [
         numpy_helper.from_array(weights, "heads/weights"),
@@ -285,7 +337,7 @@ def build_onnx(heads: Heads, tags: list[str], output: Path, training_data: str, 
         numpy_helper.from_array(matrix, "teacher_tags/matrix"),
     ]
     nodes += [
-        helper.make_node("Concat", [*penultimates, *probabilities], ["features"], axis=1),
+        helper.make_node("Concat", [*penultimates, *head_probabilities], ["features"], axis=1),
         helper.make_node("MatMul", ["features", "heads/weights"], ["heads/product"]),
         helper.make_node("Add", ["heads/product", "heads/bias"], ["heads/logits"]),
         helper.make_node("Sigmoid", ["heads/logits"], ["heads/tags"]),
@@ -312,7 +364,11 @@ def build_onnx(heads: Heads, tags: list[str], output: Path, training_data: str, 
     for teacher in OUTPUT_TEACHERS:
         digest.update((teacher_dir / f"{teacher}.onnx").read_bytes())
     digest.update(f"pruned {NEAR_ZERO}".encode())
-    model_id = f"qbsd-{RECIPE}-{digest.hexdigest()[:10]}"
+    if fine_tuned is not None:
+        for teacher in OUTPUT_TEACHERS:
+            for value in fine_tuned.backends[teacher].values():
+                digest.update(value.tobytes())
+    model_id = f"qbsd-{recipe}-{digest.hexdigest()[:10]}"
     metadata = {
         "qbsd.model_id": model_id,
         "qbsd.tags": json.dumps(vocabulary),
@@ -321,13 +377,19 @@ def build_onnx(heads: Heads, tags: list[str], output: Path, training_data: str, 
         "qbsd.training_data": training_data,
         "qbsd.recipe": json.dumps(
             {
-                "name": RECIPE,
+                "name": recipe,
                 "paper_faithful": False,
-                "settings": "beyond the paper: MTT_musicnn and MSD_musicnn (frozen, dead filters "
+                "settings": "beyond the paper: MTT_musicnn and MSD_musicnn (dead filters "
                 f"with weight norms under {NEAR_ZERO} of their layer's largest removed) per 3 s log-mel patch; "
                 f"4Q tags: logistic regression per tag (C={HEAD_C}, balanced) on their 500 "
-                "standardised penultimate and probability outputs, fitted on clip means; "
-                f"{len(TEACHER_TAGS)} more tags: the teachers' own, synonyms averaged",
+                "standardised penultimate and probability outputs, fitted on clip means"
+                + (
+                    "; then both teachers' two dense layers and those heads fine-tuned together on the "
+                    "labels (finetune.py)"
+                    if fine_tuned is not None
+                    else ""
+                )
+                + f"; {len(TEACHER_TAGS)} more tags: the frozen teachers' own, synonyms averaged",
             }
         ),
         "qbsd.summary": "accurate: the musicnn teachers with heads on the 4Q labels; slower than the fast model "
@@ -346,13 +408,37 @@ def build_onnx(heads: Heads, tags: list[str], output: Path, training_data: str, 
     return model_id
 
 
-def train_and_export(songs, output: Path, cache_dir: Path | None = None, log=print) -> str:
-    """Fit the heads on every song of `songs` (datasets.LabelledSongs) and write the model."""
-    outputs = teacher_outputs(songs.paths, cache_dir or TEACHER_CACHE, log=log)
+def train_and_export(
+    songs, output: Path, cache_dir: Path | None = None, log=print, fine_tune: bool = False, epochs: int | None = None
+) -> str:
+    """Fit the heads on every song of `songs` (datasets.LabelledSongs), with `fine_tune`
+    also the teachers' last layers (finetune.py, `epochs` of it), and write the model."""
+    cache_dir = cache_dir or TEACHER_CACHE
+    outputs = teacher_outputs(songs.paths, cache_dir, log=log)
     clip_features = np.stack([patch_features(value).mean(axis=0) for value in outputs]).astype(np.float64)
     heads = fit_heads(clip_features, songs.labels)
     output.parent.mkdir(parents=True, exist_ok=True)
-    return build_onnx(heads, songs.tags, output, f"{songs.description}; heads trained on all {len(songs.paths)} songs")
+    fine_tuned = None
+    if fine_tune:
+        from . import finetune
+
+        pooled = finetune.pooled_features(songs.paths, finetune.pooled_cache(cache_dir), TEACHER_DIR, log=log)
+        fine_tuned = finetune.fine_tune(
+            pooled,
+            songs.labels,
+            heads,
+            finetune.backend_weights(TEACHER_DIR),
+            epochs=epochs or finetune.EPOCHS,
+            log=log,
+        )
+    trained = "heads and the teachers' last layers fine-tuned" if fine_tune else "heads trained"
+    return build_onnx(
+        heads,
+        songs.tags,
+        output,
+        f"{songs.description}; {trained} on all {len(songs.paths)} songs",
+        fine_tuned=fine_tuned,
+    )
 
 
 def real_label_aroc(songs, outputs: list[dict[str, np.ndarray]], teacher_dir: Path = TEACHER_DIR) -> dict[str, dict]:

@@ -92,7 +92,7 @@ def train_and_export(
         recipe_feature_params,
     )
 
-    if recipe_name == accurate.RECIPE:  # the accurate model: heads on the frozen teachers
+    if recipe_name in (accurate.RECIPE, accurate.FINETUNED_RECIPE):  # the accurate model: heads on the teachers
         output = output or Path("models/qbsd-accurate.onnx")
         songs = load_songs(data, layout)
         if limit:
@@ -101,7 +101,14 @@ def train_and_export(
             f"{len(songs.paths)} songs, {len(songs.tags)} tags; "
             f"teacher outputs (cached in {accurate.teacher_cache(cache)}) ..."
         )
-        model_id = accurate.train_and_export(songs, output, cache_dir=accurate.teacher_cache(cache), log=_log)
+        model_id = accurate.train_and_export(
+            songs,
+            output,
+            cache_dir=accurate.teacher_cache(cache),
+            log=_log,
+            fine_tune=recipe_name == accurate.FINETUNED_RECIPE,
+            epochs=epochs,
+        )
         _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
         return model_id
     output = output or Path("models/qbsd.onnx")
@@ -119,7 +126,8 @@ def train_and_export(
     if unknown:
         raise UsageError(
             f"unknown recipe {recipe_name!r}; recipes: {', '.join(RECIPES)}; "
-            f"ensembles and blends: {', '.join([*ENSEMBLES, *BLENDS])}; the accurate model: {accurate.RECIPE}"
+            f"ensembles and blends: {', '.join([*ENSEMBLES, *BLENDS])}; "
+            f"the accurate model: {accurate.FINETUNED_RECIPE} or {accurate.RECIPE}"
         )
     patch_lengths = {RECIPES[name].long_frames_per_patch for name in members}
     if len(patch_lengths) > 1:  # one graph, one way of cutting patches

@@ -35,7 +35,15 @@ BASELINES = ("prior", "logreg", *STATISTICS_MODELS, "gmm-sml")
 #: scores each patch and averages, as the shipped accurate model does; `mlp-student` is
 #: the fast model's statistics part taught by the teachers (student.py), `cnn-band-student`
 #: its patch part taught by them (band_student.py).
-TEACHER_METHODS = ("teacher-probe", "musicnn-heads", "mlp-student", "mlp-student-bands", "cnn-band-student")
+#: `musicnn-finetuned` also trains the teachers' last layers on the labels (finetune.py).
+TEACHER_METHODS = (
+    "teacher-probe",
+    "musicnn-heads",
+    "musicnn-finetuned",
+    "mlp-student",
+    "mlp-student-bands",
+    "cnn-band-student",
+)
 #: methods whose folds also keep their teacher-derived tags (student.teacher_tag_report)
 DERIVING_METHODS = ("mlp-student", "mlp-student-bands", "cnn-band-student")
 
@@ -164,7 +172,7 @@ def _teacher_folds(
     (heads on 640 clips fit in seconds and the student in about ten, so this runs in the
     command's own process). The student of a fold learns from the corpus and that fold's
     training clips only."""
-    from . import accurate, band_student, student
+    from . import accurate, band_student, finetune, student
     from .export import librosa_mel_basis
 
     def finished(method: str, fold: int) -> bool:
@@ -195,6 +203,11 @@ def _teacher_folds(
         ]
     if any(method == band_student.METHOD for method, _ in todo):
         bands_data = band_student.band_data(songs.paths, params, cache_dir, jobs, log=log)
+    if any(method == finetune.METHOD for method, _ in todo):
+        pooled = finetune.pooled_features(
+            songs.paths, finetune.pooled_cache(accurate.teacher_cache(cache_dir)), accurate.TEACHER_DIR, log=log
+        )
+        backend = finetune.backend_weights(accurate.TEACHER_DIR)
     matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
 
     def save_derived(method: str, fold: int, derived: np.ndarray) -> None:
@@ -225,6 +238,9 @@ def _teacher_folds(
             heads = accurate.fit_heads(clips[train], songs.labels[train])
             if method == "teacher-probe":
                 scores = heads.probabilities(clips[test])
+            elif method == finetune.METHOD:
+                tuned = finetune.fine_tune([pooled[i] for i in train], songs.labels[train], heads, backend, seed=fold)
+                scores = tuned.song_scores(backend, [pooled[i] for i in test])
             else:
                 scores = accurate.song_scores(heads, [patches[i] for i in test])
         folder = os.path.join(results_dir, "folds", method)

@@ -346,15 +346,18 @@ def cache_path(cache_dir: str, path: str) -> str:
     return entry_path(cache_dir, path, ".npz", legacy_cache_key(path))
 
 
-def file_outputs(path: str, teachers: dict) -> dict[str, np.ndarray]:
+def file_outputs(
+    path: str, teachers: dict, outputs: tuple[str, ...] = ("probabilities", "penultimate")
+) -> dict[str, np.ndarray]:
     """Teacher outputs for every 3 s patch of every 30 s segment of `path`.
 
     Segments follow `qbsd_cli.audio.decode_segments` (consecutive, each decoded and
     resampled to 16 kHz on its own, as a 30 s clip is); each is cut into musicnn's
     non-overlapping 187-frame patches. Returns, for n patches:
     `segment` (n,) int32 segment number; `start` (n,) float32 patch start in seconds from
-    the start of the file; `<teacher>/probabilities` (n, 50) and `<teacher>/penultimate`
-    (n, 200) float32 per teacher; `seconds` () float64 decoded audio length.
+    the start of the file; `<teacher>/<output>` per teacher and output of `outputs`
+    (by default probabilities (n, 50) and penultimate (n, 200)), float32; `seconds` ()
+    float64 decoded audio length.
     """
     from ..audio import decode_segments
 
@@ -373,12 +376,9 @@ def file_outputs(path: str, teachers: dict) -> dict[str, np.ndarray]:
     for name, session in teachers.items():
         # batches of one 30 s segment (10 patches): onnxruntime's working memory stays small
         # for a 10-minute file, and this is the batch whose speed was measured (0.38 s)
-        values = [
-            session.run(["probabilities", "penultimate"], {INPUT_NAME: batch[i : i + 10]})
-            for i in range(0, len(batch), 10)
-        ]
-        result[f"{name}/probabilities"] = np.concatenate([v[0] for v in values])
-        result[f"{name}/penultimate"] = np.concatenate([v[1] for v in values])
+        values = [session.run(list(outputs), {INPUT_NAME: batch[i : i + 10]}) for i in range(0, len(batch), 10)]
+        for number, output in enumerate(outputs):
+            result[f"{name}/{output}"] = np.concatenate([v[number] for v in values])
     return result
 
 
