@@ -88,7 +88,24 @@ def test_tag_on_the_cluster_equals_local(qbsd, dask_cluster, clips, make_audio, 
     assert remote.err_lines == local.err_lines
     assert {line.split(":")[1].strip() for line in remote.err_lines} == {str(path) for path in [*bad, files[-1]]}
     assert [record["path"] for record in remote.json()] == [str(path) for path in files[:-1]]  # input order
-    assert remote.json() == local.json()
+    assert_same_records(remote.json(), local.json())
+
+
+def assert_same_records(remote: list[dict], local: list[dict]) -> None:
+    """The same songs, model, durations and tags; scores and vectors equal to float
+    rounding (a worker process may sum in another order than the local one: one CI run saw
+    0.773018 against 0.773019)."""
+    assert len(remote) == len(local)
+    for theirs, ours in zip(remote, local):
+        assert {k: v for k, v in theirs.items() if k not in ("tags", "vector")} == {
+            k: v for k, v in ours.items() if k not in ("tags", "vector")
+        }
+        np.testing.assert_allclose(theirs["vector"], ours["vector"], rtol=0, atol=1e-5)
+        their_scores = {tag["tag"]: tag["score"] for tag in theirs["tags"]}
+        our_scores = {tag["tag"]: tag["score"] for tag in ours["tags"]}
+        assert their_scores.keys() == our_scores.keys()
+        for tag, score in their_scores.items():
+            assert abs(score - our_scores[tag]) <= 1.5e-4, tag
 
 
 def test_index_on_the_cluster_equals_local(qbsd, dask_cluster, clips, make_audio, tmp_path):

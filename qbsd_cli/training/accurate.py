@@ -428,7 +428,7 @@ def train_and_export(
             songs.labels,
             heads,
             finetune.backend_weights(TEACHER_DIR),
-            epochs=epochs or finetune.EPOCHS,
+            epochs=finetune.EPOCHS if epochs is None else epochs,
             log=log,
         )
     trained = "heads and the teachers' last layers fine-tuned" if fine_tune else "heads trained"

@@ -93,6 +93,12 @@ def train_and_export(
     )
 
     if recipe_name in (accurate.RECIPE, accurate.FINETUNED_RECIPE):  # the accurate model: heads on the teachers
+        if epochs_from_cv or (epochs is not None and recipe_name == accurate.RECIPE):
+            raise UsageError(
+                f"{recipe_name} takes no --epochs-from-cv"
+                + (" and no --epochs (its heads are logistic regressions)" if recipe_name == accurate.RECIPE else "")
+                + f"; --epochs sets the fine-tuning epochs of {accurate.FINETUNED_RECIPE}"
+            )
         output = output or Path("models/qbsd-accurate.onnx")
         songs = load_songs(data, layout)
         if limit:

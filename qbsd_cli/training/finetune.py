@@ -196,7 +196,8 @@ def fine_tune(
 ) -> FineTuned:
     """Train both teachers' dense layers and the 4Q heads (starting from the frozen
     `heads`, accurate.Heads) on the songs' pooled features ((patches, 2, 1506) each) and
-    labels (songs, n_tags). Deterministic for a seed."""
+    labels (songs, n_tags). Deterministic for a seed and a torch thread count (the seed
+    orders the clips; every weight starts from the frozen model)."""
     import torch
 
     torch.manual_seed(seed)

@@ -1,12 +1,13 @@
 """Remove the musicnn teachers' dead filters from their ONNX graphs, keeping every output.
 
-Weight decay left many of musicnn's first-layer filters at exactly zero (MSD_musicnn: 164
-of 204 filters of its 7x38 timbral convolution, 183 of its 7x67 one; MTT_musicnn: 45 and
-107). Such a filter's output is its bias at every time and frequency, so after the ReLU,
-the batch norm and the max over frequency, its channel is one constant. The convolutions
-are most of a teacher's cost, so computing only the live filters and putting the
-constants back as channels makes the accurate model about twice as fast with the same
-outputs (models/README.md has the measurement).
+Weight decay left many of musicnn's first-layer filters with almost no weight: at 1e-3
+of their layer's largest filter norm, 181 of the 204 filters of MSD_musicnn's 7x38
+timbral convolution and 190 of its 7x67 one (MTT_musicnn: 126 and 135). Such a filter's
+output is nearly its bias at every time and frequency, so after the ReLU, the batch norm
+and the max over frequency its channel is nearly one constant. The convolutions are most
+of a teacher's cost, so computing only the live filters and putting the constants back as
+channels makes the teachers 2.1 (MTT) and 4.3 (MSD) times faster, the accurate model 2.6
+times, with outputs moved by float rounding (benchmarks/PRUNING.md, models/README.md).
 
 A front-end branch of musicnn is Conv -> Relu -> BatchNormalization -> MaxPool (over all
 frequencies) -> Squeeze to (batch, channels, time). `prune_dead_filters` slices the Conv
@@ -14,9 +15,11 @@ and the batch norm to the live filters, and after the Squeeze restores the full 
 order: Pad appends zero channels for the dead filters, Gather puts every channel back in
 its place, Add sets the dead ones to their constants. Pad, Gather and an addition of zero
 leave the live channels bit for bit as they were, so downstream layers see what they saw.
-Weight decay drove the dead filters' weights towards zero without reaching it (norms of
-1e-30 to 1e-7), so "dead" means a weight norm at most `NEAR_ZERO` times the layer's
-largest; the outputs move by float rounding only (measured below `NEAR_ZERO`).
+Weight decay drove those weights towards zero without reaching it (MSD's norms are 1e-30
+to 1e-7 of the largest; MTT's fall in a continuum, pruned up to 9e-4, kept from 1e-3), so
+"dead" means a weight norm at most `NEAR_ZERO` times the layer's largest: an
+approximation, measured (on real patches probabilities move by at most 2e-7; on extreme
+test inputs the penultimate layer by 2e-6).
 """
 
 from __future__ import annotations
@@ -55,10 +58,11 @@ def prune_dead_filters(model, near_zero: float = 0.0) -> tuple[object, list[Prun
     their live filters, and the layers pruned. A filter is dead when the norm of its
     weights is at most `near_zero` times the largest filter norm of its layer (0: exactly
     zero, which keeps the outputs); its channel is replaced by the constant it gives with
-    zero weights. A convolution is pruned only where it is followed by Relu ->
-    BatchNormalization, then optionally MaxPool (no padding) and Squeeze (not of the channel
-    axis), each the only consumer of the one before and with weights used nowhere else; the
-    channels are restored after the last of those."""
+    zero weights. A convolution (one input channel, no groups) is pruned only where it is
+    followed by Relu -> BatchNormalization, then optionally MaxPool and Squeeze (not of the
+    channel axis), each the only consumer of the one before (no graph output among them)
+    and with weights used nowhere else; the channels are restored after the last of
+    those."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -69,10 +73,12 @@ def prune_dead_filters(model, near_zero: float = 0.0) -> tuple[object, list[Prun
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
+    for value in graph.output:  # a graph output inside a chain must keep its channels
+        consumers.setdefault(value.name, []).append(None)
 
     def only_consumer(node, op_type: str):
         nodes = consumers.get(node.output[0], [])
-        return nodes[0] if len(nodes) == 1 and nodes[0].op_type == op_type else None
+        return nodes[0] if len(nodes) == 1 and nodes[0] is not None and nodes[0].op_type == op_type else None
 
     def array(name: str) -> np.ndarray:
         return numpy_helper.to_array(initializers[name])
@@ -85,7 +91,9 @@ def prune_dead_filters(model, near_zero: float = 0.0) -> tuple[object, list[Prun
         last, rank = norm, 4
         while True:
             pool = only_consumer(last, "MaxPool")
-            if pool is not None and not any(a.name == "pads" and any(a.ints) for a in pool.attribute):
+            # padding cannot change a constant channel's maximum, but an Indices output
+            # would have the pruned channel count
+            if pool is not None and len(pool.output) == 1:
                 last = pool
                 continue
             squeeze = only_consumer(last, "Squeeze")
@@ -103,7 +111,8 @@ def prune_dead_filters(model, near_zero: float = 0.0) -> tuple[object, list[Prun
         weights = array(conv.input[1])
         relu = only_consumer(conv, "Relu")
         norm = relu and only_consumer(relu, "BatchNormalization")
-        if weights.ndim != 4 or weights.shape[1] != 1 or norm is None:
+        groups = next((a.i for a in conv.attribute if a.name == "group"), 1)
+        if weights.ndim != 4 or weights.shape[1] != 1 or groups != 1 or norm is None:
             continue
         parameters = (*conv.input[1:3], *norm.input[1:5])
         if any(name not in initializers or len(consumers[name]) != 1 for name in parameters):

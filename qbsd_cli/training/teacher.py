@@ -309,7 +309,7 @@ def convert(output_dir: str, names=TEACHERS, log=print) -> dict[str, dict]:
 
 def open_teachers(model_dir: str, names=OUTPUT_TEACHERS) -> dict:
     """onnxruntime sessions of the teachers in `model_dir` without their dead filters
-    (pruning.py: same outputs to 1e-6, three times faster), one thread each: the machine
+    (pruning.py: outputs moved by float rounding, 2.1 and 4.3 times faster), one thread each: the machine
     is shared, and the patches of a segment are batched instead."""
     import onnxruntime
 
