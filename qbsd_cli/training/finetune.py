@@ -23,7 +23,6 @@ beside the teacher outputs (`pooled_cache`), computed once (resumable).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +36,7 @@ LEARNING_RATE = 1e-4
 #: weight of the squared distance of the trained weights from their starting values
 ANCHOR = 1e-3
 BATCH_CLIPS = 32
-#: the teachers' flattened pooled features, exposed by `pooled_teachers` as `pooled`
+#: the teachers' flattened pooled features, exposed as the output `pooled` (teacher.open_teachers)
 FLATTEN = "flatten/Reshape:0"
 POOLED = "pooled"
 #: the teachers' two dense layers and the batch norms around them, by initializer name
@@ -75,54 +74,24 @@ def backend_weights(teacher_dir: Path) -> dict[str, dict[str, np.ndarray]]:
     return result
 
 
-def pooled_teachers(teacher_dir: Path) -> dict:
-    """onnxruntime sessions of the pruned teachers with their flattened pooled features as
-    an output `pooled` (one thread each)."""
-    import onnxruntime
-    from onnx import TensorProto, helper
-
-    from .pruning import pruned_teacher
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    sessions = {}
-    for teacher in OUTPUT_TEACHERS:
-        model = pruned_teacher(Path(teacher_dir) / f"{teacher}.onnx")
-        model.graph.node.append(helper.make_node("Identity", [FLATTEN], [POOLED]))
-        model.graph.output.append(helper.make_tensor_value_info(POOLED, TensorProto.FLOAT, ["batch", 1506]))
-        sessions[teacher] = onnxruntime.InferenceSession(
-            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-    return sessions
-
-
 def pooled_features(paths: list[str], cache_dir: Path, teacher_dir: Path, log=print) -> list[np.ndarray]:
     """Per file, (n_patches, 2, 1506) float32: both teachers' pooled features for the same
-    patches as the cached teacher outputs (teacher.file_outputs), cached as one .npz per
-    file in `cache_dir` (content-named, written atomically, existing ones reused)."""
+    patches as the cached teacher outputs, computed and cached as those are
+    (teacher.compute_outputs, one .npz per file in `cache_dir`, resumable)."""
     from ..errors import QbsdError
-    from .teacher import _save_atomic, cache_path, file_outputs
+    from .teacher import compute_outputs, load_outputs
 
-    os.makedirs(cache_dir, exist_ok=True)
-    sessions = None
-    result = []
-    for number, path in enumerate(paths, 1):
-        target = cache_path(str(cache_dir), path)
-        if not os.path.exists(target):
-            sessions = sessions or pooled_teachers(teacher_dir)
-            from ..audio import AudioError
-
-            try:
-                arrays = file_outputs(path, sessions, outputs=(POOLED,))
-            except AudioError as error:
-                raise QbsdError(f"no pooled teacher features for {path}: {error}") from error
-            _save_atomic(target, {"path": np.array(path), **arrays})
-            if number % 100 == 0 or number == len(paths):
-                log(f"  pooled teacher features: {number}/{len(paths)} files")
-        with np.load(target) as data:
-            result.append(np.stack([data[f"{teacher}/{POOLED}"] for teacher in OUTPUT_TEACHERS], axis=1))
-    return result
+    cached = [load_outputs(path, str(cache_dir)) for path in paths]
+    if any(value is None for value in cached):
+        log(f"pooled teacher features (cached in {cache_dir}) ...")
+        compute_outputs(paths, str(cache_dir), str(teacher_dir), log=log, outputs=(POOLED,), expose={POOLED: FLATTEN})
+        cached = [load_outputs(path, str(cache_dir)) for path in paths]
+    failed = [path for path, value in zip(paths, cached) if value is None]
+    if failed:
+        raise QbsdError(
+            f"no pooled teacher features for {len(failed)} files (first: {failed[0]}): they cannot be decoded"
+        )
+    return [np.stack([value[f"{teacher}/{POOLED}"] for teacher in OUTPUT_TEACHERS], axis=1) for value in cached]
 
 
 @dataclass(frozen=True)
@@ -137,14 +106,14 @@ class FineTuned:
     def song_scores(self, constants: dict, songs_pooled: list[np.ndarray]) -> np.ndarray:
         """(songs, n_tags): per song the mean over its patches of the heads' scores;
         `constants` is `backend_weights` (for the batch norms)."""
-        network = _Network(constants, self.backends, self.weights, self.bias)
+        network = _network(constants, self.backends, self.weights, self.bias)
         import torch
 
         with torch.no_grad():
             return np.stack([network(torch.from_numpy(pooled)).mean(0).numpy() for pooled in songs_pooled])
 
 
-def _Network(constants, backends, weights, bias):
+def _network(constants, backends, weights, bias):  # torch is imported only when training
     """The torch module of the tuned part: pooled features (patches, 2, 1506) -> per-patch
     4Q scores (patches, n_tags)."""
     import torch
@@ -203,7 +172,7 @@ def fine_tune(
     torch.manual_seed(seed)
     weights, bias = heads.folded()
     backends = {t: {key: constants[t][key] for key in TUNED} for t in OUTPUT_TEACHERS}
-    network = _Network(constants, backends, weights, bias)
+    network = _network(constants, backends, weights, bias)
     start = [parameter.detach().clone() for parameter in network.parameters()]
     optimiser = torch.optim.Adam(network.parameters(), lr=LEARNING_RATE)
     targets = torch.from_numpy(labels.astype(np.float32))

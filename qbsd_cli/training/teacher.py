@@ -307,13 +307,23 @@ def convert(output_dir: str, names=TEACHERS, log=print) -> dict[str, dict]:
 # ----------------------------------------------------------------------------- teacher outputs
 
 
-def open_teachers(model_dir: str, names=OUTPUT_TEACHERS) -> dict:
+def open_teachers(model_dir: str, names=OUTPUT_TEACHERS, expose: dict[str, str] | None = None) -> dict:
     """onnxruntime sessions of the teachers in `model_dir` without their dead filters
-    (pruning.py: outputs moved by float rounding, 2.1 and 4.3 times faster), one thread each: the machine
-    is shared, and the patches of a segment are batched instead."""
+    (pruning.py: outputs moved by float rounding, 2.1 and 4.3 times faster), one thread
+    each: the machine is shared, and the patches of a segment are batched instead.
+    `expose` maps new output names to inner tensors to add as outputs (finetune.py's
+    pooled features)."""
     import onnxruntime
+    from onnx import TensorProto, helper
 
     from .pruning import pruned_teacher
+
+    def model(name: str):
+        graph = pruned_teacher(os.path.join(model_dir, f"{name}.onnx"))
+        for output, tensor in (expose or {}).items():
+            graph.graph.node.append(helper.make_node("Identity", [tensor], [output]))
+            graph.graph.output.append(helper.make_tensor_value_info(output, TensorProto.FLOAT, None))
+        return graph.SerializeToString()
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
@@ -321,12 +331,7 @@ def open_teachers(model_dir: str, names=OUTPUT_TEACHERS) -> dict:
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     return {
-        name: onnxruntime.InferenceSession(
-            pruned_teacher(os.path.join(model_dir, f"{name}.onnx")).SerializeToString(),
-            options,
-            providers=["CPUExecutionProvider"],
-        )
-        for name in names
+        name: onnxruntime.InferenceSession(model(name), options, providers=["CPUExecutionProvider"]) for name in names
     }
 
 
@@ -412,14 +417,22 @@ def corpus_paths(corpus: str) -> list[str]:
     return [entry["path"] for entry in entries if entry["decodable"]]
 
 
-def compute_outputs(paths: list[str], cache_dir: str, model_dir: str, log=print) -> dict:
-    """Cache `file_outputs` of each file as `cache_path(cache_dir, path)`, skipping files
-    already cached; a file that cannot be decoded gets a cache file with its `error`, so it
-    is not retried. Returns counts and speed."""
+def compute_outputs(
+    paths: list[str],
+    cache_dir: str,
+    model_dir: str,
+    log=print,
+    outputs: tuple[str, ...] = ("probabilities", "penultimate"),
+    expose: dict[str, str] | None = None,
+) -> dict:
+    """Cache `file_outputs` (of `outputs`, with `expose` as open_teachers takes it) of each
+    file as `cache_path(cache_dir, path)`, skipping files already cached; a file that
+    cannot be decoded gets a cache file with its `error`, so it is not retried. Returns
+    counts and speed."""
     from ..audio import AudioError
 
     os.makedirs(cache_dir, exist_ok=True)
-    teachers = open_teachers(model_dir)
+    teachers = open_teachers(model_dir, expose=expose)
     done = skipped = failed = 0
     audio_seconds = compute_seconds = 0.0
     for number, path in enumerate(paths, 1):
@@ -429,7 +442,7 @@ def compute_outputs(paths: list[str], cache_dir: str, model_dir: str, log=print)
             continue
         started = time.perf_counter()
         try:
-            arrays = file_outputs(path, teachers)
+            arrays = file_outputs(path, teachers, outputs)
         except AudioError as error:
             failed += 1
             log(f"[{number}/{len(paths)}] {path}: {error}")
