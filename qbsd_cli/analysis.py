@@ -37,6 +37,9 @@ from .songinfo import SongInfo, read_tags
 
 #: How long workers may take to exit once their pipe is closed, before they are killed.
 _EXIT_GRACE_S = 2.0
+#: The longest single wait for a worker's answer; deadlines further away are waited for in
+#: several (selectors take no more than about 2**31 ms).
+_MAX_WAIT_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,27 @@ class Analysis:
     duration: float = 0.0
     error: str | None = None
     tags: SongInfo | None = None
+
+
+#: What a file that took too long fails with; `timed_out_after` reads the limit back, so
+#: that a later run with a longer --timeout retries it.
+_TIMED_OUT = "timed out after {:g} s"
+
+
+def timed_out_reason(timeout: float) -> str:
+    """The failure reason of a file that took longer than `timeout` seconds."""
+    return _TIMED_OUT.format(timeout)
+
+
+def timed_out_after(reason: str) -> float | None:
+    """The time limit a failure `reason` says the file exceeded, or None for other reasons."""
+    prefix, suffix = _TIMED_OUT.split("{:g}")
+    if reason.startswith(prefix) and reason.endswith(suffix):
+        try:
+            return float(reason[len(prefix) : -len(suffix)])
+        except ValueError:
+            return None
+    return None
 
 
 def analyse_one(model, path: str, max_segments: int | None) -> Analysis:
@@ -351,7 +375,8 @@ class AnalysisPool:
                         yield None
                         last_yield = now = time.monotonic()
                     wake = min(wake, last_yield + idle)
-                remaining = None if wake == float("inf") else max(0.0, wake - now)
+                # capped: a huge --timeout (1e308) must not overflow the wait; the loop waits again
+                remaining = None if wake == float("inf") else min(max(0.0, wake - now), _MAX_WAIT_S)
                 ready = set(wait([worker.connection for worker in busy], remaining))
                 for worker in busy:
                     position, path, deadline = worker.task
@@ -364,7 +389,7 @@ class AnalysisPool:
                         worker.task = None
                         done[position] = result
                     elif time.monotonic() >= deadline:
-                        done[position] = Analysis(path, error=f"timed out after {self.timeout:g} s")
+                        done[position] = Analysis(path, error=timed_out_reason(self.timeout))
                         worker.task = None
                         self._retire(worker)
         except BaseException:

@@ -58,6 +58,7 @@ from .vocabulary import resolve_words
 
 if TYPE_CHECKING:  # the store (sqlite3, annoy) is imported when an index is used, not by tag()
     from .cluster import ClusterPool
+    from .records import TagRecord
     from .store import IndexStore
 
 __all__ = [
@@ -95,19 +96,36 @@ class TagResult:
         return [(self.tags[i], float(self.vector[i])) for i in order]
 
     def to_record(self, top: int = 10, with_vector: bool = False) -> dict:
-        """The JSON record `qbsd tag` prints: path, duration, model; artist, album, title
-        and length where the file's tags (header) give them, so that `qbsd index
-        --from-jsonl` knows them too; tags (and vector)."""
-        record = {"path": self.path, "duration": round(self.duration, 3), "model": self.model_id}
-        for field in ("artist", "album", "title"):
-            if getattr(self.info, field):
-                record[field] = getattr(self.info, field)
-        if self.info.seconds:
-            record["length"] = round(self.info.seconds, 3)
-        record["tags"] = [{"tag": name, "score": round(score, 4)} for name, score in self.top(top)]
-        if with_vector:
-            record["vector"] = [round(float(v), 6) for v in self.vector]
-        return record
+        """The JSON record `qbsd tag` prints (records.tag_record): path, duration, model;
+        artist, album, title and length where the file's tags (header) give them, so that
+        `qbsd index --from-jsonl` knows them too; tags (and vector)."""
+        from .records import tag_record
+
+        names = {"artist": self.info.artist, "album": self.info.album, "title": self.info.title}
+        return tag_record(
+            self.path,
+            self.duration,
+            self.model_id,
+            self.top(top),
+            names,
+            self.info.seconds,
+            self.vector if with_vector else None,
+        )
+
+    @classmethod
+    def from_record(cls, record: TagRecord) -> TagResult:
+        """A checked `qbsd tag --vector` record (records.parse) as a TagResult, e.g. to
+        query with; its names count as the file's own tags."""
+        from .songinfo import capped
+
+        info = SongInfo(
+            capped(record.artist),
+            capped(record.album),
+            capped(record.title),
+            record.length,
+            tagged=bool(record.artist and record.title),
+        )
+        return cls(record.path, record.duration, record.model or "", (), record.vector, info)
 
 
 @dataclass(frozen=True)
@@ -359,8 +377,13 @@ class Index:
 
     def _write(self, rebuild: bool, fill, reporter: Reporter | None, check_rebuild=None) -> IndexSummary:
         """Run `fill(store, previous_model)` under the writer lock, then rebuild the forest.
+
         With rebuild=True, `check_rebuild(previous_model)` runs first and may raise (a bad
-        model, a cluster with another model): the old index is reset only once it passed."""
+        model, a cluster with another model); then the old songs are cleared and the new
+        ones filled in within ONE transaction: readers keep answering from the old index
+        until it commits, and a rebuild that fails, is interrupted or killed, or stores no
+        song at all leaves the old index whole. Only an index too damaged to open is
+        deleted first, since there is nothing in it to keep."""
         import time
 
         from .errors import StoreError
@@ -370,17 +393,30 @@ class Index:
         self.close()  # a reader's cached snapshot would be stale after the update
         with writer_lock(self.folder, wait=False):
             previous_model = None
+            damaged = False
             if rebuild:
                 try:  # a rebuilt index keeps a shipped model of its own, unless told otherwise
-                    with IndexStore(self.folder, create=False) as old:
+                    with IndexStore(self.folder, create=False, read_only=True) as old:
                         previous_model = old.model_id
+                except IndexMissingError:
+                    pass
                 except StoreError:
-                    pass  # missing, or too damaged to say: the default model
+                    damaged = True  # too damaged (or too new) to say: the default model
                 if check_rebuild is not None:
                     check_rebuild(previous_model)
-                IndexStore.reset(self.folder)
+                if damaged:
+                    IndexStore.reset(self.folder)
             with IndexStore(self.folder, create=True) as store:
-                summary = fill(store, previous_model)
+                if rebuild:
+                    with store.transaction():
+                        store.clear()
+                        summary = fill(store, previous_model)
+                        if store.song_count() == 0:
+                            raise StoreError(
+                                f"the rebuild found no song to store, so the index at {self.folder} is kept as it was"
+                            )
+                else:
+                    summary = fill(store, previous_model)
                 (reporter or Reporter()).rebuilding()
                 store.rebuild_annoy()
                 summary.songs = store.song_count()
@@ -445,15 +481,17 @@ class Index:
 
     def ingest(
         self,
-        lines: Iterable[str],
-        source: str = "-",
+        lines: Iterable[str] | Iterable[bytes],
+        source: str = "stdin",
         *,
         model: str | os.PathLike | None = None,
         rebuild: bool = False,
         reporter: Reporter | None = None,
     ) -> IndexSummary:
         """Store the songs of `qbsd tag --vector` JSON lines (see
-        indexing.update_from_json_lines); `source` names the lines in messages."""
+        indexing.update_from_json_lines, records.parse); `source` names the lines in messages
+        (`SOURCE:LINE: reason`). With rebuild=True the old songs stay whole, and readers keep
+        them, unless the lines store at least one song (see _write)."""
 
         def check_rebuild(previous_model: str | None) -> None:
             if model or os.environ.get("QBSD_MODEL"):  # a named model must load before the old index goes
@@ -472,7 +510,7 @@ class Index:
         if self._store is None:
             from .store import IndexStore
 
-            self._store = IndexStore(self.folder, create=False)
+            self._store = IndexStore(self.folder, create=False, read_only=True)
         if need_songs and (self._store.model_id is None or self._store.song_count() == 0):
             raise IndexMissingError(f"the index at {self.folder} holds no songs yet: run `qbsd index DIR` first")
         return self._store

@@ -152,16 +152,26 @@ def not_regular_reason(mode: int) -> str | None:
     return "not a regular file"
 
 
-def _check_readable(path: str) -> None:
-    """Reject anything but a non-empty, readable regular file before any decoder opens it:
-    opening a FIFO would block forever, and a device could stream without end."""
+def regular_file(path: str) -> os.stat_result:
+    """The stat of `path` when it is a regular file (after links); AudioError with the
+    reason otherwise (missing, a folder, a FIFO, a device, a link loop). Every path qbsd is
+    given, from any source, passes here before anything opens it: opening a FIFO would
+    block forever, and a device could stream without end."""
     try:
         info = os.stat(path)
     except OSError as error:
         raise AudioError(stat_reason(path, error)) from None
+    except ValueError:  # a NUL in the name
+        raise AudioError("not a file name (it holds a NUL character)") from None
     reason = not_regular_reason(info.st_mode)
     if reason:
         raise AudioError(reason)
+    return info
+
+
+def _check_readable(path: str) -> None:
+    """Reject anything but a non-empty, readable regular file before any decoder opens it."""
+    info = regular_file(path)
     if info.st_size == 0:
         raise AudioError("empty file")
     try:

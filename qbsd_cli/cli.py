@@ -13,6 +13,7 @@ from typing import List, Optional
 
 import typer
 
+from .display import shown_reason
 from .errors import QbsdError, UsageError
 from .output import ExitStatus, OutputFormat, display_path, error, json_line, note, stderr_is_terminal, write_line
 from .settings import DEFAULT_TIMEOUT
@@ -123,7 +124,7 @@ def _ranking_records(matches, explain: bool = False) -> list[dict]:
     (seconds) when known; because (with --explain)."""
     records = []
     for match in matches:
-        record = {"rank": match.rank, "path": display_path(match.path), "score": round(match.score, 4)}
+        record = {"rank": match.rank, "path": match.path, "score": round(match.score, 4)}
         for field in ("artist", "album", "title"):
             if getattr(match, field):
                 record[field] = getattr(match, field)
@@ -179,7 +180,6 @@ def tag(
                 error(result.path, result.reason)
                 continue
             record = result.to_record(top, vector)
-            record["path"] = display_path(record["path"])
             tag_record_output(record, chosen, console)
     if failed:
         raise FailedInputs()
@@ -238,9 +238,9 @@ def index(
         with target:
             for failure in target.failures():
                 write_line(
-                    f"{display_path(failure.path)}: {failure.reason}"
+                    f"{display_path(failure.path)}: {shown_reason(failure.reason)}"
                     if stdout_is_terminal()
-                    else json_line({"path": display_path(failure.path), "error": failure.reason})
+                    else json_line({"path": failure.path, "error": failure.reason})
                 )
         return
     if duplicates:
@@ -249,7 +249,7 @@ def index(
                 for record in _ranking_records(group):
                     record = {"group": number, **{k: v for k, v in record.items() if k != "rank"}}
                     write_line(
-                        f"{number}\t{record['score']:.4f}\t{record['path']}"
+                        f"{number}\t{record['score']:.4f}\t{display_path(record['path'])}"
                         if stdout_is_terminal()
                         else json_line(record)
                     )
@@ -258,9 +258,12 @@ def index(
         raise UsageError("give folders to index, or --from-jsonl FILE")
     reporter = _TerminalReporter()
     if from_jsonl:
-        handle = sys.stdin if from_jsonl == "-" else _open_text(from_jsonl)
+        # bytes: records.parse checks the UTF-8 of each line itself, so one bad line is one failure
+        handle = sys.stdin.buffer if from_jsonl == "-" else _open_binary(from_jsonl)
         with handle:
-            summary = target.ingest(handle, from_jsonl, model=model, rebuild=rebuild, reporter=reporter)
+            summary = target.ingest(
+                handle, "stdin" if from_jsonl == "-" else from_jsonl, model=model, rebuild=rebuild, reporter=reporter
+            )
     else:
         if stderr_is_terminal():
             note("scanning ...")
@@ -284,30 +287,16 @@ def index(
         raise FailedInputs()
 
 
-def _open_text(path: str):
-    try:
-        return open(path, encoding="utf-8")
-    except OSError as bad:
-        raise UsageError(f"{path}: {bad.strerror or bad}") from None
-
-
-def _query_record(line: str, number: int):
-    """The TagResult of stdin line `number`, a `qbsd tag --vector` JSON line."""
-    import json
-
-    from .api import TagResult
+def _open_binary(path: str):
+    """A JSON-lines file to ingest: a regular file only (a FIFO or a device would make
+    `qbsd index` wait on it with the writer lock held)."""
+    from .audio import regular_file
 
     try:
-        record = json.loads(line)
-    except json.JSONDecodeError:
-        raise UsageError(f"stdin line {number}: not a JSON line from `qbsd tag --vector`") from None
-    if not isinstance(record, dict) or "vector" not in record:
-        raise UsageError(f'stdin line {number}: the JSON line has no "vector": use `qbsd tag --vector`')
-    vector, path = record["vector"], record.get("path", "")
-    if not isinstance(vector, list) or not all(isinstance(v, (int, float)) for v in vector):
-        raise UsageError(f'stdin line {number}: "vector" is not a list of numbers: use `qbsd tag --vector`')
-    # the duration plays no part in a query
-    return TagResult(path if isinstance(path, str) else "", 0.0, record.get("model"), (), vector)
+        regular_file(path)
+        return open(path, "rb")
+    except (OSError, QbsdError) as bad:
+        raise UsageError(f"{display_path(path)}: {getattr(bad, 'strerror', None) or bad}") from None
 
 
 class _StdinSongs:
@@ -321,7 +310,14 @@ class _StdinSongs:
 
     def _lines(self) -> list:
         if self._records is None:
-            self._records = [_query_record(line, number) for number, line in enumerate(sys.stdin, 1) if line.strip()]
+            from .api import TagResult
+            from .records import RecordError, read
+
+            self._records = []
+            for where, record in read(sys.stdin.buffer, "stdin"):
+                if isinstance(record, RecordError):
+                    raise UsageError(f"{where}: {record}")
+                self._records.append(TagResult.from_record(record))
             if not self._records:
                 raise UsageError("stdin: no query (expected JSON lines from `qbsd tag --vector`)")
             if self.dashes > 1 and len(self._records) != self.dashes:

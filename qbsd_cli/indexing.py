@@ -12,7 +12,6 @@ work, and Ctrl-C keeps what was finished.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -20,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-import numpy as np
-
-from .analysis import Analysis, AnalysisPool
-from .errors import ModelMismatchError
+from .analysis import Analysis, AnalysisPool, timed_out_after
+from .audio import regular_file
+from .errors import AudioError, ModelMismatchError
 from .model import ModelInfo, model_for_index
 from .scan import failure_identity, scan, under_any
 from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT
@@ -101,6 +99,7 @@ def update_from_folders(
     summary = IndexSummary()
     gone = [path for path in known if under_any(path, roots) and path not in found.files and path not in found.problems]
     todo: dict[str, tuple[os.stat_result, bool]] = {}  # path -> (stat, was a song before)
+    retry_timed_out = _longer_timeout(store, timeout)
     for path, info in found.files.items():
         previous = known.get(path)
         if (
@@ -109,7 +108,12 @@ def update_from_folders(
             and (previous.size, previous.time_ns) == (info.st_size, info.st_mtime_ns)
         ):
             summary.unchanged += 1
-        elif previous and previous.status == "failed" and (previous.size, previous.time_ns) == failure_identity(info):
+        elif (
+            previous
+            and previous.status == "failed"
+            and (previous.size, previous.time_ns) == failure_identity(info)
+            and not retry_timed_out(path)
+        ):
             summary.failed += 1  # failed before and unchanged since: not retried
         else:
             todo[path] = (info, previous is not None and previous.status == "ok")
@@ -146,6 +150,13 @@ def update_from_folders(
         )
     _read_song_infos(store, roots, reporter)
     return summary
+
+
+def _longer_timeout(store: IndexStore, timeout: float | None) -> Callable[[str], bool]:
+    """Whether a file that failed is to be retried although unchanged: it timed out under a
+    shorter limit than `timeout` (None: no limit) gives it now."""
+    timed_out = {path: after for path, reason in store.failures() if (after := timed_out_after(reason)) is not None}
+    return lambda path: path in timed_out and (timeout is None or timeout > timed_out[path])
 
 
 def _root_of(path: str, roots: list[str]) -> str | None:
@@ -249,84 +260,70 @@ def _store_batch(
                     summary.added += 1
 
 
-def _record_problem(record: dict, n_tags: int) -> str | None:
-    """Why a `qbsd tag --vector` record cannot be stored, or None."""
-    vector = record["vector"]
-    if not isinstance(record["path"], str) or not record["path"]:
-        return '"path" is not a file name'
-    if not isinstance(vector, list) or not all(isinstance(v, (int, float)) for v in vector):
-        return '"vector" is not a list of numbers'
-    if len(vector) != n_tags:
-        return f"vector has {len(vector)} values, the model has {n_tags} tags"
-    if not np.all(np.isfinite(vector)):
-        return "vector has values that are not numbers (NaN or infinity)"
-    if not isinstance(record.get("duration", 0.0), (int, float)):
-        return '"duration" is not a number'
-    return None
-
-
 def update_from_json_lines(
     store: IndexStore,
-    lines: IO[str] | Iterable[str],
-    source: str = "-",
+    lines: IO[bytes] | IO[str] | Iterable[bytes | str],
+    source: str = "stdin",
     model: Path | str | None = None,
     reporter: Reporter | None = None,
 ) -> IndexSummary:
-    """Store the songs of `qbsd tag --vector` JSON lines (from the file `source`, or '-'
-    for stdin, which only names the lines in messages). A line that is not such a record
-    is a failure and the rest go on; a vector of another model than the index's is
-    ModelMismatchError, and nothing of the file is stored. An empty index takes the
-    vocabulary of `model` (default: the shipped one), which must be the vectors' model."""
+    """Store the songs of `qbsd tag --vector` JSON lines (from the file `source`, or
+    "stdin", which only names the lines in messages: `SOURCE:LINE`). Each line is checked
+    by records.parse; a bad line (or one naming something other than a regular file, or
+    with a vector of another length than the model's) is a failure and the rest go on. A
+    vector of another model than the index's is ModelMismatchError, and nothing of the
+    file is stored. An empty index takes the vocabulary of `model` (default: the shipped
+    one), which must be the vectors' model. A path given twice is stored once, as its
+    last line says."""
+    from .records import RecordError, read
+
     reporter = reporter or Reporter()
     summary = IndexSummary()
     known = store.known_files()
+    stored: set[str] = set()
+
+    def bad(where: str, reason: str) -> None:
+        reporter.failure(where, reason)
+        summary.failed += 1
+        summary.failed_now += 1
+
     with store.transaction():
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
+        for where, record in read(lines, source):
+            if isinstance(record, RecordError):
+                bad(where, str(record))
                 continue
-            where = f"{source}:{number}" if source != "-" else f"stdin line {number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                record = None
-            if not isinstance(record, dict) or "vector" not in record or "path" not in record:
-                reporter.failure(where, "not a `qbsd tag --vector` record (needs path, model and vector)")
-                summary.failed += 1
-                summary.failed_now += 1
-                continue
-            model_id = record.get("model")
             if store.model_id is None:
-                info = ModelInfo.read(model_for_index(model, model_id))
-                if info.model_id != model_id:
+                info = ModelInfo.read(model_for_index(model, record.model))
+                if info.model_id != record.model:
                     raise ModelMismatchError(
-                        f"{where}: the vector comes from model {model_id}, but the model here is {info.model_id}: "
-                        f"tag the files again with this model, or name the vectors' model with --model"
+                        f"{where}: the vector comes from model {record.model}, but the model here is "
+                        f"{info.model_id}: tag the files again with this model, or name the vectors' model with --model"
                     )
-                store.bind_model(model_id, info.tags)
+                store.bind_model(record.model, info.tags)
             else:
-                store.require_model(model_id, f"{where}: the vector")
-            problem = _record_problem(record, store.n_tags)
-            if problem:
-                reporter.failure(where, problem)
-                summary.failed += 1
-                summary.failed_now += 1
+                store.require_model(record.model, f"{where}: the vector")
+            if len(record.vector) != store.n_tags:
+                bad(where, f"the vector has {len(record.vector)} values, the model has {store.n_tags} tags")
                 continue
-            path = os.path.abspath(record["path"])
-            try:
-                info = os.stat(path)
-                size, mtime = info.st_size, info.st_mtime_ns
-            except OSError:
-                size, mtime = 0, 0
-            store.put_song(
-                path,
-                size,
-                mtime,
-                float(record.get("duration", 0.0)),
-                np.asarray(record["vector"], dtype=np.float32),
-                from_record(record, path),
-            )
+            path = os.path.abspath(record.path)
+            try:  # the same check as every path: nothing but a regular file is opened
+                size, mtime, regular = *_identity(regular_file(path)), True
+            except AudioError as problem:
+                if os.path.lexists(path):
+                    bad(where, f"{path}: {problem}")
+                    continue
+                size, mtime, regular = 0, 0, False  # tagged on another machine: kept by name
+            store.put_song(path, size, mtime, record.duration, record.vector, from_record(record, path, regular))
+            if path in stored:
+                continue  # given twice: the later line wins, the song counts once
+            stored.add(path)
             if path in known:
                 summary.updated += 1
             else:
                 summary.added += 1
     return summary
+
+
+def _identity(info: os.stat_result) -> tuple[int, int]:
+    """(size in bytes, st_mtime_ns): what tells a stored song's file changed."""
+    return info.st_size, info.st_mtime_ns

@@ -6,9 +6,12 @@ Messages and progress go to stderr so that stdout carries only results.
 from __future__ import annotations
 
 import enum
-import json
 import os
 import sys
+from urllib.parse import quote
+
+from .display import FIELD_LIMIT, has_unsafe, markup_safe, one_line, shown, shown_path, shown_reason
+from .records import dumps
 
 
 class ExitStatus(enum.IntEnum):
@@ -44,12 +47,14 @@ def resolve_format(requested: OutputFormat) -> OutputFormat:
 
 
 def display_path(path: str) -> str:
-    """A path as text that can always be printed (undecodable bytes shown as escapes)."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    """A path as it is shown to a person: display.shown_path (control characters and
+    undecodable bytes as visible escapes)."""
+    return shown_path(path)
 
 
 def json_line(record: dict) -> str:
-    return json.dumps(record, ensure_ascii=False, allow_nan=False)
+    """One JSON line (records.dumps: the stored values, escaped where a terminal would act)."""
+    return dumps(record)
 
 
 def write_line(text: str) -> None:
@@ -64,9 +69,9 @@ def write_line(text: str) -> None:
 
 
 def error(path: str | None, reason: str) -> None:
-    """One line on stderr: `qbsd: PATH: reason`."""
-    prefix = f"qbsd: {display_path(path)}: " if path else "qbsd: "
-    sys.stderr.write(prefix + reason + "\n")
+    """One line on stderr: `qbsd: PATH: reason`, both made safe to show (display)."""
+    prefix = f"qbsd: {shown_path(path)}: " if path else "qbsd: "
+    sys.stderr.write(prefix + shown_reason(reason) + "\n")
     sys.stderr.flush()
 
 
@@ -129,9 +134,23 @@ class Progress:
 
 
 def _m3u_name(record: dict) -> str:
-    """`Artist - Title`, or the title, or the file's name."""
-    title = record.get("title") or os.path.basename(display_path(record["path"]))
-    return f"{record['artist']} - {title}" if record.get("artist") else title
+    """`Artist - Title`, or the title, or the file's name: one safe line of text."""
+    title = record.get("title") or os.path.basename(record["path"])
+    name = f"{one_line(record['artist'])} - {one_line(title)}" if record.get("artist") else one_line(title)
+    # a comma would not break the line, but a player reading the name after the first comma
+    # is not misled by it either; line breaks and controls are gone (one_line)
+    return one_line(name, 2 * FIELD_LIMIT + 3)
+
+
+def m3u_location(path: str) -> str:
+    """The line of an m3u playlist that names `path`: the path itself, or, where it
+    cannot be written as one safe line (a line break, a control character or an
+    undecodable byte in the name, or a leading `#` or space that players would misread),
+    a `file://` URI with the path's bytes percent-encoded, which players resolve to the same
+    file."""
+    if has_unsafe(path) or path[:1] in ("#", " ") or path != path.strip() or not os.path.isabs(path):
+        return "file://" + quote(os.fsencode(os.path.abspath(path)), safe="/")
+    return path
 
 
 def _because_text(record: dict) -> str:
@@ -150,14 +169,13 @@ def ranking_output(records: list[dict], output_format: OutputFormat, title: str,
             if not record["path"]:  # a path end given as a JSON line without a path: nothing to play
                 continue
             seconds = round(record["length"]) if record.get("length") else -1
-            # a line break in a tag would end the #EXTINF line early
-            write_line(f"#EXTINF:{seconds},{' '.join(_m3u_name(record).split())}")
-            write_line(display_path(record["path"]))
+            write_line(f"#EXTINF:{seconds},{_m3u_name(record)}")
+            write_line(m3u_location(record["path"]))
     else:
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=title)
+        table = Table(title=Text(shown(title, 2 * FIELD_LIMIT)))
         table.add_column("#", justify="right")
         table.add_column("score", justify="right")
         table.add_column("artist", overflow="fold")
@@ -166,19 +184,18 @@ def ranking_output(records: list[dict], output_format: OutputFormat, title: str,
         table.add_column("path", overflow="fold")
         if explain:
             table.add_column("because", overflow="fold")
-        paths = [display_path(record["path"]) for record in records]
+        paths = [shown_path(record["path"]) for record in records]
+        rows = []
         for record, path in zip(records, paths):
             # Text, not a plain string: a file called "[live] x.mp3" is not rich markup
-            cells = [Text(record.get(field, "")) for field in ("artist", "album", "title")] + [Text(path)]
+            fields = [shown(record.get(field, "")) for field in ("artist", "album", "title")]
             if explain:
-                cells.append(Text(_because_text(record)))
+                fields.append(shown(_because_text(record), 2 * FIELD_LIMIT))
+            rows.append(fields)
+            cells = [Text(field) for field in fields[:3]] + [Text(path)] + [Text(field) for field in fields[3:]]
             table.add_row(str(record["rank"]), f"{record['score']:.3f}", *cells)
         longest = max((len(path) for path in paths), default=0)
-        extra = max(
-            (sum(len(record.get(field, "")) for field in ("artist", "album", "title")) for record in records), default=0
-        )
-        if explain:
-            extra += max((len(_because_text(record)) for record in records), default=0)
+        extra = max((sum(len(field) for field in fields) for fields in rows), default=0)
         # room for the rank and score columns, the column headers and rich's borders and padding
         table_console(content_width=longest + extra + 20 + 5 * len(table.columns)).print(table)
 
@@ -186,19 +203,19 @@ def ranking_output(records: list[dict], output_format: OutputFormat, title: str,
 def tag_record_output(record: dict, output_format: OutputFormat, console=None) -> None:
     """One `qbsd tag` result."""
     if output_format == OutputFormat.table:
-        from rich.markup import escape
         from rich.table import Table
+        from rich.text import Text
 
         # the path on a line of its own: as a table title it would wrap to the table's width
         console.print(
-            f"[bold]{escape(display_path(record['path']))}[/bold]  ({record['duration']:.1f} s analysed)",
+            f"[bold]{markup_safe(shown_path(record['path']))}[/bold]  ({record['duration']:.1f} s analysed)",
             soft_wrap=True,
         )
         table = Table()
         table.add_column("tag")
         table.add_column("score", justify="right")
         for entry in record["tags"]:
-            table.add_row(entry["tag"], f"{entry['score']:.3f}")
+            table.add_row(Text(shown(entry["tag"])), f"{entry['score']:.3f}")
         console.print(table)
     else:
         write_line(json_line(record))

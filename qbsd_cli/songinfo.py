@@ -19,7 +19,17 @@ folder holding the file.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .records import TagRecord
+
+#: Characters kept of an artist, album or title, from a file's tags or a JSON line: more
+#: than any real name, and a bound on what a 200 KB title costs every listing that holds
+#: it. A longer one is cut and ends with "…" (display.ELLIPSIS).
+MAX_TAG_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -53,8 +63,27 @@ def _storable(text: str) -> str:
 def _clean(text) -> str | None:
     if not isinstance(text, str):
         return None
+    if len(text) > 2 * MAX_TAG_CHARS:  # cut before the work of splitting a huge one
+        text = text[: 2 * MAX_TAG_CHARS]
     text = " ".join(_storable(text).split())
+    if len(text) > MAX_TAG_CHARS:
+        text = text[: MAX_TAG_CHARS - 1] + "…"
     return text or None
+
+
+def capped(text: str | None) -> str | None:
+    """A name as it is stored: valid UTF-8, whitespace runs made one space, at most
+    MAX_TAG_CHARS characters; None for none."""
+    return _clean(text)
+
+
+def is_regular_file(path: str) -> bool:
+    """Whether `path` is a regular file (after links): nothing else is opened to read its
+    tags, since opening a FIFO or a device could block forever."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def from_folders(path: str, root: str | None) -> SongInfo:
@@ -78,6 +107,8 @@ def read_tags(path: str) -> SongInfo:
     completes it with `completed` (the folder names need the indexed root)."""
     import soundfile
 
+    if not is_regular_file(path):
+        return SongInfo()
     try:
         # bytes: soundfile cannot encode the surrogate escapes of a non-UTF-8 name itself
         with soundfile.SoundFile(os.fsencode(path)) as audio:
@@ -106,14 +137,12 @@ def read_song_info(path: str, root: str | None = None) -> SongInfo:
     return completed(read_tags(path), path, root)
 
 
-def from_record(record: dict, path: str) -> SongInfo:
-    """A `--from-jsonl` record's own "artist", "album", "title" (and "length", seconds), each
-    where it is a string (a number); the rest from the file when it exists (its tags: the
-    record has no root for folder names, hence folders_read)."""
-    given = {key: _clean(record.get(key)) for key in ("artist", "album", "title")}
-    length = record.get("length")
-    length = float(length) if isinstance(length, (int, float)) and length > 0 else None
-    read = read_song_info(path) if os.path.exists(path) else from_folders(path, None)
+def from_record(record: TagRecord, path: str, regular: bool) -> SongInfo:
+    """A `--from-jsonl` record's own artist, album, title and length (records.parse checked
+    them); the rest from the file when it is a regular file here (`regular`: its tags; the
+    record has no root for folder names, hence folders_read), else the file name."""
+    given = {"artist": _clean(record.artist), "album": _clean(record.album), "title": _clean(record.title)}
+    read = read_song_info(path) if regular else from_folders(path, None)
     artist = given["artist"] or read.artist
     title = given["title"] or read.title
     album = given["album"] or read.album
@@ -121,7 +150,7 @@ def from_record(record: dict, path: str) -> SongInfo:
         artist=artist,
         album=album,
         title=title,
-        seconds=length or read.seconds,
+        seconds=record.length or read.seconds,
         tagged=bool(given["artist"] and given["title"]) or read.tagged,
         folders_read=bool(artist and album),
     )

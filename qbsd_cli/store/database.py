@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import IndexBusyError, ModelMismatchError, StoreError, model_mismatch
+from ..errors import IndexBusyError, IndexDamagedError, ModelMismatchError, StoreError, model_mismatch
 from ..songinfo import SongInfo
 from .forest import ForestState
 from .layout import DATABASE_NAME, damaged, missing
@@ -140,6 +140,25 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def _connect(path: Path, read_only: bool, immutable: bool = False) -> sqlite3.Connection:
+    """A connection to the database at `path`: read-write, or read-only, and then, with
+    immutable=True, without SQLite's locks and WAL index (for media where not even those
+    can be made)."""
+    if not read_only:
+        return sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    uri = path.absolute().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
+    return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+
+
+def _needs_immutable(error: BaseException | None) -> bool:
+    """Whether a read-only connection failed only because SQLite could not make or write the
+    WAL's companion files (a read-only folder, a mounted snapshot)."""
+    if not isinstance(error, sqlite3.OperationalError):
+        return False
+    name = getattr(error, "sqlite_errorname", "")
+    return name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or "readonly" in str(error)
+
+
 def translate(folder: Path, error: sqlite3.DatabaseError) -> StoreError:
     """The StoreError that tells a user what SQLite's `error` on the index in `folder` means."""
     message = str(error)
@@ -173,8 +192,12 @@ class SongDatabase:
     seconds; sizes in bytes; times in integer nanoseconds.
     """
 
-    def __init__(self, folder: Path, create: bool):
+    def __init__(self, folder: Path, create: bool, read_only: bool = False):
         """Open the database in `folder`; with create=True make the folder and tables if needed.
+
+        read_only=True (with create=False) opens it for reading only: queries need no write
+        access, so an index on a read-only folder or medium answers them; writing through
+        such an object fails.
 
         Raises IndexMissingError when create=False and there is no index there,
         IndexDamagedError when the database is damaged, and StoreError when it cannot be
@@ -189,14 +212,24 @@ class SongDatabase:
         path = folder / DATABASE_NAME
         if not create and not path.is_file():
             raise missing(folder)
+        self.read_only = read_only and not create
         try:
             if create:
                 folder.mkdir(parents=True, exist_ok=True)
-            self._connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            self._connection = _connect(path, self.read_only)
         except (OSError, sqlite3.Error) as error:
             raise StoreError(f"cannot open the index at {folder}: {error}") from error
         try:
-            self._open(create)
+            try:
+                self._open(create)
+            except IndexDamagedError as error:
+                if not self.read_only or not _needs_immutable(error.__cause__):
+                    raise
+                # A read-only folder or medium where SQLite cannot make the WAL's shared-memory
+                # file: read the database as it is on disk (nobody can be writing it there).
+                self._connection.close()
+                self._connection = _connect(path, read_only=True, immutable=True)
+                self._open(create)
         except BaseException:
             self.close()
             raise
@@ -205,10 +238,12 @@ class SongDatabase:
     def _open(self, create: bool) -> None:
         connection = self._connection
         connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        # WAL lets `qbsd similar` and `qbsd search` read while `qbsd index` writes.
-        connection.execute("PRAGMA journal_mode = WAL")
-        # In WAL mode NORMAL can lose the last commits on power loss but never corrupts.
-        connection.execute("PRAGMA synchronous = NORMAL")
+        if not self.read_only:
+            # WAL lets `qbsd similar` and `qbsd search` read while `qbsd index` writes (the
+            # mode is kept in the file, so read-only connections use it too).
+            connection.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL can lose the last commits on power loss but never corrupts.
+            connection.execute("PRAGMA synchronous = NORMAL")
         has_meta = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
         if not has_meta:
             if not create:
@@ -229,13 +264,25 @@ class SongDatabase:
                 )
         version = self._meta("schema_version")
         if version is not None and version.isdigit() and int(version) in _MIGRATIONS:
-            version = self._migrate()
+            version = self._upgraded_for_reading(version) if self.read_only else self._migrate()
         if version != str(SCHEMA_VERSION):
             raise StoreError(
                 f"the index at {self.folder} has format version {version}, this qbsd reads "
                 f"version {SCHEMA_VERSION}: delete the folder {self.folder} and run "
                 f"`qbsd index` again"
             )
+
+    def _upgraded_for_reading(self, version: str) -> str:
+        """An older index opened for reading is upgraded in place by a writing connection of
+        its own, where the folder allows it; on a read-only one it cannot be read."""
+        try:
+            SongDatabase(self.folder, create=False).close()
+        except StoreError:
+            raise StoreError(
+                f"the index at {self.folder} has format version {version} and needs upgrading: run "
+                f"`qbsd index DIR` on it once with write access to {self.folder}"
+            ) from None
+        return self._meta("schema_version")
 
     def _migrate(self) -> str:
         """Bring an older schema up to date in one transaction; returns the version reached."""
@@ -495,6 +542,19 @@ class SongDatabase:
             infos = {os.fsdecode(row[0]): _info_from_row(*row[1:]) for row in rows}
             self._info_cache = (key, [infos.get(path) for path in paths])
         return self._info_cache[1]
+
+    @guarded
+    def clear(self) -> None:
+        """Forget every song, failure and the model, inside the caller's transaction (a
+        rebuild refills the index in the same transaction, so readers keep the old songs
+        until it commits, and a failed rebuild rolls back to them). The forest's record
+        stays: its items no longer match any song (live_items), and the next build
+        replaces it."""
+        with self._write():
+            self._connection.execute("DELETE FROM songs")
+            self._connection.execute("DELETE FROM failures")
+            self._connection.execute("DELETE FROM meta WHERE key IN ('model_id', 'tags', 'n_tags')")
+            self._set_meta(_INFO_TO_READ, "0")
 
     @guarded
     def put_failure(self, path: str, size: int, changed_ns: int, reason: str) -> None:

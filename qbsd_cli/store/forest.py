@@ -11,6 +11,7 @@ complete, and a kill at any moment leaves the last committed forest usable.
 from __future__ import annotations
 
 import os
+import stat
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,9 @@ class Forest:
         `generation`. `rev` is the song revision the rows were read at."""
         final = self.folder / annoy_name(generation)
         temporary = final.with_name(final.name + TEMPORARY_SUFFIX)
+        for path in (final, temporary):
+            if path.exists() and not path.is_file():  # something of a user's, or a tool's, in the way
+                raise StoreError(f"cannot write the search index: {path} is in the way (not a file): move it away")
         index = AnnoyIndex(matrix.shape[1], "angular")
         index.set_seed(ANNOY_SEED)
         for item, vector in enumerate(matrix):
@@ -120,7 +124,10 @@ class Forest:
         if self._loaded is not None and self._loaded[0] == state.file:
             return self._loaded[1]
         path = self.folder / state.file
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise damaged(self.folder, f"{path.name} is not a file")
+        size = info.st_size
         if size != state.size:
             raise damaged(self.folder, f"{path.name} has {size} bytes instead of {state.size}")
         # Annoy follows child offsets in the file blindly, so garbage could crash the
@@ -149,7 +156,7 @@ class Forest:
         killed build) are garbage. Newer ones belong to a build in flight and stay.
         """
         for generation, path in annoy_files(self.folder):
-            if generation < committed:
+            if generation < committed and not path.is_dir():  # a folder is not ours to delete
                 path.unlink(missing_ok=True)
 
     def unload(self) -> None:

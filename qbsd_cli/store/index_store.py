@@ -43,15 +43,16 @@ class IndexStore:
     seconds; sizes in bytes; modification times in integer nanoseconds (`st_mtime_ns`).
     """
 
-    def __init__(self, folder: str | Path, create: bool = True):
-        """Open the index in `folder`; with create=True make the folder and tables if needed.
+    def __init__(self, folder: str | Path, create: bool = True, read_only: bool = False):
+        """Open the index in `folder`; with create=True make the folder and tables if needed;
+        read_only=True (queries) needs no write access to the folder and cannot write.
 
         Raises IndexMissingError when create=False and there is no index there,
         IndexDamagedError when the database is damaged, StoreError when it cannot be opened.
         """
         self.folder = Path(folder)
         self._lock_depth = 0
-        self._database = SongDatabase(self.folder, create)
+        self._database = SongDatabase(self.folder, create, read_only)
         self._forest = Forest(self.folder)
 
     @staticmethod
@@ -128,6 +129,12 @@ class IndexStore:
         its tag vector of shape (n_tags,) and what it is called (None: not read yet). Any
         recorded failure for the path is dropped."""
         self._database.put_song(path, size, mtime_ns, duration, vector, info)
+
+    def clear(self) -> None:
+        """Forget every song, failure and the model within the caller's transaction(): a
+        rebuild fills the index again in the same transaction, so readers see the old
+        songs until it commits, and a rollback restores them."""
+        self._database.clear()
 
     def set_song_info(self, path: str, info: SongInfo) -> None:
         """Record a stored song's artist, album, title and length; its vector stays."""

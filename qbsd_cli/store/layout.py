@@ -52,7 +52,7 @@ def reset(folder: Path) -> None:
         return
     try:
         doomed = [folder / (DATABASE_NAME + companion) for companion in ("", *DATABASE_COMPANIONS)]
-        doomed += [path for _generation, path in annoy_files(folder)]
+        doomed += [path for _generation, path in annoy_files(folder) if not path.is_dir()]
         for path in doomed:
             path.unlink(missing_ok=True)
     except OSError as error:

@@ -6,6 +6,7 @@ writer works, and the Annoy file is replaced by an atomic rename.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -31,6 +32,11 @@ def writer_lock(folder: str | Path, wait: bool = True, busy_message: str | None 
         folder.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as error:
+        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise StoreError(
+                f"the index at {folder} is read-only ({error.strerror}): changing it needs write access to the "
+                f"folder; similar, search and path still answer from it"
+            ) from None
         raise StoreError(f"cannot open the index at {folder}: {error.strerror or error}") from None
     try:
         try:
