@@ -78,9 +78,10 @@ _qbsd_offer() {
                 --from-jsonl|--model) _qbsd_compgen file "$cur"; return 0 ;;
                 --jobs|-j|--timeout|--cluster) return 0 ;;
                 --index|-i) _qbsd_compgen dir "$cur"; return 0 ;;
+                --format|-f) _qbsd_compgen words "$cur" "auto json table m3u"; return 0 ;;
             esac
             if [[ $cur == -* ]] && ((!dashdash)); then
-                _qbsd_compgen words "$cur" "--from-jsonl --errors --duplicates --rebuild --jobs -j --full --timeout --index -i --model --cluster --help -h"
+                _qbsd_compgen words "$cur" "--from-jsonl --errors --duplicates --rebuild --jobs -j --full --timeout --index -i --model --cluster --format -f --help -h"
             else
                 _qbsd_compgen dir "$cur"
             fi

@@ -41,6 +41,7 @@ complete -c qbsd -n '__fish_seen_subcommand_from index' -l timeout -x -d 'Give u
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l cluster -x -d 'Analyse on the workers of this Dask scheduler (tcp://host:8786; needs the cluster extra, and the files at the same paths on every worker); --jobs is then ignored'
+complete -c qbsd -n '__fish_seen_subcommand_from index' -l format -s f -x -a 'auto json table m3u' -d 'Output format of --errors and --duplicates; auto is plain lines on a terminal, JSON lines when piped'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l help -s h -d 'Show this message and exit'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -a '(__fish_complete_directories (commandline -ct))'
 

@@ -229,17 +229,27 @@ def index(
     index_folder: Optional[Path] = IndexOption,
     model: Optional[Path] = ModelOption,
     cluster: Optional[str] = ClusterOption,
+    output_format: OutputFormat = typer.Option(
+        OutputFormat.auto,
+        "--format",
+        "-f",
+        help="Output format of --errors and --duplicates; auto is plain lines on a terminal, JSON lines when piped.",
+    ),
 ):
     """Index folders: analyse new or changed files, forget deleted ones, rebuild the search index."""
-    from .output import stdout_is_terminal
+    from .output import resolve_format
 
     target = _index(index_folder)
+    listing = resolve_format(output_format)
+    if listing == OutputFormat.m3u and (errors or duplicates):
+        raise UsageError("--format m3u is for similar, search and path")
+    plain = listing == OutputFormat.table
     if errors:
         with target:
             for failure in target.failures():
                 write_line(
                     f"{display_path(failure.path)}: {shown_reason(failure.reason)}"
-                    if stdout_is_terminal()
+                    if plain
                     else json_line({"path": failure.path, "error": failure.reason})
                 )
         return
@@ -250,7 +260,7 @@ def index(
                     record = {"group": number, **{k: v for k, v in record.items() if k != "rank"}}
                     write_line(
                         f"{number}\t{record['score']:.4f}\t{display_path(record['path'])}"
-                        if stdout_is_terminal()
+                        if plain
                         else json_line(record)
                     )
         return

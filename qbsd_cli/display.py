@@ -36,7 +36,7 @@ ELLIPSIS = "…"
 
 # C0 and DEL and C1; the format characters that reorder or hide text (Trojan Source);
 # line and paragraph separators, which str.splitlines and some terminals break on; the BOM.
-_UNSAFE = re.compile(
+UNSAFE_CHARACTERS = _UNSAFE = re.compile(
     "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
     "\ud800-\udfff]"
 )

@@ -22,9 +22,9 @@ raises RecordError with a one-line reason, which the callers turn into
 File names that are not valid UTF-8 round-trip losslessly: Python holds each undecodable
 byte 0xNN of a name as the lone surrogate U+DCNN (`os.fsdecode`), and `dumps` writes it
 as the JSON escape `\\udcNN`, which `parse` reads back to the same surrogate and
-`os.fsencode` to the same byte. `dumps` also escapes DEL and the C1 controls (and the line
-and paragraph separators) that JSON itself would leave raw, so a record shown on a
-terminal cannot drive it; a JSON reader gets the same value back.
+`os.fsencode` to the same byte. `dumps` also escapes DEL, the C1 controls and the invisible
+format characters (display.UNSAFE_CHARACTERS) that JSON itself would leave raw, so a record
+shown on a terminal cannot drive it; a JSON reader gets the same value back.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
+
+from .display import UNSAFE_CHARACTERS
 
 if TYPE_CHECKING:  # numpy is imported when a vector is read: writing a line (and --help) needs none
     import numpy as np
@@ -49,9 +50,6 @@ MAX_PATH_BYTES = 4096
 MAX_SECONDS = 1e7
 
 _FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
-# Characters json.dumps(ensure_ascii=False) leaves raw that a terminal or a line splitter
-# would act on, and the surrogates that stand for a file name's undecodable bytes.
-_RAW_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 class RecordError(ValueError):
@@ -81,7 +79,9 @@ def dumps(record: dict) -> str:
     """One JSON line for `record` (UTF-8 text; see the module's docstring for escapes).
     Raises ValueError for a NaN or infinite number: a record never holds one."""
     text = json.dumps(record, ensure_ascii=False, allow_nan=False)
-    return _RAW_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    # what json leaves raw of the characters a terminal acts on (display.UNSAFE_CHARACTERS:
+    # DEL, C1, the invisible format characters) and the surrogates of undecodable bytes
+    return UNSAFE_CHARACTERS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def tag_record(
