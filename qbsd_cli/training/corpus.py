@@ -8,18 +8,35 @@ ours to commit) holds `debs/` (the downloaded .deb files), `root/<package>/` (ea
 extracted, with a `.done` marker once complete) and `manifest.json` (the music files).
 
 Only the packages of `PACKAGES` are used: issue 10 keeps every other Debian music package
-aside for independent tests. Five are soundtracks as a whole; of the game data packages
-only the music folders count. A file is music when it is an audio file under a music folder
-(a path component in `MUSIC_FOLDERS`; for the soundtrack packages, anywhere; see
-`_is_music_path`) and lasts more than `MIN_MUSIC_SECONDS`, which leaves out jingles and
-sound effects kept beside the music. Nexuiz's and UFO:AI's soundtracks come inside .pk3
-(zip) archives, which are unpacked; XBlast's songs are headerless PCM, given WAV headers.
-Tracker modules (.xm, .mod, ...) are listed but not decodable: libsndfile cannot render them.
+aside for independent tests (issue 20 added twelve game data packages, the last twelve of
+`DATA_PACKAGES`; all twelve exist in Debian 12 "bookworm"). Five are soundtracks as a whole;
+of the game data packages only the music counts. A file is music when it is an audio file
+under a music folder (a path component in `MUSIC_FOLDERS`; for the soundtrack packages,
+anywhere), a tracker module anywhere, or a file a package's `MUSIC_PATTERNS` name (Freeciv's
+`stdmusic/`, Powermanga's `sound/*/music_*`, Funny Boat's one song beside its effects), not
+excluded by its `NOT_MUSIC_PATTERNS` (the wind loop in Flare's `music/`); see
+`_is_music_path`. It must also last more than `MIN_MUSIC_SECONDS`, which leaves out jingles
+and sound effects kept beside the music. Zip archives (.pk3, .zip) are unpacked, their music
+members only: Nexuiz's and UFO:AI's soundtracks and 0 A.D.'s music (`public.zip`) are inside
+one. XBlast's songs are headerless PCM, given WAV headers. Tracker modules (.xm, .it, ...)
+are listed but not decodable: libsndfile cannot render them.
+
+What `fetch` then `report` found (Debian 12): 29 packages, 405 decodable
+music files, 18.81 h (ogg 401 files 18.76 h, wav 4 files 0.04 h); the 17 packages before
+issue 20 give 14.52 h, the twelve of issue 20 4.29 h: 0ad-data 61 files 2.91 h (all inside
+public.zip), flare-game 11 files 0.61 h, redeclipse-data 12 files 0.39 h,
+extremetuxracer-data 6 files 0.15 h, powermanga-data 3 files 0.12 h, funnyboat 1 file
+0.05 h, freeciv-data 1 file 0.03 h, solarwolf 1 file 0.02 h, all Ogg Vorbis; pingus-data's
+music is 20 tracker modules (19 .it, 1 .s3m), listed but 0 h, as are Solarwolf's 2 .xm and
+Red Eclipse's one .it; boswars-data (only an intro video), openarena-data (its two .pk3 hold
+effects and voices: OpenArena's music ships in other packages, not used) and pokerth-data
+(effects only) have no music.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import glob
 import json
 import os
@@ -44,10 +61,41 @@ DATA_PACKAGES = (
     "warmux-data",
     "lincity-ng-data",
     "ri-li-data",
+    # issue 20, item 3
+    "0ad-data",
+    "redeclipse-data",
+    "flare-game",
+    "boswars-data",
+    "extremetuxracer-data",
+    "openarena-data",
+    "pingus-data",
+    "freeciv-data",
+    "pokerth-data",
+    "powermanga-data",
+    "funnyboat",
+    "solarwolf",
 )
 PACKAGES = SOUNDTRACK_PACKAGES + DATA_PACKAGES
 #: Folder names that hold a game's music (compared in lower case).
 MUSIC_FOLDERS = frozenset({"music", "musics", "mus", "soundtrack", "soundtracks"})
+#: Music a package keeps outside any music folder: shell patterns (fnmatch, `*` spans
+#: folders) on the path inside the package's tree.
+MUSIC_PATTERNS = {
+    # Freeciv's music set "stdmusic" (one piece in 3.0; its effects are in stdsounds/)
+    "freeciv-data": ("usr/share/games/freeciv/stdmusic/*",),
+    # Powermanga's three songs (music_menu, music_game, music_congratulations); the effects
+    # are sounds/sound_*.wav
+    "powermanga-data": ("usr/share/games/powermanga/sound/*/music_*",),
+    # Funny Boat's one song, beside its four sub-second effects in data/
+    "funnyboat": ("usr/share/games/funnyboat/data/JDruid-*",),
+}
+#: Audio in a music folder that is not music: shell patterns as for MUSIC_PATTERNS.
+NOT_MUSIC_PATTERNS = {
+    # a minute of wind, which Flare plays as a map's "music"
+    "flare-game": ("*/music/wind_ambient.*",),
+}
+#: Archives unpacked (their music members only): zip files, as Quake-style .pk3 are.
+ARCHIVE_EXTENSIONS = frozenset({".pk3", ".zip"})
 #: Shorter files are jingles, stings or effects, not music to learn from.
 MIN_MUSIC_SECONDS = 20.0
 #: Formats libsndfile (hence qbsd_cli.audio) decodes.
@@ -74,24 +122,34 @@ def _deb_of(debs_dir: str, package: str) -> str | None:
     return found[-1] if found else None
 
 
-def _unpack_archives(tree: str, log=_log) -> None:
-    """Extract the audio members of the Quake-style .pk3 (zip) archives under `tree` into
-    `<archive>.d/`: Nexuiz and UFO:AI ship their whole soundtrack inside one."""
+def _unpack_archives(tree: str, package: str, log=_log) -> None:
+    """Extract the music members of the zip archives under `tree` (Quake-style .pk3 and
+    plain .zip) into `<archive>.d/`: Nexuiz and UFO:AI ship their whole soundtrack inside a
+    .pk3, 0 A.D. its music inside `public.zip`. A member is taken when it is an audio file
+    that `_is_music_path` accepts at `<archive>.d/<member>` (so only a data package's music
+    folders are unpacked, not the archive's effects and voices)."""
     import zipfile
 
     for folder, _, names in os.walk(tree):
-        for name in names:
-            if not name.lower().endswith(".pk3"):
+        for name in sorted(names):
+            if os.path.splitext(name)[1].lower() not in ARCHIVE_EXTENSIONS:
                 continue
             archive = os.path.join(folder, name)
-            with zipfile.ZipFile(archive) as pk3:
-                members = [
-                    m
-                    for m in pk3.namelist()
-                    if os.path.splitext(m)[1].lower().lstrip(".") in SOUNDFILE_FORMATS | SEQUENCED_FORMATS
-                ]
-                pk3.extractall(archive + ".d", members)
-            log(f"  {os.path.relpath(archive, tree)}: {len(members)} audio files unpacked")
+            unpacked = archive + ".d"
+            relative = os.path.relpath(unpacked, tree)
+            try:
+                with zipfile.ZipFile(archive) as pk3:
+                    members = [
+                        m
+                        for m in pk3.namelist()
+                        if os.path.splitext(m)[1].lower().lstrip(".") in SOUNDFILE_FORMATS | SEQUENCED_FORMATS
+                        and _is_music_path(package, os.path.join(relative, *m.split("/")))
+                    ]
+                    pk3.extractall(unpacked, members)
+            except zipfile.BadZipFile:
+                log(f"  {os.path.relpath(archive, tree)}: not a zip archive, left as it is")
+                continue
+            log(f"  {os.path.relpath(archive, tree)}: {len(members)} music files unpacked")
 
 
 def _xblast_songs_to_wav(tree: str, log=_log) -> None:
@@ -157,7 +215,7 @@ def fetch(cache: str = DEFAULT_CACHE, packages=PACKAGES, log=_log) -> dict:
         log(f"{package}: extracting {os.path.basename(deb)} ({os.path.getsize(deb) / 1e6:.0f} MB)")
         staging = tempfile.mkdtemp(prefix=f".{package}-", dir=root)
         subprocess.run(["dpkg", "-x", deb, staging], check=True)
-        _unpack_archives(staging, log)
+        _unpack_archives(staging, package, log)
         if package == "xblast-tnt-musics":
             _xblast_songs_to_wav(staging, log)
         with open(os.path.join(staging, ".done"), "w") as handle:
@@ -196,15 +254,22 @@ def _is_sequenced(path: str, extension: str) -> bool:
 
 
 def _is_music_path(package: str, relative: str) -> bool:
-    """Whether the audio file at `relative` (inside the package's tree) is music: anything
-    in a soundtrack package; in a data package, a file under a music folder (OpenClonk's
-    `Music.ocg` counts: its group extension is dropped) or a tracker module anywhere
-    (Ri-li keeps its .xm/.mod tunes beside its effects; effects are never modules)."""
+    """Whether the audio file at `relative` (inside the package's tree; members of an
+    unpacked archive under `<archive>.d/`) is music: anything in a soundtrack package; in a
+    data package, a file under a music folder (OpenClonk's `Music.ocg` counts: its group
+    extension is dropped) or a tracker module anywhere (Ri-li keeps its .xm/.mod tunes
+    beside its effects; effects are never modules), or one the package's MUSIC_PATTERNS
+    name, unless its NOT_MUSIC_PATTERNS do."""
     if package in SOUNDTRACK_PACKAGES:
         return True
-    if os.path.splitext(relative)[1].lower().lstrip(".") in SEQUENCED_FORMATS:
+    path = relative.replace(os.sep, "/")
+    if any(fnmatch.fnmatchcase(path, pattern) for pattern in NOT_MUSIC_PATTERNS.get(package, ())):
+        return False
+    if any(fnmatch.fnmatchcase(path, pattern) for pattern in MUSIC_PATTERNS.get(package, ())):
         return True
-    return any(os.path.splitext(part)[0].lower() in MUSIC_FOLDERS for part in relative.split(os.sep)[:-1])
+    if os.path.splitext(path)[1].lower().lstrip(".") in SEQUENCED_FORMATS:
+        return True
+    return any(os.path.splitext(part)[0].lower() in MUSIC_FOLDERS for part in path.split("/")[:-1])
 
 
 def build_manifest(cache: str = DEFAULT_CACHE, log=_log) -> dict:
