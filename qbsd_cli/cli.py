@@ -14,8 +14,8 @@ from typing import List, Optional
 import typer
 
 from .display import shown_reason
-from .errors import QbsdError, UsageError
-from .output import ExitStatus, OutputFormat, display_path, error, json_line, note, stderr_is_terminal, write_line
+from .errors import ExitStatus, QbsdError, UsageError
+from .output import OutputFormat, display_path, error, json_line, note, stderr_is_terminal, write_line
 from .settings import DEFAULT_TIMEOUT
 
 app = typer.Typer(

@@ -20,6 +20,18 @@ what to do). The command line maps these to exit statuses in one place
 
 from __future__ import annotations
 
+import enum
+
+
+class ExitStatus(enum.IntEnum):
+    """The command line's exit statuses, as documented in the README; `cli.exit_status_for`
+    maps each error below to one of them."""
+
+    OK = 0
+    FAILED = 1  # some inputs failed (others may have succeeded), or the command could not run
+    USAGE = 2  # bad arguments, unknown tag, unreadable query
+    INTERRUPTED = 130  # Ctrl-C: what was finished is kept
+
 
 class QbsdError(Exception):
     """Base of every error qbsd raises on purpose; str(error) is a one-line message."""

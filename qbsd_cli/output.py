@@ -11,16 +11,8 @@ import sys
 from urllib.parse import quote
 
 from .display import FIELD_LIMIT, has_unsafe, markup_safe, one_line, shown, shown_path, shown_reason
+from .errors import ExitStatus
 from .records import dumps
-
-
-class ExitStatus(enum.IntEnum):
-    """Process exit codes, as documented in the README."""
-
-    OK = 0
-    FAILED = 1  # some inputs failed (others may have succeeded), or the command could not run
-    USAGE = 2  # bad arguments, unknown tag, unreadable query
-    INTERRUPTED = 130  # Ctrl-C: what was finished is kept
 
 
 class OutputFormat(enum.StrEnum):

@@ -69,7 +69,8 @@ def test_one_writer_at_a_time(qbsd, library):
     finally:
         run.signal_group(signal.SIGKILL)
     assert integrity(index) == "ok"
-    again = qbsd("index", music, index=index)  # the refused runs changed nothing
+    # the refused runs changed nothing (the same --timeout: a longer one would retry the slow file)
+    again = qbsd("index", "--timeout", str(BUSY_S), music, index=index)
     assert again.returncode == 0, again
     assert summary(again)["unchanged"] == FIRST + MORE
     assert summary(again)["songs"] == FIRST + MORE
