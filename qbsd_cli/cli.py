@@ -324,7 +324,7 @@ class _StdinSongs:
             from .records import RecordError, read
 
             self._records = []
-            for where, record in read(sys.stdin.buffer, "stdin"):
+            for where, record in read(sys.stdin.buffer, "stdin", need_path=False):
                 if isinstance(record, RecordError):
                     raise UsageError(f"{where}: {record}")
                 self._records.append(TagResult.from_record(record))

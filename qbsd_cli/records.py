@@ -185,8 +185,9 @@ def _tags(record: dict) -> None:
         _number(entry, "score", 0.0, 1.0, required=True)
 
 
-def parse(line: str | bytes, *, need_vector: bool = True) -> TagRecord:
-    """The checked record of one line (str, or bytes in UTF-8). Raises RecordError."""
+def parse(line: str | bytes, *, need_vector: bool = True, need_path: bool = True) -> TagRecord:
+    """The checked record of one line (str, or bytes in UTF-8). need_path=False (a query
+    song) lets "path" be empty or absent: a vector without a file. Raises RecordError."""
     if len(line) > MAX_LINE_BYTES:
         raise RecordError(f"the line is {len(line)} bytes long, more than a record can be ({MAX_LINE_BYTES})")
     if isinstance(line, bytes):
@@ -212,7 +213,7 @@ def parse(line: str | bytes, *, need_vector: bool = True) -> TagRecord:
         raise RecordError('"model" is not a model id')
     _tags(record)
     return TagRecord(
-        path=checked_path(record.get("path")),
+        path=checked_path(record.get("path")) if need_path or record.get("path") else "",
         model=model if isinstance(model, str) else None,
         duration=_number(record, "duration", 0.0, MAX_SECONDS, required=False) or 0.0,
         vector=vector,
@@ -224,7 +225,7 @@ def parse(line: str | bytes, *, need_vector: bool = True) -> TagRecord:
 
 
 def read(
-    lines: IO[bytes] | IO[str] | Iterable[bytes | str], source: str, *, need_vector: bool = True
+    lines: IO[bytes] | IO[str] | Iterable[bytes | str], source: str, *, need_vector: bool = True, need_path: bool = True
 ) -> Iterator[tuple[str, TagRecord | RecordError]]:
     """(where, record or the RecordError of a bad line) for each non-blank line; `where` is
     `SOURCE:LINE` (SOURCE "stdin" for standard input), as error lines name it."""
@@ -233,6 +234,6 @@ def read(
             continue
         where = f"{source}:{number}"
         try:
-            yield where, parse(line, need_vector=need_vector)
+            yield where, parse(line, need_vector=need_vector, need_path=need_path)
         except RecordError as bad:
             yield where, bad

@@ -20,17 +20,43 @@ from helpers import (
     pick_clips,
 )
 
+#: Test files whose tests build wheels, start a Dask cluster, train networks, run the
+#: teachers, or wait out kills and time limits: `python -m pytest -m "not slow"` leaves
+#: them out for a quick local loop; CI runs everything.
+SLOW_FILES = frozenset(
+    {
+        "test_install.py",
+        "test_cluster.py",
+        "test_training_pipeline.py",
+        "test_train_command.py",
+        "test_teacher.py",
+        "test_teacher_pruning.py",
+        "test_finetune.py",
+        "test_band_student.py",
+        "test_student.py",
+        "test_accurate_model.py",
+        "test_interrupted.py",
+        "test_timeout.py",
+        "test_concurrent.py",
+        "test_fuzz_decode.py",
+        "test_rebuild_keeps_index.py",
+    }
+)
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "shared_data: needs the real clips of ../shared/data (skipped without it)")
+    config.addinivalue_line("markers", "slow: builds, clusters, training, teachers, kills (`-m 'not slow'` skips)")
 
 
 def pytest_collection_modifyitems(items):
-    # a test that uses the real clips is marked, so `-m "not shared_data"` runs what a
-    # clone without ../shared can run
     for item in items:
+        # a test that uses the real clips is marked, so `-m "not shared_data"` runs what a
+        # clone without ../shared can run
         if {"clips", "clip_paths", "moods4q_root", "library", "cal500_root"} & set(getattr(item, "fixturenames", ())):
             item.add_marker("shared_data")
+        if item.path.name in SLOW_FILES:
+            item.add_marker("slow")
 
 
 @pytest.fixture
