@@ -4,6 +4,7 @@ imported inside the commands so that `qbsd --help` stays instant."""
 
 from __future__ import annotations
 
+import contextvars
 import importlib.util
 import os
 import signal
@@ -29,7 +30,15 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_debug = False
+#: --debug (or $QBSD_DEBUG) for the command being run: tracebacks for errors, the workers'
+#: stderr kept. One value per `run`, set by the top-level callback.
+_DEBUG: contextvars.ContextVar[bool] = contextvars.ContextVar("qbsd_debug", default=False)
+
+
+def debugging() -> bool:
+    """Whether the command being run shows tracebacks and the workers' stderr."""
+    return _DEBUG.get() or bool(os.environ.get("QBSD_DEBUG"))
+
 
 IndexOption = typer.Option(
     None,
@@ -96,8 +105,7 @@ class FailedInputs(Exception):
 
 @app.callback()
 def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")):
-    global _debug
-    _debug = debug or bool(os.environ.get("QBSD_DEBUG"))
+    _DEBUG.set(debug)
 
 
 def _index(folder: Optional[Path]):
@@ -168,7 +176,7 @@ def tag(
             jobs=jobs,
             full=full,
             timeout=timeout or None,
-            keep_worker_stderr=_debug,
+            keep_worker_stderr=debugging(),
             cluster=cluster,
         ) as results,
         Progress("tagging", len(paths)) as progress,
@@ -285,7 +293,7 @@ def index(
             timeout=timeout or None,
             rebuild=rebuild,
             reporter=reporter,
-            keep_worker_stderr=_debug,
+            keep_worker_stderr=debugging(),
             cluster=cluster,
         )
     note(
@@ -613,8 +621,7 @@ def exit_status_for(problem: BaseException) -> ExitStatus:
 def run(argv: list[str] | None = None) -> int:
     """Run `qbsd ARGV...` in this process and return its exit status; every error
     becomes one line on stderr (with --debug, a traceback too)."""
-    global _debug
-    _debug = bool(os.environ.get("QBSD_DEBUG"))
+    reset = _DEBUG.set(False)  # an earlier run in this process (tests) must not leave --debug on
     try:
         app(args=argv, prog_name="qbsd")
     except SystemExit as finished:  # click's own ending: --help, a usage error, typer.Exit
@@ -623,7 +630,7 @@ def run(argv: list[str] | None = None) -> int:
     except FailedInputs:
         return ExitStatus.FAILED
     except QbsdError as problem:
-        if _debug:
+        if debugging():
             import traceback
 
             traceback.print_exc()
@@ -633,10 +640,12 @@ def run(argv: list[str] | None = None) -> int:
         sys.stderr.write("qbsd: interrupted; finished work is kept\n")
         return exit_status_for(problem)
     except Exception as unexpected:
-        if _debug:
+        if debugging():
             raise
         sys.stderr.write(f"qbsd: error: {type(unexpected).__name__}: {unexpected} (run with --debug for details)\n")
         return ExitStatus.FAILED
+    finally:
+        _DEBUG.reset(reset)
     return ExitStatus.OK
 
 

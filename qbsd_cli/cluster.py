@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from .analysis import Analysis, AnalysisPool
-from .errors import ClusterError, ModelMismatchError
+from .errors import ClusterError, ModelMismatchError, model_mismatch
 from .model import SHIPPED_MODELS, ModelInfo, resolve_model_path, shipped_model_path
 from .settings import DEFAULT_TIMEOUT
 
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 #: Files per Dask task, at most: a batch of the fast model's default analysis takes about
 #: a second, against milliseconds of scheduling per task (benchmarks/CLUSTER.md).
-BATCH_FILES = 8
+FILES_PER_TASK = 8
 #: Batches in flight per worker thread: enough to keep every worker busy while results
 #: travel back, few enough that a catalogue of millions is not all submitted at once.
 BATCHES_PER_THREAD = 3
@@ -126,9 +126,12 @@ def model_spec(model_path: str | os.PathLike) -> str:
 
 
 def _worker_mismatch(worker: str, spec: str, found: str | None, expected: str) -> ModelMismatchError:
-    return ModelMismatchError(
-        f"the Dask worker at {worker} has model {found} for {spec!r}, this qbsd has {expected}: "
-        f"install the same qbsd version (and model file) on every worker"
+    return model_mismatch(
+        f"the Dask worker at {worker}, for {spec!r}",
+        found,
+        "this qbsd",
+        expected,
+        "install the same qbsd version (and model file) on every worker",
     )
 
 
@@ -310,7 +313,7 @@ class ClusterPool:
         distributed = _distributed()
         numbered = list(enumerate(paths))
         threads = _ThreadCount(self.cluster)
-        size = max(1, min(BATCH_FILES, math.ceil(len(numbered) / (BATCHES_PER_THREAD * threads.now()))))
+        size = max(1, min(FILES_PER_TASK, math.ceil(len(numbered) / (BATCHES_PER_THREAD * threads.now()))))
         waiting = deque(numbered[start : start + size] for start in range(0, len(numbered), size))
         running: dict = {}  # future -> its batch of (position, path)
         finishing = distributed.as_completed(loop=self.cluster.client.loop)  # each future joins as it is submitted

@@ -90,11 +90,14 @@ class ModelMismatchError(StoreError):
     """Vectors of two different models met (an index and a query, or an index and a JSON line)."""
 
 
-def model_mismatch(what: str, found: str | None, index: str, expected: str | None) -> ModelMismatchError:
+#: What to do about a mismatch, by where the other model is.
+REINDEX_ADVICE = "use that model, or re-index with `qbsd index --rebuild DIR` to switch models"
+
+
+def model_mismatch(
+    what: str, found: str | None, index: str, expected: str | None, advice: str = REINDEX_ADVICE
+) -> ModelMismatchError:
     """The one wording of a model mismatch: `what` (the model in use, a query vector, a
-    JSON line) is of model `found`, while `index` (a description of the index) holds model
-    `expected`."""
-    return ModelMismatchError(
-        f"{what}: model {found}; {index} holds model {expected}: use that model, or re-index "
-        f"with `qbsd index --rebuild DIR` to switch models"
-    )
+    JSON line, a Dask worker) is of model `found`, while `index` (the index, this qbsd)
+    holds model `expected`; `advice` says what to do."""
+    return ModelMismatchError(f"{what}: model {found}; {index} holds model {expected}: {advice}")

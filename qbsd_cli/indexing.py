@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING
 
 from .analysis import Analysis, AnalysisPool, timed_out_after
 from .audio import regular_file
-from .errors import AudioError, ModelMismatchError
+from .errors import AudioError, model_mismatch
 from .model import ModelInfo, model_for_index
 from .scan import failure_identity, scan, under_any
 from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT
@@ -295,9 +295,12 @@ def update_from_json_lines(
             if store.model_id is None:
                 info = ModelInfo.read(model_for_index(model, record.model))
                 if info.model_id != record.model:
-                    raise ModelMismatchError(
-                        f"{where}: the vector comes from model {record.model}, but the model here is "
-                        f"{info.model_id}: tag the files again with this model, or name the vectors' model with --model"
+                    raise model_mismatch(
+                        f"{where}: the vector",
+                        record.model,
+                        "the model in use",
+                        info.model_id,
+                        "tag the files again with this model, or name the vectors' model with --model",
                     )
                 store.bind_model(record.model, info.tags)
             else:

@@ -287,7 +287,7 @@ def test_workers_with_another_model_are_refused(qbsd, make_audio, tmp_path):
             ):
                 assert result.returncode == 1, result
                 assert result.err_lines == [
-                    f"qbsd: the Dask worker at {worker} has model {theirs} for 'fast', this qbsd has {ours}: "
+                    f"qbsd: the Dask worker at {worker}, for 'fast': model {theirs}; this qbsd holds model {ours}: "
                     "install the same qbsd version (and model file) on every worker"
                 ]
                 assert result.stdout == ""

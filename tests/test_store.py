@@ -498,7 +498,9 @@ def test_writer_lock_excludes_a_second_process(store):
     with store.writer_lock():
         with store.writer_lock(wait=False):  # re-entering on the same object does not block
             pass
-        assert run_child(folder) == f"busy: another `qbsd index` is running on {folder}"
+        assert run_child(folder) == (
+            f"busy: another `qbsd index` is running on the index at {folder}; try again when it has finished"
+        )
         # flock also separates two opens within one process.
         with IndexStore(folder, create=False) as other, pytest.raises(IndexBusyError):
             with other.writer_lock(wait=False):

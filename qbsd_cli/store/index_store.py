@@ -98,9 +98,7 @@ class IndexStore:
             finally:
                 self._lock_depth -= 1
             return
-        # This shorter wording is the one IndexStore has always used (tests/test_store.py
-        # pins it); the command line takes the lock with lock.writer_lock's own message.
-        with writer_lock(self.folder, wait, f"another `qbsd index` is running on {self.folder}"):
+        with writer_lock(self.folder, wait):
             self._lock_depth = 1
             try:
                 yield

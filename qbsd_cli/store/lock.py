@@ -18,11 +18,11 @@ from .layout import LOCK_NAME
 
 
 @contextmanager
-def writer_lock(folder: str | Path, wait: bool = True, busy_message: str | None = None) -> Iterator[None]:
+def writer_lock(folder: str | Path, wait: bool = True) -> Iterator[None]:
     """Hold the exclusive writer lock (`flock` on `folder/lock`) for the block.
 
     Makes the folder if needed. wait=True blocks until the other writer is done; wait=False
-    raises IndexBusyError at once, with `busy_message` if given. Two opens of the lock
+    raises IndexBusyError at once, with the one wording of a busy index. Two opens of the lock
     exclude each other even within one process. The kernel releases the lock when the
     process dies, so it never goes stale; O_CLOEXEC keeps programs it executes from
     holding it on. Raises StoreError when the lock file cannot be opened.
@@ -43,8 +43,7 @@ def writer_lock(folder: str | Path, wait: bool = True, busy_message: str | None 
             fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             raise IndexBusyError(
-                busy_message
-                or f"another `qbsd index` is running on the index at {folder}; try again when it has finished"
+                f"another `qbsd index` is running on the index at {folder}; try again when it has finished"
             ) from None
         try:
             yield
