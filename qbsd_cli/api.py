@@ -38,6 +38,7 @@ import numpy as np
 
 from .analysis import AnalysisPool
 from .errors import AudioError, IndexMissingError, UsageError
+from .fingerprint import to_text as fingerprint_text
 from .indexing import IndexSummary, Reporter, update_from_folders, update_from_json_lines
 from .model import ModelInfo, TagModel, model_for_index, resolve_model_path
 from .playlists import (
@@ -86,6 +87,8 @@ class TagResult:
     tags: tuple[str, ...]
     vector: np.ndarray
     info: SongInfo = SongInfo()
+    #: the audio fingerprint of the file's first 30 s (fingerprint.py), None when too short
+    fingerprint: bytes | None = None
 
     def top(self, count: int = 10) -> list[tuple[str, float]]:
         """The `count` strongest (tag, score) pairs, best first (0: every tag)."""
@@ -107,6 +110,8 @@ class TagResult:
         record["tags"] = [{"tag": name, "score": round(score, 4)} for name, score in self.top(top)]
         if with_vector:
             record["vector"] = [round(float(v), 6) for v in self.vector]
+            if self.fingerprint:
+                record["fingerprint"] = fingerprint_text(self.fingerprint)  # base64, for --from-jsonl
         return record
 
 
@@ -196,7 +201,9 @@ def tag(path: str | os.PathLike, *, model: str | os.PathLike | None = None, full
     tag_model = _loaded_model(model)
     path = os.fsdecode(path)
     song = tag_model.analyse(path, _max_segments(full))
-    return TagResult(path, song.duration, tag_model.model_id, tuple(tag_model.tags), song.vector, read_tags(path))
+    return TagResult(
+        path, song.duration, tag_model.model_id, tuple(tag_model.tags), song.vector, read_tags(path), song.fingerprint
+    )
 
 
 def tag_many(
@@ -271,6 +278,7 @@ class TagRun:
             self._tags,
             analysis.vector,
             analysis.tags or read_tags(analysis.path),  # the analysis process read them
+            analysis.fingerprint,
         )
 
     def close(self, kill: bool = True) -> None:

@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
+from . import fingerprint
 from .analysis import Analysis, AnalysisPool
 from .errors import ModelMismatchError
 from .model import ModelInfo, model_for_index
@@ -242,7 +243,8 @@ def _store_batch(
             else:
                 # the file's own tags came with the analysis; folder names stand in for missing ones
                 song = completed(result.tags, result.path, _root_of(result.path, roots))
-                store.put_song(result.path, info.st_size, info.st_mtime_ns, result.duration, result.vector, song)
+                stat = (info.st_size, info.st_mtime_ns)
+                store.put_song(result.path, *stat, result.duration, result.vector, song, result.fingerprint)
                 if existed:
                     summary.updated += 1
                 else:
@@ -324,6 +326,7 @@ def update_from_json_lines(
                 float(record.get("duration", 0.0)),
                 np.asarray(record["vector"], dtype=np.float32),
                 from_record(record, path),
+                fingerprint.from_text(record.get("fingerprint")),  # optional; anything else is ignored
             )
             if path in known:
                 summary.updated += 1
