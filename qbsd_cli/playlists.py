@@ -66,7 +66,7 @@ DEFAULT_DUPLICATE_COSINE = max(DUPLICATE_COSINE.values())
 #: tags give the same artist and title, with lengths that agree) are candidates: their audio
 #: fingerprints (fingerprint.py) are compared, and they are one recording if those agree.
 #: Measured by `python benchmarks/fingerprint.py` (benchmarks/DUPLICATES.md).
-CANDIDATE_COSINE = 0.8
+CANDIDATE_COSINE = 0.9
 
 
 def duplicate_threshold(model_id: str | None) -> float:
