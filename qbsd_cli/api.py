@@ -758,7 +758,7 @@ class Index:
 
     def duplicates(self) -> list[list[Match]]:
         """The groups of songs in the index that are one recording (vector cosine at least
-        the model's duplicate threshold, or the same artist and title in the files' tags):
+        the model's duplicate threshold, or audio fingerprints that agree; playlists.same_recording):
         each a list of Match sorted by path, `score` being the cosine to the group's first
         song; groups by their first path. Compares every pair (n² cosines; not timed on big indexes)."""
         store = self._reader()

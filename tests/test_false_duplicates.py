@@ -71,7 +71,7 @@ def test_identical_tags_alone_make_no_duplicates(package):
     for song in songs + [copy]:  # the tags really are identical
         with soundfile.SoundFile(str(song)) as audio:
             assert (audio.artist, audio.album, audio.title) == tuple(PACKAGE.values())
-    result = qbsd("index", "--duplicates", "--format", "json", index=index)
+    result = qbsd("index", "--duplicates", index=index)
     assert_no_traceback(result)
     assert result.returncode == 0, result
     groups: dict[int, set[str]] = {}
