@@ -90,3 +90,39 @@ def test_similar_hides_only_the_re_encode(package):
     assert len(listed & {str(songs[0]), str(copy)}) == 1  # one recording, shown once
     kept = qbsd("similar", songs[1], "--top", "20", "--keep-duplicates", "--format", "json", index=index)
     assert {str(songs[0]), str(copy)} <= {record["path"] for record in kept.json()}
+
+
+# --------------------------------------------------------------------------- the rule itself
+
+
+def fake_print(seed: int, flipped: int = 0) -> bytes:
+    """A fingerprint of 215 random steps (seeded); `flipped` of its first words inverted."""
+    from qbsd_cli import fingerprint
+
+    words = np.random.default_rng(seed).integers(0, 1 << 16, 215, dtype=np.uint16)
+    words[:flipped] ^= 0xFFFF
+    return fingerprint._HEADER.pack(fingerprint.VERSION, fingerprint.BITS, 930) + words.astype("<u2").tobytes()
+
+
+def test_the_rule_needs_the_audio():
+    from qbsd_cli.playlists import CANDIDATE_COSINE, Selection, duplicate_groups, same_recording
+    from qbsd_cli.songinfo import SongInfo
+
+    def song(print_: bytes | None, title: str = "Great Song") -> SongInfo:
+        return SongInfo("Various Hits", "The Package", title, 200.0, True, fingerprint=print_)
+
+    far = CANDIDATE_COSINE - 0.3  # not a candidate by its vector
+    assert not same_recording(far, 0.997, song(None), song(None))  # the same names, no audio evidence
+    assert not same_recording(far, 0.997, song(fake_print(1)), song(fake_print(2)))  # audio disagrees
+    assert same_recording(far, 0.997, song(fake_print(1)), song(fake_print(1, flipped=20)))  # agrees: 9% of bits
+    assert not same_recording(far, 0.997, song(fake_print(1)), song(fake_print(1), "Other"))  # no candidate
+    assert same_recording(CANDIDATE_COSINE, 0.997, song(fake_print(1)), song(fake_print(1), "Other"))
+    assert same_recording(0.998, 0.997, song(fake_print(1)), song(fake_print(2)))  # the vector alone
+
+    # four songs with one name: two recordings (0 and 2 are one), vectors apart
+    infos = [song(fake_print(1)), song(fake_print(2)), song(fake_print(1, flipped=10)), song(None)]
+    units = np.eye(4, dtype=np.float32)
+    assert [[i for i, _ in group] for group in duplicate_groups(list("abcd"), units, infos, 0.997)] == [[0, 2]]
+    selection = Selection(0.997)
+    selection.add("a", units[0], infos[0])
+    assert [selection.is_duplicate(units[i], infos[i]) for i in (1, 2, 3)] == [False, True, False]
