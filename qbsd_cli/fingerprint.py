@@ -66,16 +66,20 @@ MAX_BYTES = 4096
 
 
 @lru_cache(maxsize=8)
-def _coarse_matrix(sample_rate: int, n_mels: int) -> np.ndarray:
-    """(n_mels, COARSE_BANDS) 0/1: which mel band (by its centre) feeds which coarse band."""
+def _coarse_bands(sample_rate: int, n_mels: int) -> tuple[int, int, np.ndarray]:
+    """(first, end, starts): the mel bands first..end-1 (by their centres) fall within
+    LOW_HZ..HIGH_HZ, and coarse band k sums those from starts[k] (relative to first) to the
+    next start; the mel bands are in frequency order, so each coarse band is a run of them."""
     top = _hz_to_mel(np.array([sample_rate / 2.0]))[0]
     centres = _mel_to_hz(np.linspace(0.0, top, n_mels + 2))[1:-1]
     edges = np.geomspace(LOW_HZ, min(HIGH_HZ, sample_rate / 2.0), COARSE_BANDS + 1)
-    which = np.searchsorted(edges, centres, side="right") - 1
-    matrix = np.zeros((n_mels, COARSE_BANDS), dtype=np.float64)
-    inside = (which >= 0) & (which < COARSE_BANDS)
-    matrix[np.nonzero(inside)[0], which[inside]] = 1.0
-    return matrix
+    which = np.searchsorted(edges, centres, side="right") - 1  # coarse band of each mel band
+    inside = np.nonzero((which >= 0) & (which < COARSE_BANDS))[0]
+    first, end = int(inside[0]), int(inside[-1]) + 1
+    starts = np.searchsorted(which[first:end], np.arange(COARSE_BANDS))
+    if len(np.unique(starts)) != COARSE_BANDS:  # an empty coarse band: too few mel bands
+        raise ValueError(f"{n_mels} mel bands at {sample_rate} Hz are too few for the fingerprint")
+    return first, end, starts
 
 
 def _step_frames(frames_per_second: float) -> int:
@@ -86,13 +90,15 @@ def compute(log_mel: np.ndarray, sample_rate: int, hop_length: int) -> bytes | N
     """The fingerprint of a segment's log-mel (n_frames, n_mels), log10(10000 m + 1) of Slaney
     mel bands over 0..sample_rate/2, frames every hop_length samples; None when the segment
     holds less than MIN_SECONDS of sound."""
-    log_mel = np.asarray(log_mel, dtype=np.float64)
+    log_mel = np.asarray(log_mel)
     if log_mel.ndim != 2 or not len(log_mel):
         return None
     fps = sample_rate / hop_length
     step = _step_frames(fps)
-    power = (np.power(10.0, log_mel) - 1.0) / 10000.0
-    energy = np.maximum(power, 0.0) @ _coarse_matrix(int(sample_rate), log_mel.shape[1])  # (n, COARSE)
+    first, end, starts = _coarse_bands(int(sample_rate), log_mel.shape[1])
+    # the mel power back from log10(10000 m + 1), only in the bands used
+    power = np.maximum(np.expm1(log_mel[:, first:end].astype(np.float64) * np.log(10.0)), 0.0) / 10000.0
+    energy = np.add.reduceat(power, starts, axis=1)  # (n, COARSE_BANDS)
     # smoothed over SMOOTH_SECONDS (a moving average, centred), as a running sum
     width = max(1, int(round(SMOOTH_SECONDS * fps)))
     padded = np.concatenate([np.zeros((1, COARSE_BANDS)), np.cumsum(energy, axis=0)])
