@@ -44,14 +44,16 @@ _MAX_WAIT_S = 3600.0
 
 @dataclass(frozen=True)
 class Analysis:
-    """The outcome for one file: a vector (n_tags,), seconds analysed and the file's own
-    tags and length (`songinfo.read_tags`), or an error."""
+    """The outcome for one file: a vector (n_tags,), seconds analysed, the file's own
+    tags and length (`songinfo.read_tags`) and its audio fingerprint, or an error."""
 
     path: str
     vector: np.ndarray | None = None
     duration: float = 0.0
     error: str | None = None
     tags: SongInfo | None = None
+    #: the audio fingerprint of the file's first 30 s (fingerprint.py), None when too short
+    fingerprint: bytes | None = None
 
 
 #: What a file that took too long fails with; `timed_out_after` reads the limit back, so
@@ -89,7 +91,7 @@ def analyse_one(model, path: str, max_segments: int | None) -> Analysis:
         return Analysis(path, error="analysis produced invalid values (NaN or infinity)")
     # Read here, where the file was just decoded (it is in the page cache), so that the
     # index's one writer only stores it, in the batch commit of the song's vector.
-    return Analysis(path, result.vector, result.duration, tags=read_tags(path))
+    return Analysis(path, result.vector, result.duration, tags=read_tags(path), fingerprint=result.fingerprint)
 
 
 # --------------------------------------------------------------------------- the worker side

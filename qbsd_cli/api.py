@@ -38,6 +38,7 @@ import numpy as np
 
 from .analysis import AnalysisPool
 from .errors import AudioError, IndexMissingError, UsageError
+from .fingerprint import to_text as fingerprint_text
 from .indexing import IndexSummary, Reporter, update_from_folders, update_from_json_lines
 from .model import ModelInfo, TagModel, model_for_index, resolve_model_path
 from .playlists import (
@@ -87,6 +88,8 @@ class TagResult:
     tags: tuple[str, ...]
     vector: np.ndarray
     info: SongInfo = SongInfo()
+    #: the audio fingerprint of the file's first 30 s (fingerprint.py), None when too short
+    fingerprint: bytes | None = None
 
     def top(self, count: int = 10) -> list[tuple[str, float]]:
         """The `count` strongest (tag, score) pairs, best first (0: every tag)."""
@@ -98,7 +101,8 @@ class TagResult:
     def to_record(self, top: int = 10, with_vector: bool = False) -> dict:
         """The JSON record `qbsd tag` prints (records.tag_record): path, duration, model;
         artist, album, title and length where the file's tags (header) give them, so that
-        `qbsd index --from-jsonl` knows them too; tags (and vector)."""
+        `qbsd index --from-jsonl` knows them too; tags (and vector, with the audio
+        fingerprint in base64, for --from-jsonl's duplicate detection)."""
         from .records import tag_record
 
         names = {"artist": self.info.artist, "album": self.info.album, "title": self.info.title}
@@ -110,6 +114,7 @@ class TagResult:
             names,
             self.info.seconds,
             self.vector if with_vector else None,
+            fingerprint_text(self.fingerprint) if with_vector and self.fingerprint else None,
         )
 
     @classmethod
@@ -125,7 +130,7 @@ class TagResult:
             record.length,
             tagged=bool(record.artist and record.title),
         )
-        return cls(record.path, record.duration, record.model or "", (), record.vector, info)
+        return cls(record.path, record.duration, record.model or "", (), record.vector, info, record.fingerprint)
 
 
 @dataclass(frozen=True)
@@ -214,7 +219,9 @@ def tag(path: str | os.PathLike, *, model: str | os.PathLike | None = None, full
     tag_model = _loaded_model(model)
     path = os.fsdecode(path)
     song = tag_model.analyse(path, _max_segments(full))
-    return TagResult(path, song.duration, tag_model.model_id, tuple(tag_model.tags), song.vector, read_tags(path))
+    return TagResult(
+        path, song.duration, tag_model.model_id, tuple(tag_model.tags), song.vector, read_tags(path), song.fingerprint
+    )
 
 
 def tag_many(
@@ -289,6 +296,7 @@ class TagRun:
             self._tags,
             analysis.vector,
             analysis.tags or read_tags(analysis.path),  # the analysis process read them
+            analysis.fingerprint,
         )
 
     def close(self, kill: bool = True) -> None:
@@ -788,7 +796,7 @@ class Index:
 
     def duplicates(self) -> list[list[Match]]:
         """The groups of songs in the index that are one recording (vector cosine at least
-        the model's duplicate threshold, or the same artist and title in the files' tags):
+        the model's duplicate threshold, or audio fingerprints that agree; playlists.same_recording):
         each a list of Match sorted by path, `score` being the cosine to the group's first
         song; groups by their first path. Compares every pair (n² cosines; not timed on big indexes)."""
         store = self._reader()

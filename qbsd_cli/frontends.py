@@ -39,6 +39,7 @@ class MfccFrontEnd:
     def __init__(self, params: FeatureParams, mel_basis: np.ndarray):
         self.params = params
         self.sample_rate = params.sample_rate
+        self.hop_length = params.hop_length
         self.min_seconds = params.patch_seconds
         self.min_later_segment_seconds = 0.0  # a tail shorter than a patch has no patch anyway
         self.extractor = MfccExtractor(params, mel_basis)
@@ -73,6 +74,13 @@ class MfccFrontEnd:
         at run time and in training alike (training.feature_cache). Needs 2 frames."""
         frames, bands = self.extractor.frames_and_bands(samples, self._weights())
         return frames_to_patches(frames, self.params), frames, logmel.band_statistics(bands)
+
+    def patches_and_log_mel(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(patches, MFCC frames, the segment's log-mel in 96 Slaney bands (n_frames, 96)),
+        from one STFT: what `patches` gives plus what the band statistics and the audio
+        fingerprint (fingerprint.py) are computed from."""
+        frames, bands = self.extractor.frames_and_bands(samples, self._weights())
+        return frames_to_patches(frames, self.params), frames, bands
 
 
 def band_windows(bands: np.ndarray) -> np.ndarray:
@@ -120,6 +128,11 @@ class MfccBandsFrontEnd(MfccFrontEnd):
         frames, bands = self.extractor.frames_and_bands(samples, self._weights())
         return self._windows(samples, bands), frames, logmel.band_statistics(bands)
 
+    def patches_and_log_mel(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`patches` plus the segment's log-mel (n_frames, 96), as MfccFrontEnd's."""
+        frames, bands = self.extractor.frames_and_bands(samples, self._weights())
+        return self._windows(samples, bands), frames, bands
+
 
 #: What a blended model's statistics half takes per segment (metadata
 #: `qbsd.statistics_features`, "+"-joined, in input order): the 182 MFCC statistics
@@ -146,6 +159,7 @@ class LogMelFrontEnd:
 
     name = MUSICNN_LOGMEL
     sample_rate = logmel.SAMPLE_RATE
+    hop_length = logmel.HOP_LENGTH
     min_seconds = MIN_LOGMEL_SECONDS
     #: A file's later segments shorter than a patch are skipped, as the teacher outputs the
     #: heads were trained on skip them (training.teacher.MIN_SEGMENT_SECONDS); only a
@@ -158,6 +172,13 @@ class LogMelFrontEnd:
         if len(samples) < self.min_seconds * self.sample_rate:
             return np.zeros((0, logmel.PATCH_FRAMES, logmel.N_MELS), dtype=np.float32), None
         return logmel.patches(logmel.log_mel(samples)), None
+
+    def patches_and_log_mel(self, samples: np.ndarray) -> tuple[np.ndarray, None, np.ndarray]:
+        """(`patches`, None, the segment's log-mel (n_frames, 96)): the patches are cut from it."""
+        features = logmel.log_mel(samples)
+        if len(samples) < self.min_seconds * self.sample_rate:
+            return np.zeros((0, logmel.PATCH_FRAMES, logmel.N_MELS), dtype=np.float32), None, features
+        return logmel.patches(features), None, features
 
     def blank_patch(self) -> np.ndarray:
         return np.zeros((1, logmel.PATCH_FRAMES, logmel.N_MELS), dtype=np.float32)

@@ -253,7 +253,8 @@ def _store_batch(
             else:
                 # the file's own tags came with the analysis; folder names stand in for missing ones
                 song = completed(result.tags, result.path, _root_of(result.path, roots))
-                store.put_song(result.path, info.st_size, info.st_mtime_ns, result.duration, result.vector, song)
+                stat = (info.st_size, info.st_mtime_ns)
+                store.put_song(result.path, *stat, result.duration, result.vector, song, result.fingerprint)
                 if existed:
                     summary.updated += 1
                 else:
@@ -316,7 +317,15 @@ def update_from_json_lines(
                     bad(where, f"{path}: {problem}")
                     continue
                 size, mtime, regular = 0, 0, False  # tagged on another machine: kept by name
-            store.put_song(path, size, mtime, record.duration, record.vector, from_record(record, path, regular))
+            store.put_song(
+                path,
+                size,
+                mtime,
+                record.duration,
+                record.vector,
+                from_record(record, path, regular),
+                record.fingerprint,
+            )
             if path in stored:
                 continue  # given twice: the later line wins, the song counts once
             stored.add(path)

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import fingerprint
 from .errors import ModelError, TooShortError
 from .features import FeatureParams, decode_array, song_statistics
 from .frontends import (
@@ -50,6 +51,7 @@ from .frontends import (
     MfccBandsFrontEnd,
     MfccFrontEnd,
 )
+from .logmel import band_statistics
 from .settings import DEFAULT_MAX_SEGMENTS, SEGMENT_SECONDS
 
 MODEL_FILENAME = "qbsd.onnx"
@@ -116,10 +118,13 @@ def default_model_path() -> Path:
 
 @dataclass(frozen=True)
 class SongVector:
-    """A song's tag vector, shape (n_tags,), and the seconds of audio analysed."""
+    """A song's tag vector, shape (n_tags,), the seconds of audio analysed and its audio
+    fingerprint."""
 
     vector: np.ndarray
     duration: float
+    #: the audio fingerprint of the file's first 30 s (fingerprint.py), None when too short
+    fingerprint: bytes | None = None
 
 
 def _session(path: Path, optimise: bool, threads: int = 1):
@@ -294,16 +299,28 @@ class TagModel:
             vector = (1 - weights) * vector + weights * statistics_vector
         return vector.astype(np.float32)
 
-    def _segment_features(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(patches, the statistics half's input or None) of one segment's samples: (182,)
-        of its MFCC frames, or (502,) with its band statistics (`qbsd.statistics_features`)."""
+    def _segment_features(
+        self, samples: np.ndarray, with_log_mel: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(patches, the statistics half's input or None, the log-mel or None) of one
+        segment's samples: (182,) of its MFCC frames, or (502,) with its band statistics
+        (`qbsd.statistics_features`); with_log_mel also gives the segment's 96-band log-mel
+        (n_frames, 96) from the same spectrum, which the audio fingerprint is computed from."""
+        if with_log_mel:
+            patches, frames, log_mel = self.front_end.patches_and_log_mel(samples)
+            statistics = None
+            if self.statistics_weight and len(patches):
+                statistics = song_statistics(frames)
+                if self._with_bands:
+                    statistics = np.concatenate([statistics, band_statistics(log_mel)])
+            return patches, statistics, log_mel
         if not self.statistics_weight:
-            return self.front_end.patches(samples)[0], None
+            return self.front_end.patches(samples)[0], None, None
         if not self._with_bands:
             patches, frames = self.front_end.patches(samples)
-            return patches, song_statistics(frames) if len(patches) else None
+            return patches, song_statistics(frames) if len(patches) else None, None
         patches, frames, bands = self.front_end.patches_and_bands(samples)
-        return patches, np.concatenate([song_statistics(frames), bands]) if len(patches) else None
+        return patches, np.concatenate([song_statistics(frames), bands]) if len(patches) else None, None
 
     def _too_short(self, seconds: float) -> TooShortError:
         return TooShortError(f"too short: {seconds:.2f} s, needs at least {self.front_end.min_seconds:.2f} s")
@@ -311,7 +328,7 @@ class TagModel:
     def vector_from_samples(self, samples: np.ndarray) -> np.ndarray:
         """Song vector (n_tags,) float32 from mono samples at the model's sample rate
         (`front_end.sample_rate`), analysed as one piece; TooShortError if shorter than a patch."""
-        patches, segment_statistics = self._segment_features(samples)
+        patches, segment_statistics, _log_mel = self._segment_features(samples)
         if len(patches) == 0:
             raise self._too_short(len(samples) / self.front_end.sample_rate)
         patch_sum = self.patch_outputs(patches).sum(axis=0, dtype=np.float64)
@@ -334,13 +351,16 @@ class TagModel:
         n_patches = 0
         seconds = 0.0
         statistics, patch_counts = [], []
+        audio_fingerprint = None
         for number, segment in enumerate(
             decode_segments(path, self.front_end.sample_rate, SEGMENT_SECONDS, max_segments)
         ):
             seconds += segment.duration
             if number and segment.duration < self.front_end.min_later_segment_seconds:
                 continue  # a short tail would be mostly padding (the training data skips it too)
-            patches, segment_statistics = self._segment_features(segment.samples)
+            patches, segment_statistics, log_mel = self._segment_features(segment.samples, with_log_mel=number == 0)
+            if number == 0:  # the file's first 30 s (decode_segments always starts at 0)
+                audio_fingerprint = fingerprint.compute(log_mel, self.front_end.sample_rate, self.front_end.hop_length)
             if len(patches):
                 total += self.patch_outputs(patches).sum(axis=0, dtype=np.float64)
                 n_patches += len(patches)
@@ -349,4 +369,4 @@ class TagModel:
                     patch_counts.append(len(patches))
         if n_patches == 0:
             raise self._too_short(seconds)
-        return SongVector(self._song_vector(total, n_patches, statistics, patch_counts), seconds)
+        return SongVector(self._song_vector(total, n_patches, statistics, patch_counts), seconds, audio_fingerprint)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import fingerprint
 from .songinfo import SongInfo
 
 #: A counter-example's pull, against 1 for a seed.
@@ -42,8 +43,8 @@ REASONS = 3
 #: pairs of the 800: different clips reach 0.9960 at most (two songs of one artist), and
 #: every re-encode at 80 kbit/s or more, FLAC or Ogg is at 0.9977 or more, so 0.997 merges no
 #: different pair and misses none of those 300 (101 of all 420: most 24 kbit/s MP3s and some
-#: 16 kHz FLACs, 0.65-0.996 and 0.945-0.9999, move too far for any threshold; the same artist
-#: and title still catch them). The fast model before it (with the paper's CNN half) had
+#: 16 kHz FLACs, 0.65-0.996 and 0.945-0.9999, move too far for any threshold; the audio
+#: fingerprint catches them, see CANDIDATE_COSINE). The fast model before it (with the paper's CNN half) had
 #: 0.99 (different clips at most 0.9887), the ones before the band statistics 0.993.
 #: Accurate (fine-tuned, pruned teachers), 60 clips x 7 against the 319,600 pairs of the 800:
 #: different clips reach 0.9897 at most (a thin margin); the re-encodes below 0.99 (52 of 420)
@@ -61,6 +62,16 @@ DUPLICATE_COSINE = {
 }
 #: For a model that was not measured (one trained by `qbsd train`): the strictest above.
 DEFAULT_DUPLICATE_COSINE = max(DUPLICATE_COSINE.values())
+#: Below the threshold, two songs whose vectors have at least this cosine (or whose files'
+#: tags give the same artist and title, with lengths that agree) are candidates: their audio
+#: fingerprints (fingerprint.py) are compared, and they are one recording if those agree.
+#: Tags alone never make a duplicate: whole packages carry one artist and title on every
+#: track. Measured by `python benchmarks/fingerprint.py` (benchmarks/DUPLICATES.md), fast
+#: model: re-encodes (MP3 64 kbit/s, Ogg, FLAC, 44.1 kHz, 300 ms of silence added or cut)
+#: keep a cosine of 0.967 or more, and 2.0% of the pairs of different clips reach 0.9 (each
+#: candidate costs a comparison of about 0.1 ms); 24 kbit/s MP3s fall to 0.65, and are
+#: candidates by cosine only about half the time (35 of 60), always when tagged alike.
+CANDIDATE_COSINE = 0.9
 
 
 def duplicate_threshold(model_id: str | None) -> float:
@@ -160,15 +171,16 @@ def reasons(profile: np.ndarray, vector: np.ndarray, tags: Sequence[str], count:
 
 
 #: Artists that rippers and taggers write when they know none: two songs "by" one of these
-#: are not thereby one recording.
+#: are not thereby candidates for one recording.
 PLACEHOLDER_ARTISTS = frozenset(
     {"", "unknown", "unknown artist", "artist", "various", "various artists", "va", "none", "n/a"}
 )
 #: Titles of the same kind: "Track 01", "track1", "Audio Track 3", "Untitled", "Unknown title".
 #: A bare number ("1999", "22") is a title of its own.
 PLACEHOLDER_TITLE = re.compile(r"(?:(?:audio )?track|piste|title|untitled|unknown(?: title)?)[\s_#.-]*\d*|")
-#: Two tagged songs of one artist and title are one recording only if their lengths (when
-#: both are known) differ by at most this many seconds: a live take or a remix is longer.
+#: Two tagged songs of one artist and title are candidates for one recording (their audio
+#: fingerprints are compared) only if their lengths (when both are known) differ by at most
+#: this many seconds: a live take or a remix is longer.
 SAME_LENGTH_SECONDS = 2.0
 
 
@@ -187,13 +199,36 @@ def _same_length(seconds: float | None, other: float | None) -> bool:
     return seconds is None or other is None or abs(seconds - other) <= SAME_LENGTH_SECONDS
 
 
+def _fingerprint(info: SongInfo | None) -> bytes | None:
+    return info.fingerprint if info is not None else None
+
+
+def same_name(info: SongInfo | None, other: SongInfo | None) -> bool:
+    """Whether the files' own tags give the same artist and title (not placeholders) and
+    their lengths agree: evidence to look at the audio, never a duplicate by itself."""
+    key = _same_recording_key(info)
+    return key is not None and key == _same_recording_key(other) and _same_length(info.seconds, other.seconds)
+
+
+def same_recording(cosine: float, threshold: float, info: SongInfo | None, other: SongInfo | None) -> bool:
+    """The duplicate rule: two songs are one recording only if their audio says so, the
+    cosine of their vectors at least `threshold`, or, for candidates (a cosine of at least
+    CANDIDATE_COSINE, or the same tagged artist and title with lengths that agree), their
+    audio fingerprints agree (fingerprint.agree). Tags alone never decide; a song without a
+    fingerprint (an index made before them) is judged by the threshold alone."""
+    if cosine >= threshold:
+        return True
+    if cosine < CANDIDATE_COSINE and not same_name(info, other):
+        return False
+    return fingerprint.agree(_fingerprint(info), _fingerprint(other))
+
+
 class Selection:
     """The songs a list holds so far, and whether another may join: not a path already
-    there or barred, not a duplicate of one (cosine at least `threshold` with its unit
-    vector, or the same artist and title from the files' tags, not placeholders, and lengths
-    within SAME_LENGTH_SECONDS) unless keep_duplicates, and
-    at most `per_artist` (`per_album`) songs of one artist (album; 0: no cap). Songs of
-    unknown artist (album) are not capped."""
+    there or barred, not a duplicate of one (`same_recording`: a cosine at least `threshold`
+    with its unit vector, or audio fingerprints that agree for a candidate pair) unless
+    keep_duplicates, and at most `per_artist` (`per_album`) songs of one artist (album; 0:
+    no cap). Songs of unknown artist (album) are not capped."""
 
     def __init__(self, threshold: float, per_artist: int = 0, per_album: int = 0, keep_duplicates: bool = False):
         self.threshold = threshold
@@ -203,7 +238,8 @@ class Selection:
         self._paths: set[str] = set()
         self._units: list[np.ndarray] = []
         self._unit_matrix: np.ndarray | None = None  # _units stacked
-        self._recordings: dict[tuple[str, str], list[float | None]] = {}  # -> the lengths held
+        self._infos: list[SongInfo | None] = []  # beside _units
+        self._recordings: dict[tuple[str, str], list[int]] = {}  # -> indices into _units
         self._artists: dict[str, int] = {}
         self._albums: dict[tuple[str, str], int] = {}
 
@@ -217,17 +253,23 @@ class Selection:
         return ((info.artist or "").casefold(), info.album.casefold()) if info and info.album else None
 
     def is_duplicate(self, unit_vector: np.ndarray, info: SongInfo | None) -> bool:
-        """Whether a song is the same recording as one held or barred."""
-        key = _same_recording_key(info)
-        if key is not None and any(_same_length(info.seconds, held) for held in self._recordings.get(key, ())):
-            return True
+        """Whether a song is the same recording as one held or barred (`same_recording`)."""
         if not self._units:
             return False
         if self._unit_matrix is None or len(self._unit_matrix) != len(self._units):
             # stacked once per song held, not once per candidate (a list that drops many
             # candidates would otherwise copy every held vector per candidate)
             self._unit_matrix = np.asarray(self._units)
-        return float(np.max(self._unit_matrix @ unit_vector)) >= self.threshold
+        cosines = self._unit_matrix @ unit_vector
+        if float(np.max(cosines)) >= self.threshold:
+            return True
+        if _fingerprint(info) is None:
+            return False
+        candidates = set(np.nonzero(cosines >= CANDIDATE_COSINE)[0].tolist())
+        key = _same_recording_key(info)
+        if key is not None:
+            candidates.update(self._recordings.get(key, ()))
+        return any(same_recording(float(cosines[i]), self.threshold, info, self._infos[i]) for i in sorted(candidates))
 
     def admits(self, path: str, unit_vector: np.ndarray, info: SongInfo | None) -> bool:
         if path in self._paths:
@@ -244,10 +286,11 @@ class Selection:
         if path:
             self._paths.add(path)
         if not self.keep_duplicates:
-            self._units.append(unit_vector)
             key = _same_recording_key(info)
             if key is not None:
-                self._recordings.setdefault(key, []).append(info.seconds)
+                self._recordings.setdefault(key, []).append(len(self._units))
+            self._units.append(unit_vector)
+            self._infos.append(info)
 
     def add(self, path: str, unit_vector: np.ndarray, info: SongInfo | None) -> None:
         """Put a song in the list (counted against its artist's and album's caps)."""
@@ -338,15 +381,16 @@ def walk(
 def duplicate_groups(
     paths: Sequence[str], unit_rows: np.ndarray, infos: Sequence[SongInfo | None], threshold: float, block: int = 1024
 ) -> list[list[tuple[int, float]]]:
-    """Groups of songs that are one recording (cosine at least `threshold`, or the same
-    tagged artist and title with lengths that agree, as Selection says, and so on
-    transitively): per group, (index into paths,
-    cosine to the group's first song) sorted by path, groups by their first path.
+    """Groups of songs that are one recording (`same_recording`: cosine at least
+    `threshold`, or audio fingerprints that agree for a candidate pair, and so on
+    transitively): per group, (index into paths, cosine to the group's first song) sorted by
+    path, groups by their first path.
 
     Exact, so its cost grows with the square of the index: every pair is compared once,
     n²/2 · n_tags multiply-adds, in tiles of `block` x `block` songs on and above the
     diagonal, so that memory stays at one tile (block² float32, 4 MB at 1024) besides
-    the vectors themselves."""
+    the vectors themselves. Fingerprints are compared only for candidate pairs not yet
+    in one group (about 0.1 ms a pair)."""
     parent = list(range(len(paths)))
 
     def root(i: int) -> int:
@@ -360,25 +404,37 @@ def duplicate_groups(
         if a != b:
             parent[max(a, b)] = min(a, b)
 
+    def join_if_audio_agrees(i: int, j: int) -> None:
+        if root(i) != root(j) and fingerprint.agree(infos[i].fingerprint, infos[j].fingerprint):
+            join(i, j)
+
     rows = np.asarray(unit_rows, dtype=np.float32)
+    printed = np.array([_fingerprint(info) is not None for info in infos], dtype=bool)
     for start in range(0, len(paths), block):
         tile_rows = rows[start : start + block]
         for other in range(start, len(paths), block):
-            similar_i, similar_j = np.nonzero(tile_rows @ rows[other : other + block].T >= threshold)
-            similar_i, similar_j = similar_i + start, similar_j + other
-            above = similar_j > similar_i  # each pair once, and not a song with itself
-            for i, j in zip(similar_i[above].tolist(), similar_j[above].tolist()):
+            cosines = tile_rows @ rows[other : other + block].T
+            near_i, near_j = np.nonzero(cosines >= min(threshold, CANDIDATE_COSINE))
+            values = cosines[near_i, near_j]
+            near_i, near_j = near_i + start, near_j + other
+            above = near_j > near_i  # each pair once, and not a song with itself
+            near_i, near_j, values = near_i[above], near_j[above], values[above]
+            same = values >= threshold
+            for i, j in zip(near_i[same].tolist(), near_j[same].tolist()):
                 join(i, j)
+            candidate = ~same & printed[near_i] & printed[near_j]
+            for i, j in zip(near_i[candidate].tolist(), near_j[candidate].tolist()):
+                join_if_audio_agrees(i, j)
     by_recording: dict[tuple[str, str], list[int]] = {}
     for i, info in enumerate(infos):
-        key = _same_recording_key(info)
+        key = _same_recording_key(info) if printed[i] else None
         if key is None:
             continue
-        same_name = by_recording.setdefault(key, [])
-        for j in same_name:
+        same_name_songs = by_recording.setdefault(key, [])
+        for j in same_name_songs:
             if _same_length(info.seconds, infos[j].seconds):
-                join(i, j)
-        same_name.append(i)
+                join_if_audio_agrees(i, j)
+        same_name_songs.append(i)
     members: dict[int, list[int]] = {}
     for i in range(len(paths)):
         members.setdefault(root(i), []).append(i)

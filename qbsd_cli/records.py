@@ -4,7 +4,8 @@ A record is one JSON object per line:
 
     {"path": "/music/a.flac", "duration": 30.0, "model": "qbsd-...", "artist": "...",
      "album": "...", "title": "...", "length": 241.3,
-     "tags": [{"tag": "mood:calm", "score": 0.61}, ...], "vector": [0.01, ...]}
+     "tags": [{"tag": "mood:calm", "score": 0.61}, ...], "vector": [0.01, ...],
+     "fingerprint": "AQAQ..."}
 
 `qbsd tag` writes them; `qbsd similar -` / `qbsd path -` read them as query songs and
 `qbsd index --from-jsonl` stores them. Lines come from other machines and other people,
@@ -70,6 +71,9 @@ class TagRecord:
     album: str | None = None
     title: str | None = None
     length: float | None = None
+    #: the audio fingerprint (fingerprint.py), None when absent or of a kind this qbsd does
+    #: not read (it is evidence for duplicates only: a song is stored without it)
+    fingerprint: bytes | None = None
 
 
 # --------------------------------------------------------------------------- writing
@@ -92,6 +96,7 @@ def tag_record(
     names: dict[str, str | None],
     length: float | None,
     vector: np.ndarray | None = None,
+    fingerprint: str | None = None,
 ) -> dict:
     """The record `qbsd tag` prints: path, duration, model; artist, album, title (`names`)
     and length (seconds) where known; tags; and vector when given."""
@@ -104,6 +109,8 @@ def tag_record(
     record["tags"] = [{"tag": name, "score": round(float(score), 4)} for name, score in top_tags]
     if vector is not None:
         record["vector"] = [round(float(value), 6) for value in vector]
+    if fingerprint is not None:
+        record["fingerprint"] = fingerprint
     return record
 
 
@@ -173,6 +180,17 @@ def _vector(record: dict) -> np.ndarray | None:
     return vector.astype(np.float32)
 
 
+def _fingerprint(record: dict) -> bytes | None:
+    text = record.get("fingerprint")
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise RecordError('"fingerprint" is not text')
+    from .fingerprint import from_text
+
+    return from_text(text)
+
+
 def _tags(record: dict) -> None:
     tags = record.get("tags")
     if tags is None:
@@ -213,6 +231,7 @@ def parse(line: str | bytes, *, need_vector: bool = True, need_path: bool = True
         raise RecordError('"model" is not a model id')
     _tags(record)
     return TagRecord(
+        fingerprint=_fingerprint(record),
         path=checked_path(record.get("path")) if need_path or record.get("path") else "",
         model=model if isinstance(model, str) else None,
         duration=_number(record, "duration", 0.0, MAX_SECONDS, required=False) or 0.0,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -48,6 +48,10 @@ class SongInfo:
     #: has no root) and artist or album is still unknown: the next `qbsd index` of a
     #: folder holding the file reads it again, tags and folders.
     folders_read: bool = True
+    #: The audio fingerprint of the file's first 30 s (fingerprint.py), as the index stores
+    #: it (None: none stored, e.g. an index made before fingerprints). Not a name: it is
+    #: carried here only so that the index hands it to duplicate detection with the names.
+    fingerprint: bytes | None = field(default=None, compare=False, repr=False)
 
 
 def _storable(text: str) -> str:

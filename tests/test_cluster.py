@@ -70,6 +70,15 @@ def stored_names(index_folder) -> dict[str, tuple]:
         return {match.path: (match.artist, match.album, match.title, match.length) for match in every}
 
 
+def stored_fingerprints(index_folder) -> dict[str, bytes | None]:
+    """Every song of an index and its audio fingerprint, as the store keeps it."""
+    from qbsd_cli.store import IndexStore
+
+    with IndexStore(index_folder, create=False) as store:
+        paths, _matrix, _unit, infos = store.catalogue()
+        return {path: info.fingerprint if info else None for path, info in zip(paths, infos)}
+
+
 def failures(index_folder) -> list[tuple[str, str]]:
     from qbsd_cli.api import Index
 
@@ -131,6 +140,9 @@ def test_index_on_the_cluster_equals_local(qbsd, dask_cluster, clips, make_audio
     chord = names[str(music / "generated" / "chord.wav")]
     assert chord[2] == "chord" and chord[3] == pytest.approx(4.0, abs=0.01)
     assert all(title and length for _artist, _album, title, length in names.values())
+    # the audio fingerprints, bit for bit: duplicates must not depend on where a song was analysed
+    prints = stored_fingerprints(tmp_path / "remote")
+    assert prints == stored_fingerprints(tmp_path / "local") and any(prints.values())
     again = qbsd("index", music, "--cluster", address, index=tmp_path / "remote")  # nothing left to analyse
     assert summary(again)["unchanged"] == len(files) - 1 and again.returncode == 0, again
 

@@ -34,7 +34,7 @@ from .ranking import top, unit_rows
 
 #: How long a writer waits for another connection's write transaction before giving up.
 BUSY_TIMEOUT_S = 30.0
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # These mean a mistake in this package, not a damaged file, so they are not translated.
 _BUGS = (sqlite3.IntegrityError, sqlite3.ProgrammingError)
@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS songs (
     title TEXT,
     length REAL,
     tagged INTEGER NOT NULL DEFAULT 0,
-    info_read INTEGER NOT NULL DEFAULT 0
+    info_read INTEGER NOT NULL DEFAULT 0,
+    fingerprint BLOB
 );
 CREATE INDEX IF NOT EXISTS songs_rev ON songs (rev);
 CREATE TABLE IF NOT EXISTS failures (
@@ -88,9 +89,15 @@ _MIGRATIONS = {
         "ALTER TABLE songs ADD COLUMN info_read INTEGER NOT NULL DEFAULT 0",
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('info_to_read', '1')",  # _INFO_TO_READ
     ],
+    # Version 4 keeps each song's audio fingerprint (qbsd_cli/fingerprint.py). Older rows
+    # have none (NULL) until they are analysed again: their duplicates are found by the
+    # vector threshold alone.
+    3: ["ALTER TABLE songs ADD COLUMN fingerprint BLOB"],
 }
 
 _INFO_COLUMNS = "artist, album, title, length, tagged, info_read"
+#: What readers hand over as a SongInfo: the names and the audio fingerprint.
+_READ_COLUMNS = f"{_INFO_COLUMNS}, fingerprint"
 #: The meta key that says whether any song may lack its artist, album and title
 #: (info_read = 0): "0" lets `paths_without_info` answer without reading the whole songs
 #: table (its rows hold the vectors: about a gigabyte at a million songs). Absent, as in an
@@ -108,10 +115,12 @@ def _info_values(info: SongInfo | None) -> tuple:
     return (info.artist, info.album, info.title, seconds, int(info.tagged), int(info.folders_read))
 
 
-def _info_from_row(artist, album, title, length, tagged, info_read) -> SongInfo | None:
+def _info_from_row(artist, album, title, length, tagged, info_read, fingerprint=None) -> SongInfo | None:
+    fingerprint = bytes(fingerprint) if fingerprint is not None else None
     if not info_read and artist is None and album is None and title is None and length is None:
-        return None  # an older index's row, never read
-    return SongInfo(artist, album, title, length, bool(tagged), folders_read=bool(info_read))
+        # an older index's row, never read (but perhaps analysed again since: its fingerprint)
+        return None if fingerprint is None else SongInfo(folders_read=False, fingerprint=fingerprint)
+    return SongInfo(artist, album, title, length, bool(tagged), folders_read=bool(info_read), fingerprint=fingerprint)
 
 
 class FileState(NamedTuple):
@@ -451,11 +460,18 @@ class SongDatabase:
 
     @guarded
     def put_song(
-        self, path: str, size: int, mtime_ns: int, duration: float, vector: np.ndarray, info: SongInfo | None = None
+        self,
+        path: str,
+        size: int,
+        mtime_ns: int,
+        duration: float,
+        vector: np.ndarray,
+        info: SongInfo | None = None,
+        fingerprint: bytes | None = None,
     ) -> None:
         """Insert or replace a song: size in bytes, mtime in ns, duration in seconds (analysed),
-        its tag vector of shape (n_tags,) and what it is called (None: not read yet). Any
-        recorded failure for the path is dropped."""
+        its tag vector of shape (n_tags,), what it is called (None: not read yet) and its
+        audio fingerprint (None: none). Any recorded failure for the path is dropped."""
         array = self.checked_vector(vector)
         key = os.fsencode(path)
         with self._write():
@@ -463,12 +479,13 @@ class SongDatabase:
             self._connection.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'song_rev'")
             rev = int(self._meta("song_rev"))
             self._connection.execute(
-                f"INSERT INTO songs (path, size, mtime_ns, duration, vector, rev, {_INFO_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+                f"INSERT INTO songs (path, size, mtime_ns, duration, vector, rev, {_INFO_COLUMNS}, fingerprint) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
                 "size = excluded.size, mtime_ns = excluded.mtime_ns, "
                 "duration = excluded.duration, vector = excluded.vector, rev = excluded.rev, "
                 "artist = excluded.artist, album = excluded.album, title = excluded.title, "
-                "length = excluded.length, tagged = excluded.tagged, info_read = excluded.info_read",
+                "length = excluded.length, tagged = excluded.tagged, info_read = excluded.info_read, "
+                "fingerprint = excluded.fingerprint",
                 (
                     key,
                     int(size),
@@ -477,6 +494,7 @@ class SongDatabase:
                     array.astype(VECTOR_DTYPE).tobytes(),
                     rev,
                     *_info_values(info),
+                    bytes(fingerprint) if isinstance(fingerprint, (bytes, bytearray)) else None,
                 ),
             )
             self._connection.execute("DELETE FROM failures WHERE path = ?", (key,))
@@ -516,7 +534,7 @@ class SongDatabase:
         found: dict[str, tuple[np.ndarray, SongInfo | None]] = {}
         keys = [os.fsencode(path) for path in paths]
         with self.snapshot():
-            for rows in self._rows_in(f"SELECT path, vector, {_INFO_COLUMNS} FROM songs WHERE path IN", keys):
+            for rows in self._rows_in(f"SELECT path, vector, {_READ_COLUMNS} FROM songs WHERE path IN", keys):
                 for row, vector in zip(rows, self._vectors_from_rows(rows)):
                     found[os.fsdecode(row[0])] = (vector, _info_from_row(*row[2:]))
         return found
@@ -538,7 +556,7 @@ class SongDatabase:
         key = self._vector_cache[0]
         if self._info_cache is None or self._info_cache[0] != key:
             with self.snapshot():
-                rows = self._connection.execute(f"SELECT path, {_INFO_COLUMNS} FROM songs ORDER BY path").fetchall()
+                rows = self._connection.execute(f"SELECT path, {_READ_COLUMNS} FROM songs ORDER BY path").fetchall()
             infos = {os.fsdecode(row[0]): _info_from_row(*row[1:]) for row in rows}
             self._info_cache = (key, [infos.get(path) for path in paths])
         return self._info_cache[1]
@@ -675,7 +693,7 @@ class SongDatabase:
         wanted = [int(rowid) for rowid in rowids]
         found: dict[int, tuple] = {}
         with self.snapshot():
-            for rows in self._rows_in(f"SELECT rowid, vector, path, {_INFO_COLUMNS} FROM songs WHERE rowid IN", wanted):
+            for rows in self._rows_in(f"SELECT rowid, vector, path, {_READ_COLUMNS} FROM songs WHERE rowid IN", wanted):
                 for row, vector in zip(rows, self._vectors_from_rows(rows)):
                     found[row[0]] = (os.fsdecode(row[2]), vector, _info_from_row(*row[3:]))
         return found

@@ -121,12 +121,21 @@ class IndexStore:
         self._database.require_model(model_id, what)
 
     def put_song(
-        self, path: str, size: int, mtime_ns: int, duration: float, vector: np.ndarray, info: SongInfo | None = None
+        self,
+        path: str,
+        size: int,
+        mtime_ns: int,
+        duration: float,
+        vector: np.ndarray,
+        info: SongInfo | None = None,
+        fingerprint: bytes | None = None,
     ) -> None:
         """Insert or replace a song: size in bytes, mtime in ns, duration in seconds (analysed),
-        its tag vector of shape (n_tags,) and what it is called (None: not read yet). Any
-        recorded failure for the path is dropped."""
-        self._database.put_song(path, size, mtime_ns, duration, vector, info)
+        its tag vector of shape (n_tags,), what it is called (None: not read yet) and its
+        audio fingerprint (fingerprint.py; None: none, and only the vector threshold finds
+        its duplicates). Any recorded failure for the path is dropped. Readers hand the
+        fingerprint back as SongInfo.fingerprint."""
+        self._database.put_song(path, size, mtime_ns, duration, vector, info, fingerprint)
 
     def clear(self) -> None:
         """Forget every song, failure and the model within the caller's transaction(): a
