@@ -2,7 +2,7 @@
 (qbsd_cli/fingerprint.py) of re-encodes of one clip, against different clips of one artist
 that carry identical tags, and the false merges / missed duplicates of the old rule (vector
 threshold, or the same tagged artist and title with lengths within 2 s) against the new one
-(playlists.same_recording: vector threshold, or fingerprints that agree for a candidate).
+(ranking.same_recording: vector threshold, or fingerprints that agree for a candidate).
 
     nice -n 10 python benchmarks/fingerprint.py [--models fast,accurate] [--clips 60] [--others 300]
 
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from qbsd_cli import fingerprint  # noqa: E402
 from qbsd_cli.audio import decode_segments, resample  # noqa: E402
 from qbsd_cli.model import TagModel  # noqa: E402
-from qbsd_cli.playlists import CANDIDATE_COSINE, duplicate_threshold, same_name, same_recording  # noqa: E402
+from qbsd_cli.ranking import CANDIDATE_COSINE, duplicate_threshold, same_name, same_recording  # noqa: E402
 from qbsd_cli.settings import SEGMENT_SECONDS  # noqa: E402
 from qbsd_cli.songinfo import SongInfo  # noqa: E402
 

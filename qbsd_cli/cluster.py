@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from .analysis import Analysis, AnalysisPool
 from .errors import ClusterError, ModelMismatchError, model_mismatch
 from .model import SHIPPED_MODELS, ModelInfo, resolve_model_path, shipped_model_path
-from .settings import DEFAULT_TIMEOUT
+from .settings import AnalysisSettings
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -250,27 +250,18 @@ def _next_finished(finishing, idle: float | None) -> list:
 
 
 class ClusterPool:
-    """Analyses files on the cluster's workers, with the interface of `analysis.AnalysisPool`:
+    """Analyses files on the cluster's workers (an analysis.AnalysisPoolLike, as AnalysisPool):
     `analyse(paths, ordered, idle)` yields an Analysis per path, `close()` cancels what is
     left. Nothing runs on the cluster until `analyse` is iterated."""
 
-    def __init__(
-        self,
-        cluster: Cluster,
-        model_path: str,
-        max_segments: int | None,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        keep_stderr: bool = False,
-        owns_cluster: bool = False,
-    ):
+    def __init__(self, cluster: Cluster, info: ModelInfo, settings: AnalysisSettings, owns_cluster: bool = False):
         self.cluster = cluster
         self.owns_cluster = owns_cluster  # close() closes the connection too
-        info = ModelInfo.read(model_path)
         self.model_id = info.model_id
         self.spec = model_spec(info.path)
-        self.max_segments = max_segments
-        self.timeout = timeout if timeout and timeout > 0 else None
-        self.keep_stderr = keep_stderr
+        self.max_segments = settings.max_segments
+        self.timeout = settings.timeout if settings.timeout and settings.timeout > 0 else None
+        self.keep_stderr = settings.keep_stderr
         self._futures: set = set()
 
     def __enter__(self) -> ClusterPool:

@@ -1,5 +1,5 @@
 """A compact audio fingerprint, so that two files count as one recording only when their
-audio agrees (playlists.duplicate_groups, Selection), never because their tags say so.
+audio agrees (ranking.duplicate_groups, Selection), never because their tags say so.
 
 Computed from the log-mel the front end already has for the first analysed segment (the
 file's first 30 s; `model.TagModel.analyse`): 96 Slaney mel bands, log10(10000 m + 1),

@@ -1,6 +1,10 @@
-"""Bring an index up to date with folders of audio, or with `qbsd tag --vector` records.
+"""Writing an index: bring it up to date with folders of audio, or with `qbsd tag --vector`
+records. The one home of writes (`api.Index.update` and `ingest` only call it).
 
-The caller holds the index's writer lock (`store.writer_lock`) for the whole update.
+`IndexWriter` holds the index's writer lock for the whole update, clears and refills a
+rebuilt index in one transaction, and rebuilds the forest at the end; `update_index` and
+`ingest_lines` are the two ways to fill it. The model of a write is resolved once
+(`ModelChoice`) and travels down to the checks, the store and the analysis pool.
 Files are compared with what the store knows: unchanged songs are kept, files that
 failed before are not retried until their size or change time differs, deleted files
 are forgotten, and the rest are analysed in worker processes (`analysis.AnalysisPool`),
@@ -15,16 +19,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from .analysis import Analysis, AnalysisPool, timed_out_after
+from .analysis import Analysis, timed_out_after
 from .audio import regular_file
-from .errors import AudioError, model_mismatch
+from .errors import AudioError, IndexMissingError, StoreError, model_mismatch
 from .model import ModelInfo, model_for_index
-from .scan import failure_identity, scan, under_any
-from .settings import DEFAULT_MAX_SEGMENTS, DEFAULT_TIMEOUT
+from .pools import AnalysisPoolLike, open_pool
+from .scan import check_folders, failure_identity, scan, under_any
+from .settings import AnalysisSettings, cluster_address
 from .songinfo import completed, from_record, read_song_info
 
 if TYPE_CHECKING:
@@ -76,30 +82,67 @@ class Reporter:
         """The search index (the Annoy forest) is being rebuilt, the update's last step."""
 
 
+class ModelChoice:
+    """The model of one write, resolved once, on first use: the one asked for (a shipped
+    model's name or a file), else the index's own shipped model, else $QBSD_MODEL or the
+    fast model (model.model_for_index). An unchanged library never reads it."""
+
+    def __init__(self, requested: str | os.PathLike | None):
+        self.requested = requested
+        self._info: ModelInfo | None = None
+
+    def info(self, index_model_id: str | None) -> ModelInfo:
+        """The ModelInfo, for an index of model `index_model_id` (None: new or cleared)."""
+        if self._info is None:
+            self._info = ModelInfo.read(model_for_index(self.requested, index_model_id))
+        return self._info
+
+
+@dataclass(frozen=True)
+class FolderUpdate:
+    """What `qbsd index DIR...` asks: the folders, the model (ModelChoice.requested), how
+    each file is analysed, in `jobs` local processes or on the Dask scheduler at `cluster`,
+    and whether the index starts afresh (`rebuild`)."""
+
+    folders: list[str]
+    model: str | os.PathLike | None = None
+    settings: AnalysisSettings = AnalysisSettings()
+    jobs: int = 1
+    cluster: str | None = None
+    rebuild: bool = False
+
+
+@dataclass
+class _Run:
+    """One update in progress: where it writes, what it found, whom it tells."""
+
+    store: IndexStore
+    reporter: Reporter
+    summary: IndexSummary
+    roots: list[str]
+
+
 def update_from_folders(
     store: IndexStore,
-    folders: list[str],
-    model: Path | str | None = None,
-    jobs: int = 1,
-    max_segments: int | None = DEFAULT_MAX_SEGMENTS,
-    timeout: float | None = DEFAULT_TIMEOUT,
+    update: FolderUpdate,
+    model: ModelChoice,
     reporter: Reporter | None = None,
-    keep_stderr: bool = False,
     connect: Callable[[], Cluster] | None = None,
 ) -> IndexSummary:
-    """Analyse the new and changed audio files under `folders` into `store`, and forget
-    the deleted ones (only under these folders); on the workers of the cluster that
+    """Analyse the new and changed audio files under `update.folders` into `store`, and
+    forget the deleted ones (only under these folders); on the workers of the cluster that
     `connect()` returns when given (called only when there are files to analyse, before
-    anything is written), else in `jobs` local processes. Raises UsageError for a missing
-    folder, ModelError, or ModelMismatchError (ClusterError) before anything is written."""
-    reporter = reporter or Reporter()
-    found = scan(folders)
-    roots = [os.path.abspath(folder) for folder in folders]
+    anything is written), else in `update.jobs` local processes. Raises UsageError for a
+    missing folder, ModelError, or ModelMismatchError (ClusterError) before anything is written."""
+    run = _Run(store, reporter or Reporter(), IndexSummary(), [os.path.abspath(f) for f in update.folders])
+    summary = run.summary
+    found = scan(update.folders)
     known = store.known_files()
-    summary = IndexSummary()
-    gone = [path for path in known if under_any(path, roots) and path not in found.files and path not in found.problems]
+    gone = [
+        path for path in known if under_any(path, run.roots) and path not in found.files and path not in found.problems
+    ]
     todo: dict[str, tuple[os.stat_result, bool]] = {}  # path -> (stat, was a song before)
-    retry_timed_out = _longer_timeout(store, timeout)
+    retry_timed_out = _longer_timeout(store, update.settings.timeout)
     for path, info in found.files.items():
         previous = known.get(path)
         if (
@@ -129,12 +172,11 @@ def update_from_folders(
             new_problems.append((path, problem))
 
     # Check the model before writing anything: a refused run must leave the index as it was.
-    info = None
-    cluster = None
+    info, cluster = None, None
     if todo:
-        info = ModelInfo.read(model_for_index(model, store.model_id))
-        if connect is not None:
-            cluster = connect()
+        info = model.info(store.model_id)
+        cluster = connect() if connect is not None else None
+        if cluster is not None:
             cluster.check_model(info)
         store.bind_model(info.model_id, info.tags)
 
@@ -142,13 +184,12 @@ def update_from_folders(
         summary.removed = store.remove(gone) and len(gone)
         for path, problem in new_problems:
             summary.failed_now += 1
-            reporter.failure(path, problem.reason)
+            run.reporter.failure(path, problem.reason)
             store.put_failure(path, problem.size, problem.changed_ns, problem.reason)
-    if todo:
-        _analyse_into(
-            store, todo, str(info.path), jobs, max_segments, timeout, reporter, summary, keep_stderr, cluster, roots
-        )
-    _read_song_infos(store, roots, reporter)
+    if info is not None:
+        # workers are forked here, before the reporter may start a progress bar's thread
+        _analyse_into(run, todo, open_pool(info, update.settings, min(update.jobs, len(todo)), cluster))
+    _read_song_infos(store, run.roots, run.reporter)
     return summary
 
 
@@ -190,47 +231,31 @@ def _read_song_infos(store: IndexStore, roots: list[str], reporter: Reporter) ->
         reporter.finish()
 
 
-def _analyse_into(
-    store: IndexStore,
-    todo: dict[str, tuple[os.stat_result, bool]],
-    model_path: str,
-    jobs: int,
-    max_segments: int | None,
-    timeout: float | None,
-    reporter: Reporter,
-    summary: IndexSummary,
-    keep_stderr: bool,
-    cluster: Cluster | None,
-    roots: list[str],
-) -> None:
+def _analyse_into(run: _Run, todo: dict[str, tuple[os.stat_result, bool]], pool: AnalysisPoolLike) -> None:
+    """Analyse the files of `todo` (path -> (stat, was a song before)) with `pool`,
+    committing every BATCH_SECONDS or BATCH_FILES files."""
     batch: list[tuple[Analysis, os.stat_result, bool]] = []
     last_commit = time.monotonic()
-    if cluster is not None:
-        from .cluster import ClusterPool
-
-        pool = ClusterPool(cluster, model_path, max_segments, timeout, keep_stderr)
-    else:  # workers are forked before the reporter may start a progress bar's thread
-        pool = AnalysisPool(model_path, min(jobs, len(todo)), max_segments, timeout, keep_stderr)
     with pool:
-        reporter.start(len(todo))
+        run.reporter.start(len(todo))
         try:
             # Any order, and a None now and then while a slow file holds everything up,
             # so that finished files are committed within BATCH_SECONDS.
             for result in pool.analyse(list(todo), ordered=False, idle=BATCH_SECONDS):
                 if result is not None:
-                    reporter.advance()
+                    run.reporter.advance()
                     batch.append((result, *todo[result.path]))
                 if len(batch) >= BATCH_FILES or time.monotonic() - last_commit >= BATCH_SECONDS:
-                    _store_batch(store, batch, summary, reporter, roots)
+                    _store_batch(run.store, batch, run.summary, run.reporter, run.roots)
                     batch = []
                     last_commit = time.monotonic()
         except BaseException as stop:
             if not isinstance(stop, Exception):  # Ctrl-C: what was analysed is kept
-                _store_batch(store, batch, summary, reporter, roots)
+                _store_batch(run.store, batch, run.summary, run.reporter, run.roots)
             raise
         finally:
-            reporter.finish()
-        _store_batch(store, batch, summary, reporter, roots)
+            run.reporter.finish()
+        _store_batch(run.store, batch, run.summary, run.reporter, run.roots)
 
 
 def _store_batch(
@@ -339,3 +364,141 @@ def update_from_json_lines(
 def _identity(info: os.stat_result) -> tuple[int, int]:
     """(size in bytes, st_mtime_ns): what tells a stored song's file changed."""
     return info.st_size, info.st_mtime_ns
+
+
+# --------------------------------------------------------------------------- the writer
+
+
+class _ClusterOnDemand:
+    """The connection to the Dask scheduler at `address`, made on the first call (an index
+    update calls it only when it has files to analyse, before it writes anything) and
+    closed on leaving the `with` block."""
+
+    def __init__(self, address: str):
+        self.address = address
+        self.cluster: Cluster | None = None
+
+    def __call__(self) -> Cluster:
+        if self.cluster is None:
+            from .cluster import Cluster
+
+            self.cluster = Cluster(self.address)
+        return self.cluster
+
+    def __enter__(self) -> _ClusterOnDemand:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+
+
+class IndexWriter:
+    """The one writer of the index in `folder`: `write` takes the writer lock, runs a fill,
+    and rebuilds the forest."""
+
+    def __init__(self, folder: Path, reporter: Reporter | None = None):
+        self.folder = folder
+        self.reporter = reporter or Reporter()
+
+    def write(
+        self,
+        rebuild: bool,
+        fill: Callable[[IndexStore, str | None], IndexSummary],
+        check: Callable[[str | None], None] | None = None,
+    ) -> IndexSummary:
+        """Run `fill(store, previous_model)` under the writer lock, then rebuild the forest.
+
+        With rebuild=True, `check(previous_model)` runs first and may raise (a bad model, a
+        cluster with another model); then the old songs are cleared and the new ones filled
+        in within ONE transaction: readers keep answering from the old index until it
+        commits, and a rebuild that fails, is interrupted or killed, or stores no song at
+        all leaves the old index whole. Only an index too damaged to open is deleted
+        first, since there is nothing in it to keep."""
+        from .store import IndexStore, writer_lock
+
+        started = time.monotonic()
+        with writer_lock(self.folder, wait=False):
+            previous_model = None
+            damaged = False
+            if rebuild:
+                try:  # a rebuilt index keeps a shipped model of its own, unless told otherwise
+                    with IndexStore(self.folder, create=False, read_only=True) as old:
+                        previous_model = old.model_id
+                except IndexMissingError:
+                    pass
+                except StoreError:
+                    damaged = True  # too damaged (or too new) to say: the default model
+                if check is not None:
+                    check(previous_model)
+                if damaged:
+                    IndexStore.reset(self.folder)
+            with IndexStore(self.folder, create=True) as store:
+                if rebuild:
+                    with store.transaction():
+                        store.clear()
+                        summary = fill(store, previous_model)
+                        if store.song_count() == 0:
+                            raise StoreError(
+                                f"the rebuild found no song to store, so the index at {self.folder} is kept as it was"
+                            )
+                else:
+                    summary = fill(store, previous_model)
+                self.reporter.rebuilding()
+                store.rebuild_annoy()
+                summary.songs = store.song_count()
+        summary.seconds = time.monotonic() - started
+        return summary
+
+
+def update_index(folder: Path, update: FolderUpdate, reporter: Reporter | None = None) -> IndexSummary:
+    """Bring the index in `folder` up to date with `update.folders` (update_from_folders)
+    under IndexWriter. Raises UsageError for a missing folder; ModelError,
+    ModelMismatchError, ClusterError before anything is written."""
+    if not update.folders:
+        from .errors import UsageError
+
+        raise UsageError("give folders to index")
+    check_folders(update.folders)
+    model = ModelChoice(update.model)
+    address = cluster_address(update.cluster)
+    # Connected only when there are files to analyse (an unchanged library needs no
+    # scheduler), but before anything is written: an unreachable cluster writes nothing.
+    with _ClusterOnDemand(address) if address else nullcontext() as connect:
+        from .store import DATABASE_NAME
+
+        if connect is not None and (update.rebuild or not (folder / DATABASE_NAME).exists()):
+            connect()  # every file is to be analysed: connect before the folder is even made
+
+        def check(previous_model: str | None) -> None:
+            # a rebuild analyses every file: refuse a bad model before the old index is touched
+            info = model.info(previous_model)
+            if connect is not None:
+                connect().check_model(info)
+
+        return IndexWriter(folder, reporter).write(
+            update.rebuild,
+            lambda store, _previous: update_from_folders(store, update, model, reporter, connect),
+            check,
+        )
+
+
+def ingest_lines(
+    folder: Path,
+    lines: IO[bytes] | IO[str] | Iterable[bytes | str],
+    source: str = "stdin",
+    model: str | os.PathLike | None = None,
+    rebuild: bool = False,
+    reporter: Reporter | None = None,
+) -> IndexSummary:
+    """Store the songs of `qbsd tag --vector` lines in the index in `folder`
+    (update_from_json_lines) under IndexWriter; a rebuild keeps the old songs unless the
+    lines store at least one."""
+
+    def check(_previous: str | None) -> None:
+        ModelInfo.read(model)  # a model named here ($QBSD_MODEL too) must load before a rebuild starts
+
+    return IndexWriter(folder, reporter).write(
+        rebuild, lambda store, _previous: update_from_json_lines(store, lines, source, model, reporter), check
+    )

@@ -370,3 +370,20 @@ class TagModel:
         if n_patches == 0:
             raise self._too_short(seconds)
         return SongVector(self._song_vector(total, n_patches, statistics, patch_counts), seconds, audio_fingerprint)
+
+
+def loaded_model(model: str | os.PathLike | None) -> TagModel:
+    """The TagModel for `model` (a shipped model's name, a path, or None: $QBSD_MODEL or
+    the fast model), loaded once: tag() called in a loop must not load it once per file."""
+    path = resolve_model_path(model).resolve()
+    try:
+        info = path.stat()
+    except OSError:
+        return TagModel(path)  # raises the ModelError that names the file
+    return _cached_model(path, info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_model(path: Path, size: int, mtime_ns: int) -> TagModel:
+    # keyed by size and mtime too: a model file rewritten in place is loaded afresh
+    return TagModel(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 #: Seconds one file may take before its worker is killed and the file fails. The
@@ -27,3 +28,31 @@ def default_index_folder() -> Path:
 def default_jobs() -> int:
     """Worker processes when none are asked for: one per core this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def max_segments(full: bool) -> int | None:
+    """Segments analysed per file: all of it with `--full` (None), else DEFAULT_MAX_SEGMENTS."""
+    return None if full else DEFAULT_MAX_SEGMENTS
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """How each file is analysed, for `qbsd tag` and `qbsd index` alike: at most
+    `max_segments` segments of SEGMENT_SECONDS (None: all of it), within `timeout` seconds
+    (None: no limit), the workers' stderr (decoders' notes) kept when `keep_stderr`."""
+
+    max_segments: int | None = DEFAULT_MAX_SEGMENTS
+    timeout: float | None = DEFAULT_TIMEOUT
+    keep_stderr: bool = False
+
+    @classmethod
+    def of(
+        cls, full: bool = False, timeout: float | None = DEFAULT_TIMEOUT, keep_stderr: bool = False
+    ) -> AnalysisSettings:
+        """The settings of the options `--full`, `--timeout` (0 or None: no limit) and --debug."""
+        return cls(max_segments(full), timeout if timeout and timeout > 0 else None, keep_stderr)
+
+
+def cluster_address(address: str | None) -> str | None:
+    """The Dask scheduler to analyse on: `address`, else $QBSD_CLUSTER, else None (here)."""
+    return address or os.environ.get("QBSD_CLUSTER") or None

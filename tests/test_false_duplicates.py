@@ -105,7 +105,7 @@ def fake_print(seed: int, flipped: int = 0) -> bytes:
 
 
 def test_the_rule_needs_the_audio():
-    from qbsd_cli.playlists import CANDIDATE_COSINE, Selection, duplicate_groups, same_recording
+    from qbsd_cli.ranking import CANDIDATE_COSINE, Selection, duplicate_groups, same_recording
     from qbsd_cli.songinfo import SongInfo
 
     def song(print_: bytes | None, title: str = "Great Song") -> SongInfo:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qbsd_cli import ranking
 from qbsd_cli.store import (
     ANNOY_TREES,
     SCHEMA_VERSION,
@@ -127,7 +128,7 @@ def test_empty_store_and_vector_checks(store):
     assert paths == [] and matrix.shape == (0, N_TAGS) and matrix.dtype == np.float32
     assert store.nearest(vector(1), 5) == []
     assert store.exact_nearest(vector(1), 5) == []
-    assert store.rank_by_tags([0, 1], 5) == []
+    assert _by_tags(store, [0, 1], 5) == []
     with pytest.raises(ValueError):
         store.put_song("/a.mp3", 1, 1, 1.0, np.zeros(N_TAGS - 1, dtype=np.float32))
     with pytest.raises(ValueError):
@@ -286,7 +287,15 @@ def test_a_version_1_index_is_migrated(tmp_path):
 # --------------------------------------------------------------------------- queries
 
 
-def test_exact_nearest_and_rank_by_tags(store):
+def _by_tags(store, columns: list[int], count: int) -> list[tuple[str, float]]:
+    """Songs ranked by the mean of their scores for `columns`, as `qbsd search` ranks them."""
+    if store.n_tags is None:
+        return []
+    ranked = ranking.best(store, ranking.Query([], [], columns), [], [], ranking.ListRules(count))
+    return [(song.path, song.score) for song in ranked]
+
+
+def test_exact_nearest_and_ranking_by_tags(store):
     base = np.zeros(N_TAGS, dtype=np.float32)
     a, b, c = base.copy(), base.copy(), base.copy()
     a[0] = 1.0
@@ -303,11 +312,9 @@ def test_exact_nearest_and_rank_by_tags(store):
     # Small indexes never need Annoy: nearest gives the exact answer.
     assert store.nearest(a, 2, exclude="/a") == store.exact_nearest(a, 2, exclude="/a")
 
-    ranked = store.rank_by_tags([1, 2], 2)
+    ranked = _by_tags(store, [1, 2], 2)
     assert [path for path, _ in ranked] == ["/c", "/b"]
     assert ranked[0][1] == pytest.approx(0.55)
-    with pytest.raises(ValueError):
-        store.rank_by_tags([N_TAGS], 1)
 
 
 def test_annoy_agrees_with_exact_search(tmp_path):

@@ -10,7 +10,6 @@ missing.
     lock         writer_lock: one writer at a time
     database     SongDatabase: songs, failures, the model, vectors, the forest's records
     forest       Forest: the Annoy files' life (write durably, load with checks, collect)
-    ranking      top-k and unit rows, shared by the searches
     index_store  IndexStore: the public face, and the search merging forest and fresh songs
 """
 

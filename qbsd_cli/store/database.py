@@ -27,10 +27,10 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import IndexBusyError, IndexDamagedError, ModelMismatchError, StoreError, model_mismatch
+from ..ranking import unit_rows
 from ..songinfo import SongInfo
 from .forest import ForestState
 from .layout import DATABASE_NAME, damaged, missing
-from .ranking import top, unit_rows
 
 #: How long a writer waits for another connection's write transaction before giving up.
 BUSY_TIMEOUT_S = 30.0
@@ -702,24 +702,6 @@ class SongDatabase:
     def rowid_for(self, path: str) -> int | None:
         row = self._connection.execute("SELECT rowid FROM songs WHERE path = ?", (os.fsencode(path),)).fetchone()
         return None if row is None else row[0]
-
-    @guarded
-    def rank_by_tags(self, tag_columns: list[int], count: int) -> list[tuple[str, float]]:
-        """Songs best matching a description: score = mean of the vector over `tag_columns`
-        (column indices into `tags`), as (path, score in 0..1), highest first."""
-        n_tags = self.n_tags
-        if count <= 0 or n_tags is None:
-            return []
-        columns = [int(column) for column in tag_columns]
-        if not columns:
-            raise ValueError("rank_by_tags needs at least one tag column")
-        if min(columns) < 0 or max(columns) >= n_tags:
-            raise ValueError(f"tag columns must be in 0..{n_tags - 1}")
-        paths, matrix, _unit = self.vectors()
-        if not paths:
-            return []
-        scores = matrix[:, columns].mean(axis=1)
-        return [(paths[i], float(scores[i])) for i in top(scores, count)]
 
     # ------------------------------------------------------------------ the forest's records
 

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..ranking import top, unit, unit_rows
 from ..songinfo import SongInfo
 from . import layout
 from .database import FileState, SongDatabase, guarded
 from .forest import ANNOY_TREES, Forest, ForestState
 from .lock import writer_lock
-from .ranking import top, unit_rows
 
 if TYPE_CHECKING:
     from annoy import AnnoyIndex
@@ -230,11 +230,6 @@ class IndexStore:
         (from scan) still stored."""
         return self._database.songs_by_rowid(rowids)
 
-    def rank_by_tags(self, tag_columns: list[int], count: int) -> list[tuple[str, float]]:
-        """Songs best matching a description: score = mean of the vector over `tag_columns`
-        (column indices into `tags`), as (path, score in 0..1), highest first."""
-        return self._database.rank_by_tags(tag_columns, count)
-
     # ------------------------------------------------------------------ similarity
 
     def exact_nearest(self, vector: np.ndarray, count: int, exclude: str | None = None) -> list[tuple[str, float]]:
@@ -277,9 +272,8 @@ class IndexStore:
         return self._exact(query, count, exclude)
 
     def _exact(self, query: np.ndarray, count: int, exclude: str | None) -> list[tuple[str, float]]:
-        norm = float(np.linalg.norm(query))
-        direction = query / norm if norm else query
-        rowids, scores = self._database.scan(lambda _vectors, unit: unit @ direction)
+        direction = unit(query)
+        rowids, scores = self._database.scan(lambda _vectors, units: units @ direction)
         if not len(rowids):
             return []
         scores = np.array(scores, dtype=np.float32)
@@ -303,7 +297,7 @@ class IndexStore:
         fresh_keys, fresh_vectors = self._database.fresh_songs(state.rev)
         results: dict[bytes, float] = {}
         if fresh_keys:
-            scores = unit_rows(fresh_vectors) @ (query / np.linalg.norm(query))
+            scores = unit_rows(fresh_vectors) @ unit(query)
             results.update(zip(fresh_keys, map(float, scores), strict=True))
         wanted = count + (exclude is not None)
         while True:

@@ -1,10 +1,22 @@
-"""Playlists from an index: how a query of songs and words scores songs, which songs a list
-may hold (no duplicates, at most N per artist or album), a path between two songs, and the
-reasons a song was chosen. Pure numpy over the vectors the store hands over; `api.Index`
-fetches them and `cli` prints the result.
+"""Ranking: how songs are scored, chosen and ordered for every list qbsd gives.
 
-Vectors are float32 tag vectors of shape (n_tags,) (values in 0..1); "unit" rows are the
-same scaled to length 1, so that a dot product is a cosine.
+The one home of retrieval (`similar`, `search`, `path` and duplicates all combine what is
+here; `api.Index` only resolves the query songs and hands over the store):
+
+- unit rows (`unit`, `unit_rows`: scaled to length 1, a zero vector stays zero), so that a
+  product is a cosine;
+- the query (`Query`: the direction of seeds and counter-examples, the named tags, how
+  they combine) and the reasons a song matched (`reasons`);
+- the selection rules (`Selection`: no song twice, no duplicate of one listed or barred,
+  at most N per artist or album) and the duplicate rule itself (`same_recording`,
+  `duplicate_groups`);
+- ordering (`top`, `ranked_order`: by score, equal scores by path) and picking (`pick`);
+- candidates, exact (every song scored chunk by chunk, `pick_scanned`) or approximate
+  (the Annoy forest's nearest, over-fetched while the rules drop too many), and the lists
+  made of them (`best`, the greedy `walk` of `path`).
+
+Pure numpy over what a `SongSource` (the index store) hands over; it writes nothing.
+Vectors are float32 tag vectors of shape (n_tags,) (values in 0..1).
 
 How a query is weighed (also in the README):
 
@@ -22,8 +34,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -89,10 +102,28 @@ class Reason:
     query: float
 
 
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """`matrix` (shape (n, d)) with every row scaled to length 1, so that a product is a
+    cosine. The one rule for a zero vector: it has no direction and stays zero (similarity
+    0 to everything beats NaN)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return matrix / norms
+
+
 def unit(vector: np.ndarray) -> np.ndarray:
-    """`vector` (shape (d,)) scaled to length 1 (a zero vector stays zero)."""
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm else vector
+    """`vector` (shape (d,)) scaled to length 1 (unit_rows' rule: a zero vector stays zero)."""
+    return unit_rows(np.asarray(vector)[None, :])[0]
+
+
+def top(scores: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` highest of `scores` (shape (n,)), best first."""
+    if count <= 0 or len(scores) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if count >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, count - 1)[:count]
+    return part[np.argsort(-scores[part], kind="stable")]
 
 
 def _standardised(scores: np.ndarray) -> np.ndarray:
@@ -357,27 +388,6 @@ def path_points(start: np.ndarray, end: np.ndarray, steps: int) -> np.ndarray:
     return mixed / norms
 
 
-def walk(
-    points: np.ndarray,
-    paths: Sequence[str],
-    unit_rows: np.ndarray,
-    infos: Sequence[SongInfo | None],
-    selection: Selection,
-) -> list[tuple[int, int, float]]:
-    """For each of `points` (k, n_tags) in turn, the song of `paths` (in byte order) nearest
-    to it by cosine that `selection` admits (then added to it): (point index, song index,
-    cosine) per point that found one, in order. Greedy, so no song comes twice."""
-    cosines = unit_rows.astype(np.float64) @ points.T  # (n, k)
-    chosen: list[tuple[int, int, float]] = []
-    for step in range(points.shape[0]):
-        for i in ranked_order(cosines[:, step]):
-            if selection.admits(paths[i], unit_rows[i], infos[i]):
-                selection.add(paths[i], unit_rows[i], infos[i])
-                chosen.append((step, i, float(cosines[i, step])))
-                break
-    return chosen
-
-
 def duplicate_groups(
     paths: Sequence[str], unit_rows: np.ndarray, infos: Sequence[SongInfo | None], threshold: float, block: int = 1024
 ) -> list[list[tuple[int, float]]]:
@@ -448,3 +458,218 @@ def duplicate_groups(
         groups.append([(i, float(rows[i] @ first)) for i in group])
     groups.sort(key=lambda group: os.fsencode(paths[group[0][0]]))
     return groups
+
+
+# --------------------------------------------------------------------------- lists from an index
+
+
+class SongSource(Protocol):
+    """What ranking reads of an index (store.IndexStore gives it): songs by scan, by rowid
+    and by path, the forest's nearest, the whole catalogue. Paths sort by their bytes."""
+
+    @property
+    def n_tags(self) -> int | None: ...
+
+    @property
+    def tags(self) -> list[str] | None: ...
+
+    def scan(self, score: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def songs_by_rowid(self, rowids: np.ndarray) -> dict[int, tuple[str, np.ndarray, SongInfo | None]]: ...
+
+    def songs_for(self, paths: list[str]) -> dict[str, tuple[np.ndarray, SongInfo | None]]: ...
+
+    def nearest(self, vector: np.ndarray, count: int, exclude: str | None = None) -> list[tuple[str, float]]: ...
+
+    def catalogue(self) -> tuple[list[str], np.ndarray, np.ndarray, list[SongInfo | None]]: ...
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A query song: its vector (n_tags,), its absolute path (None: a vector without a
+    file) and what it is called (None when unknown)."""
+
+    vector: np.ndarray
+    path: str | None = None
+    info: SongInfo | None = None
+
+
+@dataclass(frozen=True)
+class ListRules:
+    """Which songs a list may hold and how it is made: `count` songs, at most `per_artist`
+    (`per_album`) of one artist (album; 0: no cap), duplicates of listed or barred songs
+    left out unless `keep_duplicates` (two songs are one recording at a cosine of
+    `threshold`, see same_recording), the seeds left out unless `include_self`; `explain`
+    fills the reasons; `exact` scores every song instead of asking the forest."""
+
+    count: int
+    threshold: float = DEFAULT_DUPLICATE_COSINE
+    per_artist: int = 0
+    per_album: int = 0
+    keep_duplicates: bool = False
+    explain: bool = False
+    exact: bool = False
+    include_self: bool = False
+
+    def selection(self) -> Selection:
+        return Selection(self.threshold, self.per_artist, self.per_album, self.keep_duplicates)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One song of a list: path, score, vector (n_tags,), names, reasons (with explain)."""
+
+    path: str
+    score: float
+    vector: np.ndarray
+    info: SongInfo | None
+    because: tuple[Reason, ...] = ()
+
+
+#: (path, vector, SongInfo) of songs read by rowid index, kept between calls of pick_scanned
+SongsRead = tuple[dict[int, str], dict[int, np.ndarray], dict[int, SongInfo | None]]
+
+
+def pick_scanned(
+    source: SongSource,
+    order: Iterable[int],
+    rowids: np.ndarray,
+    selection: Selection,
+    count: int,
+    read: SongsRead | None = None,
+) -> tuple[SongsRead, list[int]]:
+    """`pick` over songs known by rowid (SongSource.scan): their paths, vectors and names
+    are read in batches of the best remaining, as `order` (indices into rowids) gives them,
+    until `count` are taken. Returns (what was read: path, vector and SongInfo per index,
+    the indices taken); `read`, from an earlier call, is added to and spares reading those
+    songs again."""
+    paths, vectors, infos = read if read is not None else ({}, {}, {})
+    taken: list[int] = []
+    order = iter(order)
+    batch_size = 2 * count + 16
+    while len(taken) < count:
+        batch = [i for _, i in zip(range(batch_size), order)]
+        if not batch:
+            break
+        unread = [i for i in batch if i not in paths]
+        songs = source.songs_by_rowid(rowids[unread]) if unread else {}
+        for i in unread:
+            if int(rowids[i]) in songs:  # songs deleted meanwhile are skipped
+                paths[i], vectors[i], infos[i] = songs[int(rowids[i])]
+        batch = [i for i in batch if i in paths]
+        if not batch:
+            continue
+        units = unit_rows(np.stack([vectors[i] for i in batch]))
+        batch_taken = pick(
+            range(len(batch)),
+            [paths[i] for i in batch],
+            units,
+            [infos[i] for i in batch],
+            selection,
+            count - len(taken),
+        )
+        taken += [batch[j] for j in batch_taken]
+        batch_size *= 4
+    return (paths, vectors, infos), taken
+
+
+def _exact_best(
+    source: SongSource, query: Query, selection: Selection, count: int
+) -> list[tuple[str, float, np.ndarray, SongInfo | None]]:
+    """Every song scored, chunk by chunk (numpy only); the vectors and names read back
+    only for the songs the list considers, best first."""
+    rowids, parts = source.scan(query.parts)
+    scores = query.combine(parts)
+    (paths, vectors, infos), taken = pick_scanned(source, ranked_order(scores), rowids, selection, count)
+    return [(paths[i], float(scores[i]), vectors[i], infos[i]) for i in taken]
+
+
+def _approximate_best(
+    source: SongSource, query: Query, make_selection: Callable[[], Selection], count: int, barred: int
+) -> list[tuple[str, float, np.ndarray, SongInfo | None]]:
+    """The forest's candidates (SongSource.nearest), ranked by their exact cosine; more of
+    them while the rules (duplicates, caps, the `barred` seeds themselves) leave too few."""
+    wanted = 2 * count + barred
+    while True:
+        found = [path for path, _score in source.nearest(query.direction.astype(np.float32), wanted)]
+        stored = source.songs_for(found)
+        # in byte order, as the catalogue is, so that ranked_order breaks ties by path
+        paths = sorted((path for path in found if path in stored), key=os.fsencode)
+        matrix = np.stack([stored[path][0] for path in paths]) if paths else np.zeros((0, source.n_tags or 0))
+        units = unit_rows(matrix)
+        infos = [stored[path][1] for path in paths]
+        scores = query.scores(matrix, units)
+        taken = pick(ranked_order(scores), paths, units, infos, make_selection(), count)
+        if len(taken) >= count or len(found) < wanted:
+            return [(paths[i], float(scores[i]), matrix[i], infos[i]) for i in taken]
+        wanted *= 4
+
+
+def best(
+    source: SongSource, query: Query, seeds: Sequence[Seed], avoided: Sequence[Seed], rules: ListRules
+) -> list[Ranked]:
+    """The `rules.count` best songs for `query` that the rules admit, seeds and counter-
+    examples barred (with their duplicates; the seeds kept with include_self), ranked by
+    exact score, ties by path: exactly over every song when asked, when words and examples
+    are combined (standardised over the whole index) or when there is no direction to ask
+    the forest for; else from the forest's candidates."""
+
+    def fresh_selection() -> Selection:
+        selection = rules.selection()
+        for seed in [*avoided, *([] if rules.include_self else seeds)]:
+            selection.bar(seed.path, unit(seed.vector), seed.info)
+        return selection
+
+    if rules.exact or query.needs_every_song or not query.has_examples or not np.any(query.direction):
+        chosen = _exact_best(source, query, fresh_selection(), rules.count)
+    else:
+        chosen = _approximate_best(source, query, fresh_selection, rules.count, len(seeds) + len(avoided))
+    profile = query.profile(source.n_tags or 0) if rules.explain else None
+    tags = source.tags or []
+    return [
+        Ranked(path, score, vector, info, reasons(profile, vector, tags) if profile is not None else ())
+        for path, score, vector, info in chosen
+    ]
+
+
+def walk(source: SongSource, start: Seed, end: Seed, steps: int, rules: ListRules) -> list[Ranked]:
+    """A path of `steps` songs from `start` to `end` (both included, first and last): step
+    i is the song nearest by cosine to the point i/(steps-1) of the way between their
+    directions (path_points), chosen greedily in order, never a song twice nor a duplicate
+    of one listed (unless keep_duplicates), within the caps. Every song's cosine to every
+    point is computed chunk by chunk (numpy only); path, vector and names are read only for
+    the songs a step considers. Each song's score is its cosine to its step's point; fewer
+    songs come back only when duplicates and caps leave too few."""
+    a, b = start.vector, end.vector
+    points = path_points(a, b, steps)
+    selection = rules.selection()
+    selection.add(start.path or "", unit(a), start.info)
+    selection.add(end.path or "", unit(b), end.info)
+    inner = points[1:-1]
+    rowids, cosines = source.scan(lambda _vectors, units: units.astype(np.float64) @ inner.T)
+    read: SongsRead = ({}, {}, {})
+    middle = []
+    for step in range(inner.shape[0]):
+        read, taken = pick_scanned(source, ranked_order(cosines[:, step]), rowids, selection, 1, read)
+        middle += [(step, i, float(cosines[i, step])) for i in taken]
+    paths, matrix, infos = read
+    fractions = np.linspace(0.0, 1.0, steps)
+    tags = source.tags or []
+
+    def because(step: int, vector: np.ndarray) -> tuple[Reason, ...]:
+        if not rules.explain:
+            return ()
+        return reasons((1.0 - fractions[step]) * a + fractions[step] * b, vector, tags)
+
+    songs = [(0, start.path or "", a, start.info, float(unit(a) @ points[0]))]
+    songs += [(step + 1, paths[i], matrix[i], infos[i], cosine) for step, i, cosine in middle]
+    songs += [(steps - 1, end.path or "", b, end.info, float(unit(b) @ points[-1]))]
+    return [Ranked(path, score, vector, info, because(step, vector)) for step, path, vector, info, score in songs]
+
+
+def duplicates(source: SongSource, threshold: float) -> list[list[tuple[str, float, SongInfo | None]]]:
+    """The groups of songs of the whole index that are one recording (duplicate_groups):
+    (path, cosine to the group's first song, SongInfo) per song, sorted by path."""
+    paths, _matrix, units, infos = source.catalogue()
+    groups = duplicate_groups(paths, units, infos, threshold)
+    return [[(paths[i], score, infos[i]) for i, score in group] for group in groups]
