@@ -25,8 +25,8 @@ complete -c qbsd -n '__fish_seen_subcommand_from tag' -l jobs -s j -x -d 'Files 
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -l timeout -x -d 'Give up on a file after this long (it fails as "timed out"); 0: no limit'
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -l format -s f -x -a 'auto json table m3u' -d 'Output format; auto is a table on a terminal, JSON lines when piped'
-complete -c qbsd -n '__fish_seen_subcommand_from tag' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file'
-complete -c qbsd -n '__fish_seen_subcommand_from tag' -l cluster -x -d 'Analyse on the workers of this Dask scheduler (tcp://host:8786; needs the cluster extra, and the files at the same paths on every worker); --jobs is then ignored'
+complete -c qbsd -n '__fish_seen_subcommand_from tag' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file; if not given, $QBSD_MODEL, else the index\'s own model, else fast'
+complete -c qbsd -n '__fish_seen_subcommand_from tag' -l cluster -x -d 'Analyse on the workers of this Dask scheduler (tcp://host:8786, else $QBSD_CLUSTER; needs the cluster extra, and the files at the same paths on every worker); --jobs is then ignored'
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -l help -s h -d 'Show this message and exit'
 complete -c qbsd -n '__fish_seen_subcommand_from tag' -F
 
@@ -39,8 +39,8 @@ complete -c qbsd -n '__fish_seen_subcommand_from index' -l jobs -s j -x -d 'File
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l timeout -x -d 'Give up on a file after this long (it fails as "timed out"); 0: no limit'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e'
-complete -c qbsd -n '__fish_seen_subcommand_from index' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file'
-complete -c qbsd -n '__fish_seen_subcommand_from index' -l cluster -x -d 'Analyse on the workers of this Dask scheduler (tcp://host:8786; needs the cluster extra, and the files at the same paths on every worker); --jobs is then ignored'
+complete -c qbsd -n '__fish_seen_subcommand_from index' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file; if not given, $QBSD_MODEL, else the index\'s own model, else fast'
+complete -c qbsd -n '__fish_seen_subcommand_from index' -l cluster -x -d 'Analyse on the workers of this Dask scheduler (tcp://host:8786, else $QBSD_CLUSTER; needs the cluster extra, and the files at the same paths on every worker); --jobs is then ignored'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l format -s f -x -a 'auto json table m3u' -d 'Output format of --errors and --duplicates; auto is plain lines on a terminal, JSON lines when piped'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -l help -s h -d 'Show this message and exit'
 complete -c qbsd -n '__fish_seen_subcommand_from index' -a '(__fish_complete_directories (commandline -ct))'
@@ -58,7 +58,7 @@ complete -c qbsd -n '__fish_seen_subcommand_from similar' -l exact -d 'Exact cos
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l format -s f -x -a 'auto json table m3u' -d 'Output format; auto is a table on a terminal, JSON lines when piped'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e'
-complete -c qbsd -n '__fish_seen_subcommand_from similar' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file; if not given, $QBSD_MODEL, else the index\'s own model, else fast'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l help -s h -d 'Show this message and exit'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -F
 
@@ -73,7 +73,7 @@ complete -c qbsd -n '__fish_seen_subcommand_from search' -l explain -d 'Give the
 complete -c qbsd -n '__fish_seen_subcommand_from search' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
 complete -c qbsd -n '__fish_seen_subcommand_from search' -l format -s f -x -a 'auto json table m3u' -d 'Output format; auto is a table on a terminal, JSON lines when piped'
 complete -c qbsd -n '__fish_seen_subcommand_from search' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e'
-complete -c qbsd -n '__fish_seen_subcommand_from search' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file'
+complete -c qbsd -n '__fish_seen_subcommand_from search' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file; if not given, $QBSD_MODEL, else the index\'s own model, else fast'
 complete -c qbsd -n '__fish_seen_subcommand_from search' -l help -s h -d 'Show this message and exit'
 
 # qbsd path
@@ -85,13 +85,13 @@ complete -c qbsd -n '__fish_seen_subcommand_from path' -l explain -d 'Give the t
 complete -c qbsd -n '__fish_seen_subcommand_from path' -l full -d 'Analyse whole files; by default at most 4 evenly spread 30 s segments (2 min) per file'
 complete -c qbsd -n '__fish_seen_subcommand_from path' -l format -s f -x -a 'auto json table m3u' -d 'Output format; auto is a table on a terminal, JSON lines when piped'
 complete -c qbsd -n '__fish_seen_subcommand_from path' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e'
-complete -c qbsd -n '__fish_seen_subcommand_from path' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file'
+complete -c qbsd -n '__fish_seen_subcommand_from path' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file; if not given, $QBSD_MODEL, else the index\'s own model, else fast'
 complete -c qbsd -n '__fish_seen_subcommand_from path' -l help -s h -d 'Show this message and exit'
 complete -c qbsd -n '__fish_seen_subcommand_from path' -F
 
 # qbsd tags
 complete -c qbsd -n '__fish_seen_subcommand_from tags' -l verbose -s v -d 'Also print the model id and tag count (on stderr)'
-complete -c qbsd -n '__fish_seen_subcommand_from tags' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file'
+complete -c qbsd -n '__fish_seen_subcommand_from tags' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file; if not given, $QBSD_MODEL, else the index\'s own model, else fast'
 complete -c qbsd -n '__fish_seen_subcommand_from tags' -l help -s h -d 'Show this message and exit'
 
 # qbsd train

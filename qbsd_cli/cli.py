@@ -60,9 +60,9 @@ FullOption = typer.Option(
 ModelOption = typer.Option(
     None,
     "--model",
-    envvar="QBSD_MODEL",
     help="A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which "
-    "is which), or an ONNX model file.",
+    "is which), or an ONNX model file; if not given, $QBSD_MODEL, else the index's own model, else fast.",
+    show_default=False,
 )
 TimeoutOption = typer.Option(
     DEFAULT_TIMEOUT,
@@ -87,10 +87,9 @@ ExplainOption = typer.Option(False, "--explain", help='Give the three tags that 
 ClusterOption = typer.Option(
     None,
     "--cluster",
-    envvar="QBSD_CLUSTER",
     metavar="ADDRESS",
-    help="Analyse on the workers of this Dask scheduler (tcp://host:8786; needs the cluster extra, "
-    "and the files at the same paths on every worker); --jobs is then ignored.",
+    help="Analyse on the workers of this Dask scheduler (tcp://host:8786, else $QBSD_CLUSTER; needs the "
+    "cluster extra, and the files at the same paths on every worker); --jobs is then ignored.",
     show_default=False,
 )
 

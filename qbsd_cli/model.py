@@ -73,10 +73,16 @@ def shipped_model_path(name: str = "fast") -> Path:
     return Path(__file__).resolve().parent.parent / "models" / filename
 
 
+def requested_model(model: Path | str | None) -> str | None:
+    """The model a command asks for: `model` (a shipped model's name or a path), else
+    $QBSD_MODEL, else None. The one place that reads $QBSD_MODEL."""
+    return str(model) if model else os.environ.get("QBSD_MODEL") or None
+
+
 def resolve_model_path(model: Path | str | None = None) -> Path:
     """The model file meant by `model`: a shipped model's name (`fast`, `accurate`), a path,
     or None for $QBSD_MODEL (itself a name or a path), else the fast model."""
-    chosen = str(model) if model else os.environ.get("QBSD_MODEL") or "fast"
+    chosen = requested_model(model) or "fast"
     return shipped_model_path(chosen) if chosen in SHIPPED_MODELS else Path(chosen)
 
 
@@ -84,7 +90,7 @@ def model_for_index(model: Path | str | None, index_model_id: str | None) -> Pat
     """The model to use on an index bound to `index_model_id`: `model` when one is named
     (or $QBSD_MODEL is set), else the shipped model that made the index, so that an index
     built with `--model accurate` keeps its model without naming it again."""
-    if model or os.environ.get("QBSD_MODEL") or index_model_id is None:
+    if requested_model(model) or index_model_id is None:
         return model
     for name in SHIPPED_MODELS:
         if _shipped_model_id(name) == index_model_id:

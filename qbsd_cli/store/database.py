@@ -115,7 +115,11 @@ def _info_values(info: SongInfo | None) -> tuple:
     return (info.artist, info.album, info.title, seconds, int(info.tagged), int(info.folders_read))
 
 
-def _info_from_row(artist, album, title, length, tagged, info_read, fingerprint=None) -> SongInfo | None:
+def _info_from_row(columns: tuple) -> SongInfo | None:
+    """The SongInfo of a row's _INFO_COLUMNS (artist, album, title, length, tagged,
+    info_read) and, where selected, its fingerprint."""
+    artist, album, title, length, tagged, info_read, *rest = columns
+    fingerprint = rest[0] if rest else None
     fingerprint = bytes(fingerprint) if fingerprint is not None else None
     if not info_read and artist is None and album is None and title is None and length is None:
         # an older index's row, never read (but perhaps analysed again since: its fingerprint)
@@ -536,7 +540,7 @@ class SongDatabase:
         with self.snapshot():
             for rows in self._rows_in(f"SELECT path, vector, {_READ_COLUMNS} FROM songs WHERE path IN", keys):
                 for row, vector in zip(rows, self._vectors_from_rows(rows)):
-                    found[os.fsdecode(row[0])] = (vector, _info_from_row(*row[2:]))
+                    found[os.fsdecode(row[0])] = (vector, _info_from_row(row[2:]))
         return found
 
     def _rows_in(self, query: str, values: list, before: tuple = ()):
@@ -557,7 +561,7 @@ class SongDatabase:
         if self._info_cache is None or self._info_cache[0] != key:
             with self.snapshot():
                 rows = self._connection.execute(f"SELECT path, {_READ_COLUMNS} FROM songs ORDER BY path").fetchall()
-            infos = {os.fsdecode(row[0]): _info_from_row(*row[1:]) for row in rows}
+            infos = {os.fsdecode(row[0]): _info_from_row(row[1:]) for row in rows}
             self._info_cache = (key, [infos.get(path) for path in paths])
         return self._info_cache[1]
 
@@ -695,7 +699,7 @@ class SongDatabase:
         with self.snapshot():
             for rows in self._rows_in(f"SELECT rowid, vector, path, {_READ_COLUMNS} FROM songs WHERE rowid IN", wanted):
                 for row, vector in zip(rows, self._vectors_from_rows(rows)):
-                    found[row[0]] = (os.fsdecode(row[2]), vector, _info_from_row(*row[3:]))
+                    found[row[0]] = (os.fsdecode(row[2]), vector, _info_from_row(row[3:]))
         return found
 
     @guarded
