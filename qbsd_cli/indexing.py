@@ -278,8 +278,15 @@ def _store_batch(
             else:
                 # the file's own tags came with the analysis; folder names stand in for missing ones
                 song = completed(result.tags, result.path, _root_of(result.path, roots))
-                stat = (info.st_size, info.st_mtime_ns)
-                store.put_song(result.path, *stat, result.duration, result.vector, song, result.fingerprint)
+                store.put_song(
+                    result.path,
+                    info.st_size,
+                    info.st_mtime_ns,
+                    result.duration,
+                    result.vector,
+                    song,
+                    fingerprint=result.fingerprint,
+                )
                 if existed:
                     summary.updated += 1
                 else:

@@ -53,11 +53,12 @@ def mixed_folder(factory, clips, folder):
 
 def stored(index_folder) -> dict[str, np.ndarray]:
     """Every song of an index and its stored vector, read through the library (a search
-    for as many songs as there are ranks them all)."""
+    for as many songs as there are ranks them all, duplicates too: the 4Q clips hold one
+    recording twice, MT0000523076 and MT0000941301, which their fingerprints tell)."""
     from qbsd_cli.api import Index
 
     with Index.open(index_folder) as index:
-        every = index.search("calm", top=index.song_count())
+        every = index.search("calm", top=index.song_count(), keep_duplicates=True)
         return {match.path: index.query_vector(match.path)[0] for match in every}
 
 
@@ -66,7 +67,7 @@ def stored_names(index_folder) -> dict[str, tuple]:
     from qbsd_cli.api import Index
 
     with Index.open(index_folder) as index:
-        every = index.search("calm", top=index.song_count())
+        every = index.search("calm", top=index.song_count(), keep_duplicates=True)
         return {match.path: (match.artist, match.album, match.title, match.length) for match in every}
 
 
