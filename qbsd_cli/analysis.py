@@ -28,12 +28,19 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import AudioError
 from .settings import DEFAULT_TIMEOUT
 from .songinfo import SongInfo, read_tags
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from .model import TagModel
 
 #: How long workers may take to exit once their pipe is closed, before they are killed.
 _EXIT_GRACE_S = 2.0
@@ -77,7 +84,7 @@ def timed_out_after(reason: str) -> float | None:
     return None
 
 
-def analyse_one(model, path: str, max_segments: int | None) -> Analysis:
+def analyse_one(model: TagModel, path: str, max_segments: int | None) -> Analysis:
     """Analyse `path` with a TagModel; never raises for a bad file (the reason is in .error)."""
     try:
         result = model.analyse(path, max_segments)
@@ -129,7 +136,7 @@ def _detach_std_streams(keep_stderr: bool) -> None:
 
 
 def _worker_main(
-    connection,
+    connection: Connection,
     parent: int,
     model_path: str | None,
     max_segments: int | None,
@@ -289,7 +296,9 @@ class AnalysisPool:
     def __enter__(self) -> AnalysisPool:
         return self
 
-    def __exit__(self, kind, value, traceback) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.close(kill=kind is not None)
 
     def close(self, kill: bool = False) -> None:
@@ -371,7 +380,7 @@ class AnalysisPool:
                 if not busy:
                     continue
                 now = time.monotonic()
-                wake = min(worker.task[2] for worker in busy)
+                wake = min(worker.task[2] for worker in busy if worker.task is not None)
                 if idle is not None:
                     if now - last_yield >= idle:
                         yield None
@@ -381,6 +390,7 @@ class AnalysisPool:
                 remaining = None if wake == float("inf") else min(max(0.0, wake - now), _MAX_WAIT_S)
                 ready = set(wait([worker.connection for worker in busy], remaining))
                 for worker in busy:
+                    assert worker.task is not None  # busy: each has a task until its result is taken below
                     position, path, deadline = worker.task
                     if worker.connection in ready:
                         try:
@@ -391,6 +401,7 @@ class AnalysisPool:
                         worker.task = None
                         done[position] = result
                     elif time.monotonic() >= deadline:
+                        assert self.timeout is not None  # a deadline is finite only with a timeout
                         done[position] = Analysis(path, error=timed_out_reason(self.timeout))
                         worker.task = None
                         self._retire(worker)

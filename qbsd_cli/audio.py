@@ -14,10 +14,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import AudioError
+
+if TYPE_CHECKING:
+    from soundfile import SoundFile
 
 # Formats libsndfile decodes itself; a file of these that it rejects is broken,
 # and trying audioread on it would only cost librosa's slow import.
@@ -55,7 +59,7 @@ def _to_mono(samples: np.ndarray) -> np.ndarray:
 
 
 @contextmanager
-def _c_stderr_silenced():
+def _c_stderr_silenced() -> Iterator[None]:
     """Point file descriptor 2 at /dev/null for a while: libmpg123 (inside libsndfile)
     prints "Note: Illegal Audio-MPEG-Header ..." lines itself on damaged MP3s, which
     would break `qbsd`'s one-line-per-failure stderr. Errors still arrive as exceptions."""
@@ -77,7 +81,7 @@ def _c_stderr_silenced():
         os.close(devnull)
 
 
-def _open_soundfile(path: str):
+def _open_soundfile(path: str) -> SoundFile:
     """soundfile.SoundFile for `path`. On POSIX the name goes as bytes: soundfile encodes a
     str strictly as UTF-8, which fails for names that are not UTF-8 (surrogate escapes)."""
     import soundfile
@@ -314,7 +318,7 @@ def decode_segments(
             raise AudioError("no audio samples")
 
 
-def _read_mono(handle, frames: int) -> np.ndarray:
+def _read_mono(handle: SoundFile, frames: int) -> np.ndarray:
     """Up to `frames` frames from the current position, mixed to mono, read in blocks so
     that many channels (or a header that claims a huge length) cannot exhaust memory."""
     block = max(1024, _READ_BLOCK_SAMPLES // max(1, handle.channels))

@@ -30,7 +30,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, cast
 
 from .analysis import Analysis, AnalysisPool
 from .errors import ClusterError, ModelMismatchError, model_mismatch
@@ -38,7 +39,9 @@ from .model import SHIPPED_MODELS, ModelInfo, resolve_model_path, shipped_model_
 from .settings import AnalysisSettings
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from distributed import Client, Future, as_completed
+
+    from .interfaces import AnalysisPoolLike
 
 #: Files per Dask task, at most: a batch of the fast model's default analysis takes about
 #: a second, against milliseconds of scheduling per task (benchmarks/CLUSTER.md).
@@ -52,7 +55,7 @@ WORKER_WAIT_S = 60.0
 INSTALL_HINT = "pip install 'qbsd[cluster]'  (or pip install '.[cluster]' in a checkout)"
 
 
-def _distributed():
+def _distributed() -> ModuleType:
     try:
         import distributed
     except ImportError as missing:
@@ -106,7 +109,7 @@ class Cluster:
     def __enter__(self) -> Cluster:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
@@ -209,7 +212,8 @@ def analyse_batch(
     if found != model_id:
         raise _worker_mismatch(get_worker().address, spec, found, model_id)
     pool = _worker_pool(str(resolve_model_path(spec)), max_segments, timeout, keep_stderr)
-    return list(pool.analyse(paths))
+    # without `idle`, the pool yields no None
+    return cast("list[Analysis]", list(pool.analyse(paths)))
 
 
 # --------------------------------------------------------------------------- the client side
@@ -238,7 +242,7 @@ class _ThreadCount:
         return self.count
 
 
-def _next_finished(finishing, idle: float | None) -> list:
+def _next_finished(finishing: as_completed, idle: float | None) -> list[Future]:
     """The futures of `finishing` (a distributed.as_completed) done by now, waiting for at
     least one; [] after `idle` seconds of none."""
     deadline = None if idle is None else time.monotonic() + idle
@@ -267,7 +271,9 @@ class ClusterPool:
     def __enter__(self) -> ClusterPool:
         return self
 
-    def __exit__(self, kind, value, traceback) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.close(kill=kind is not None)
 
     def close(self, kill: bool = False) -> None:
@@ -280,7 +286,7 @@ class ClusterPool:
             self.owns_cluster = False
             self.cluster.close()
 
-    def _submit(self, batch: list[tuple[int, str]]):
+    def _submit(self, batch: list[tuple[int, str]]) -> Future:
         future = self.cluster.client.submit(
             analyse_batch,
             [path for _, path in batch],
@@ -338,7 +344,7 @@ class ClusterPool:
             self.close(kill=True)
             raise
 
-    def _result(self, future, batch: list[tuple[int, str]], waiting: deque) -> list[Analysis]:
+    def _result(self, future: Future, batch: list[tuple[int, str]], waiting: deque) -> list[Analysis]:
         """The batch's analyses; [] when it is to be retried file by file (queued on `waiting`)."""
         distributed = _distributed()
         try:
@@ -355,3 +361,8 @@ class ClusterPool:
                 f"a Dask worker of {self.cluster.address} could not analyse files: "
                 f"{type(failure).__name__}: {failure}; install the same qbsd on every worker"
             ) from None
+
+
+if TYPE_CHECKING:
+    # both pools have the interface that tag and index runs use (interfaces.AnalysisPoolLike)
+    _POOLS: tuple[type[AnalysisPoolLike], ...] = (AnalysisPool, ClusterPool)

@@ -32,6 +32,7 @@ import base64
 import io
 import json
 from dataclasses import asdict, dataclass
+from typing import overload
 
 import numpy as np
 
@@ -128,7 +129,15 @@ class MfccExtractor:
         self.delta_kernel = _savgol_kernel(params.delta_width, 1)
         self.delta2_kernel = _savgol_kernel(params.delta_width, 2)
 
-    def mfcc(self, samples: np.ndarray, band_weights: np.ndarray | None = None):
+    @overload
+    def mfcc(self, samples: np.ndarray, band_weights: None = None) -> np.ndarray: ...
+
+    @overload
+    def mfcc(self, samples: np.ndarray, band_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def mfcc(
+        self, samples: np.ndarray, band_weights: np.ndarray | None = None
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """13 MFCC per frame, shape (n_frames, 13), n_frames = 1 + len(samples) // hop.
 
         With `band_weights` (1 + n_fft // 2, n_bands), a filterbank transposed for the
@@ -156,6 +165,7 @@ class MfccExtractor:
             power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
             np.matmul(power, self._mel_basis_t, out=mel[start : start + _FRAMES_PER_BLOCK])
             if bands is not None:
+                assert band_weights is not None  # bands exist only for band_weights
                 np.matmul(power, band_weights, out=bands[start : start + _FRAMES_PER_BLOCK])
         log_mel = 10.0 * np.log10(np.maximum(mel, 1e-10))
         coefficients = (log_mel @ self.dct.T).astype(np.float32)

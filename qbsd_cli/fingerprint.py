@@ -36,6 +36,7 @@ import base64
 import binascii
 import struct
 from functools import lru_cache
+from typing import TypeGuard
 
 import numpy as np
 
@@ -126,7 +127,7 @@ def compute(log_mel: np.ndarray, sample_rate: int, hop_length: int) -> bytes | N
     return _HEADER.pack(VERSION, BITS, step_code) + words.astype("<u2").tobytes()
 
 
-def is_valid(data) -> bool:
+def is_valid(data: object) -> TypeGuard[bytes | bytearray]:
     """Whether `data` is a fingerprint this version can compare (bytes, a known header, a
     whole number of steps, a sane length)."""
     if not isinstance(data, (bytes, bytearray)) or not _HEADER.size < len(data) <= MAX_BYTES:
@@ -145,7 +146,7 @@ def _bit_count(words: np.ndarray) -> np.ndarray:
     return np.bitwise_count(words) if hasattr(np, "bitwise_count") else _popcount()[words]
 
 
-def _words(data: bytes) -> np.ndarray:
+def _words(data: bytes | bytearray) -> np.ndarray:
     return np.frombuffer(data, dtype="<u2", offset=_HEADER.size).astype(np.uint16)
 
 
@@ -193,7 +194,7 @@ def to_text(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def from_text(text) -> bytes | None:
+def from_text(text: object) -> bytes | None:
     """The fingerprint a JSON record's "fingerprint" field holds, or None for anything but
     the base64 text of a valid one (a record without it, or with another, is still stored)."""
     if not isinstance(text, str) or len(text) > 2 * MAX_BYTES:

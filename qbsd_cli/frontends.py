@@ -16,6 +16,8 @@ the same patches:
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
 from . import logmel
@@ -29,6 +31,48 @@ BAND_WINDOW_FRAMES = 258
 #: The shortest audio the log-mel front end analyses: below a second, the one patch would
 #: be mostly the padding that stands in for the missing 3 s.
 MIN_LOGMEL_SECONDS = 1.0
+
+
+class FrontEnd(Protocol):
+    """What `model.TagModel` uses of a front end, for the type checker (nothing is checked at
+    run time): MfccFrontEnd, MfccBandsFrontEnd and LogMelFrontEnd have it."""
+
+    @property
+    def name(self) -> str:
+        """MFCC, MFCC_BANDS or MUSICNN_LOGMEL."""
+        ...
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate (Hz) of the samples it takes."""
+        ...
+
+    @property
+    def hop_length(self) -> int:
+        """Samples between the starts of two frames."""
+        ...
+
+    @property
+    def min_seconds(self) -> float:
+        """The shortest audio that gives a patch."""
+        ...
+
+    @property
+    def min_later_segment_seconds(self) -> float:
+        """A file's later segments shorter than this are skipped."""
+        ...
+
+    def patches(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(patches, MFCC frames or None) of mono samples at `sample_rate`."""
+        ...
+
+    def patches_and_log_mel(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """(patches, MFCC frames or None, the segment's log-mel (n_frames, 96))."""
+        ...
+
+    def blank_patch(self) -> np.ndarray:
+        """One patch of silence, shape (1, *patch shape)."""
+        ...
 
 
 class MfccFrontEnd:

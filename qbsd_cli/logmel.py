@@ -24,6 +24,7 @@ checks it against librosa.filters.mel), so nothing of librosa runs per file.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 
@@ -94,7 +95,7 @@ def mel_power(samples: np.ndarray) -> np.ndarray:
     """
     samples = np.ascontiguousarray(samples, dtype=np.float32)
     half = N_FFT // 2
-    mode = "reflect" if len(samples) > half else "constant"
+    mode: Literal["reflect", "constant"] = "reflect" if len(samples) > half else "constant"
     padded = np.pad(samples, half, mode=mode)
     n_frames = 1 + len(samples) // HOP_LENGTH
     frames = np.lib.stride_tricks.as_strided(

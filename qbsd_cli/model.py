@@ -34,6 +34,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -53,6 +54,12 @@ from .frontends import (
 )
 from .logmel import band_statistics
 from .settings import DEFAULT_MAX_SEGMENTS, SEGMENT_SECONDS
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
+
+    from .features import MfccExtractor
+    from .frontends import FrontEnd
 
 MODEL_FILENAME = "qbsd.onnx"
 #: The models shipped in the package, by the names `--model` takes.
@@ -133,7 +140,7 @@ class SongVector:
     fingerprint: bytes | None = None
 
 
-def _session(path: Path, optimise: bool, threads: int = 1):
+def _session(path: Path, optimise: bool, threads: int = 1) -> InferenceSession:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -160,7 +167,7 @@ def read_metadata(path: Path | str) -> dict[str, str]:
     return dict(_session(Path(path), optimise=False).get_modelmeta().custom_metadata_map)
 
 
-def _check_outputs(path: Path, statistics_weight: float, session) -> None:
+def _check_outputs(path: Path, statistics_weight: float, session: InferenceSession) -> None:
     """A qbsd graph has a `tags` output (and `statistics_tags` when it is a blend)."""
     outputs = {output.name for output in session.get_outputs()}
     if "tags" not in outputs or (statistics_weight and "statistics_tags" not in outputs):
@@ -191,10 +198,11 @@ class ModelInfo:
         weights[[i for i, tag in enumerate(self.tags) if tag in only]] = 1.0
         return weights
 
-    def make_front_end(self):
+    def make_front_end(self) -> FrontEnd:
         """The front end that cuts this model's patches (frontends.py)."""
         if self.front_end == MUSICNN_LOGMEL:
             return LogMelFrontEnd()
+        assert self.params is not None and self.mel_basis is not None  # from an MFCC model's metadata
         if self.front_end == MFCC_BANDS:
             return MfccBandsFrontEnd(self.params, self.mel_basis)
         return MfccFrontEnd(self.params, self.mel_basis)
@@ -272,7 +280,7 @@ class TagModel:
         self._with_bands = LOGMEL_BANDS in info.statistics_features
         self.front_end = info.make_front_end()
         #: the MFCC extractor of an `mfcc` model (None for the log-mel front end)
-        self.extractor = getattr(self.front_end, "extractor", None)
+        self.extractor: MfccExtractor | None = getattr(self.front_end, "extractor", None)
         _check_outputs(self.path, self.statistics_weight, self.session)
 
     def patch_outputs(self, patches: np.ndarray) -> np.ndarray:
@@ -316,16 +324,19 @@ class TagModel:
             patches, frames, log_mel = self.front_end.patches_and_log_mel(samples)
             statistics = None
             if self.statistics_weight and len(patches):
+                assert frames is not None  # a blended model's front end is an MFCC one
                 statistics = song_statistics(frames)
                 if self._with_bands:
                     statistics = np.concatenate([statistics, band_statistics(log_mel)])
             return patches, statistics, log_mel
         if not self.statistics_weight:
             return self.front_end.patches(samples)[0], None, None
+        # a blended model's front end is an MFCC one (ModelInfo gives the log-mel one no statistics weight)
+        mfcc_front_end = cast(MfccFrontEnd, self.front_end)
         if not self._with_bands:
-            patches, frames = self.front_end.patches(samples)
+            patches, frames = mfcc_front_end.patches(samples)
             return patches, song_statistics(frames) if len(patches) else None, None
-        patches, frames, bands = self.front_end.patches_and_bands(samples)
+        patches, frames, bands = mfcc_front_end.patches_and_bands(samples)
         return patches, np.concatenate([song_statistics(frames), bands]) if len(patches) else None, None
 
     def _too_short(self, seconds: float) -> TooShortError:
@@ -338,7 +349,10 @@ class TagModel:
         if len(patches) == 0:
             raise self._too_short(len(samples) / self.front_end.sample_rate)
         patch_sum = self.patch_outputs(patches).sum(axis=0, dtype=np.float64)
-        statistics = [segment_statistics] if self.statistics_weight else []
+        statistics: list[np.ndarray] = []
+        if self.statistics_weight:
+            assert segment_statistics is not None  # a blended model's, for a segment with patches
+            statistics.append(segment_statistics)
         return self._song_vector(patch_sum, len(patches), statistics, [len(patches)])
 
     def analyse(self, path: str, max_segments: int | None = DEFAULT_MAX_SEGMENTS) -> SongVector:
@@ -356,7 +370,8 @@ class TagModel:
         total = np.zeros(len(self.tags), dtype=np.float64)
         n_patches = 0
         seconds = 0.0
-        statistics, patch_counts = [], []
+        statistics: list[np.ndarray] = []
+        patch_counts: list[int] = []
         audio_fingerprint = None
         for number, segment in enumerate(
             decode_segments(path, self.front_end.sample_rate, SEGMENT_SECONDS, max_segments)
@@ -366,11 +381,13 @@ class TagModel:
                 continue  # a short tail would be mostly padding (the training data skips it too)
             patches, segment_statistics, log_mel = self._segment_features(segment.samples, with_log_mel=number == 0)
             if number == 0:  # the file's first 30 s (decode_segments always starts at 0)
+                assert log_mel is not None  # asked for (with_log_mel)
                 audio_fingerprint = fingerprint.compute(log_mel, self.front_end.sample_rate, self.front_end.hop_length)
             if len(patches):
                 total += self.patch_outputs(patches).sum(axis=0, dtype=np.float64)
                 n_patches += len(patches)
                 if self.statistics_weight:
+                    assert segment_statistics is not None  # a blended model's, for a segment with patches
                     statistics.append(segment_statistics)
                     patch_counts.append(len(patches))
         if n_patches == 0:

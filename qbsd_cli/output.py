@@ -8,11 +8,15 @@ from __future__ import annotations
 import enum
 import os
 import sys
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from .display import FIELD_LIMIT, has_unsafe, markup_safe, one_line, shown, shown_path, shown_reason
 from .errors import ExitStatus
 from .records import dumps
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class OutputFormat(enum.StrEnum):
@@ -72,7 +76,7 @@ def note(text: str) -> None:
     sys.stderr.flush()
 
 
-def table_console(content_width: int = 0):
+def table_console(content_width: int = 0) -> Console:
     """A console for tables on stdout.
 
     On a terminal, rich folds long cells to the terminal's width. Redirected to a file or
@@ -86,7 +90,7 @@ def table_console(content_width: int = 0):
     return Console(width=max(80, content_width))
 
 
-def stderr_console():
+def stderr_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True)
@@ -111,7 +115,7 @@ class Progress:
             )
             self.task = self.bar.add_task(description, total=total)
 
-    def __enter__(self):
+    def __enter__(self) -> Progress:
         if self.bar:
             self.bar.start()
         return self
@@ -120,7 +124,7 @@ class Progress:
         if self.bar:
             self.bar.advance(self.task, amount)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if self.bar:
             self.bar.stop()
 
@@ -192,12 +196,13 @@ def ranking_output(records: list[dict], output_format: OutputFormat, title: str,
         table_console(content_width=longest + extra + 20 + 5 * len(table.columns)).print(table)
 
 
-def tag_record_output(record: dict, output_format: OutputFormat, console=None) -> None:
+def tag_record_output(record: dict, output_format: OutputFormat, console: Console | None = None) -> None:
     """One `qbsd tag` result."""
     if output_format == OutputFormat.table:
         from rich.table import Table
         from rich.text import Text
 
+        assert console is not None, "a table needs the console (table_console)"
         # the path on a line of its own: as a table title it would wrap to the table's width
         console.print(
             f"[bold]{markup_safe(shown_path(record['path']))}[/bold]  ({record['duration']:.1f} s analysed)",

@@ -35,7 +35,7 @@ import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, NoReturn
 
 from .display import UNSAFE_CHARACTERS
 
@@ -117,11 +117,13 @@ def tag_record(
 # --------------------------------------------------------------------------- reading
 
 
-def _no_constants(name: str):
+def _no_constants(name: str) -> NoReturn:
     raise RecordError(f"{name} is not a number JSON allows")
 
 
-def _number(record: dict, field: str, low: float, high: float, *, required: bool, low_open: bool = False):
+def _number(
+    record: dict, field: str, low: float, high: float, *, required: bool, low_open: bool = False
+) -> float | None:
     value = record.get(field)
     if value is None:
         if required:

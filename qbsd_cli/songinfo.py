@@ -64,7 +64,7 @@ def _storable(text: str) -> str:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _clean(text) -> str | None:
+def _clean(text: object) -> str | None:
     if not isinstance(text, str):
         return None
     if len(text) > 2 * MAX_TAG_CHARS:  # cut before the work of splitting a huge one
