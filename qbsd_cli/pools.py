@@ -1,35 +1,18 @@
 """The one place that picks what analyses files: local worker processes
 (analysis.AnalysisPool) or the workers of a Dask cluster (cluster.ClusterPool), both an
-`AnalysisPoolLike`."""
+`interfaces.AnalysisPoolLike`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from .analysis import Analysis, AnalysisPool
+from .analysis import AnalysisPool
+from .interfaces import AnalysisPoolLike
 from .settings import AnalysisSettings
 
 if TYPE_CHECKING:
     from .cluster import Cluster
     from .model import ModelInfo
-
-
-class AnalysisPoolLike(Protocol):
-    """What analyses files for tag_many and the index writer (AnalysisPool, ClusterPool):
-    `analyse` yields an Analysis per path (in input order, or as each finishes with
-    ordered=False, and None every `idle` seconds while nothing finishes); `close` ends the
-    work (kill=True: at once); leaving the `with` block closes it."""
-
-    def analyse(
-        self, paths: Iterable[str], ordered: bool = True, idle: float | None = None
-    ) -> Iterator[Analysis | None]: ...
-
-    def close(self, kill: bool = False) -> None: ...
-
-    def __enter__(self) -> AnalysisPoolLike: ...
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> None: ...
 
 
 def open_pool(
