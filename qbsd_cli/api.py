@@ -187,7 +187,7 @@ class Index:
             raise UsageError("give at least one song to query with")
         avoided = seeds(store, avoid, model, full)
         words = [tags] if isinstance(tags, str) else list(tags)
-        columns = resolve_words(words, store.tags) if words else []
+        columns = resolve_words(words, store.tags or []) if words else []
         rules = _list_rules(store, top, per_artist, per_album, keep_duplicates, explain)
         rules = dataclasses.replace(rules, exact=exact, include_self=include_self)
         ranked = best(store, _query(found, avoided, columns), found, avoided, rules)
@@ -212,7 +212,7 @@ class Index:
         Filters and explain as for similar. Raises UnknownTagError or IndexMissingError."""
         store = self._reader()
         words = words.split() if isinstance(words, str) else list(words)
-        columns = resolve_words(words, store.tags)
+        columns = resolve_words(words, store.tags or [])
         if not columns:
             raise UsageError("no tag named: give at least one word")
         found, avoided = seeds(store, like, model, full), seeds(store, avoid, model, full)
@@ -243,7 +243,8 @@ class Index:
         if (a.path is not None and a.path == b.path) or np.array_equal(a.vector, b.vector):
             raise UsageError("a path needs two different songs: its start and its end are the same song")
         # two indexed look-ups rather than a set of every path
-        ends_indexed = sum(store.vector_for(end_path) is not None for end_path in {a.path, b.path} - {None})
+        ends = {path for path in (a.path, b.path) if path is not None}
+        ends_indexed = sum(store.vector_for(end_path) is not None for end_path in ends)
         between = store.song_count() - ends_indexed
         if steps - 2 > between:
             raise UsageError(

@@ -10,14 +10,20 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, BinaryIO, List, Optional
 
 import typer
 
 from .display import shown_reason
 from .errors import ExitStatus, QbsdError, UsageError
 from .output import OutputFormat, display_path, error, json_line, note, stderr_is_terminal, write_line
+from .reporting import Reporter
 from .settings import DEFAULT_TIMEOUT
+
+if TYPE_CHECKING:
+    from .api import Index
+    from .output import Progress
+    from .results import Match
 
 app = typer.Typer(
     name="qbsd",
@@ -103,11 +109,11 @@ class FailedInputs(Exception):
 
 
 @app.callback()
-def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")):
+def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
     _DEBUG.set(debug)
 
 
-def _index(folder: Optional[Path]):
+def _index(folder: Optional[Path]) -> Index:
     from .api import Index
 
     return Index.open(folder)
@@ -126,7 +132,7 @@ def _input_paths(files: Optional[List[str]]) -> list[str]:
     return list(files)
 
 
-def _ranking_records(matches, explain: bool = False) -> list[dict]:
+def _ranking_records(matches: list[Match], explain: bool = False) -> list[dict]:
     """The JSON records of a list: rank, path, score; artist, album, title and length
     (seconds) when known; because (with --explain)."""
     records = []
@@ -157,7 +163,7 @@ def tag(
     output_format: OutputFormat = FormatOption,
     model: Optional[Path] = ModelOption,
     cluster: Optional[str] = ClusterOption,
-):
+) -> None:
     """Tag audio files: one JSON line per file with its strongest tags."""
     from .api import Failure, tag_many
     from .output import Progress, resolve_format, table_console, tag_record_output
@@ -192,11 +198,11 @@ def tag(
         raise FailedInputs()
 
 
-class _TerminalReporter:
+class _TerminalReporter(Reporter):
     """Reports an index update on stderr: one line per failure, a progress bar on a terminal."""
 
-    def __init__(self):
-        self.progress = None
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
 
     def failure(self, path: str, reason: str) -> None:
         error(path, reason)
@@ -207,7 +213,8 @@ class _TerminalReporter:
         self.progress = Progress("indexing", total).__enter__()
 
     def advance(self) -> None:
-        self.progress.advance()
+        if self.progress is not None:
+            self.progress.advance()
 
     def finish(self) -> None:
         if self.progress is not None:
@@ -242,7 +249,7 @@ def index(
         "-f",
         help="Output format of --errors and --duplicates; auto is plain lines on a terminal, JSON lines when piped.",
     ),
-):
+) -> None:
     """Index folders: analyse new or changed files, forget deleted ones, rebuild the search index."""
     from .output import resolve_format
 
@@ -273,6 +280,7 @@ def index(
         return
     if not folders and not from_jsonl:
         raise UsageError("give folders to index, or --from-jsonl FILE")
+    folders = folders or []
     reporter = _TerminalReporter()
     if from_jsonl:
         # bytes: records.parse checks the UTF-8 of each line itself, so one bad line is one failure
@@ -304,7 +312,7 @@ def index(
         raise FailedInputs()
 
 
-def _open_binary(path: str):
+def _open_binary(path: str) -> BinaryIO:
     """A JSON-lines file to ingest: a regular file only (a FIFO or a device would make
     `qbsd index` wait on it with the writer lock held)."""
     from .audio import regular_file
@@ -379,7 +387,7 @@ def similar(
     output_format: OutputFormat = FormatOption,
     index_folder: Optional[Path] = IndexOption,
     model: Optional[Path] = ModelOption,
-):
+) -> None:
     """Songs in the index most like QUERIES together (cosine similarity of tag vectors)."""
     from .output import ranking_output, resolve_format
 
@@ -421,7 +429,7 @@ def search(
     output_format: OutputFormat = FormatOption,
     index_folder: Optional[Path] = IndexOption,
     model: Optional[Path] = ModelOption,
-):
+) -> None:
     """Songs in the index that best fit WORDS (mean of their scores for those tags)."""
     from .output import ranking_output, resolve_format
 
@@ -459,7 +467,7 @@ def path(
     output_format: OutputFormat = FormatOption,
     index_folder: Optional[Path] = IndexOption,
     model: Optional[Path] = ModelOption,
-):
+) -> None:
     """A playlist from START to END moving evenly between them, a song nearest each step."""
     from .output import ranking_output, resolve_format
 
@@ -497,7 +505,7 @@ def path(
 def tags(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print the model id and tag count (on stderr)."),
     model: Optional[Path] = ModelOption,
-):
+) -> None:
     """The model's vocabulary, one tag per line."""
     from .model import ModelInfo
 
@@ -551,7 +559,7 @@ def train(
         None, "--cache", help="Feature cache folder; if not given, ~/.cache/qbsd/frames."
     ),
     jobs: int = JobsOption,
-):
+) -> None:
     """Train the tag model on labelled audio and export it as ONNX (needs the train extra)."""
     from .settings import default_jobs
     from .training.commands import train_and_export
@@ -573,7 +581,7 @@ def evaluate(
     ),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Feature cache folder."),
     jobs: int = JobsOption,
-):
+) -> None:
     """Artist-grouped 5-fold cross-validation of baselines, CNN recipes and blends (resumable)."""
     from .settings import default_jobs
     from .training.commands import evaluate_methods
@@ -648,7 +656,7 @@ def run(argv: list[str] | None = None) -> int:
     return ExitStatus.OK
 
 
-def _interrupt(signum, frame):
+def _interrupt(signum: int, frame: object) -> None:
     raise Interrupted()
 
 

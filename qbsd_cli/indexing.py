@@ -29,6 +29,7 @@ from .audio import regular_file
 from .errors import AudioError, IndexMissingError, StoreError, model_mismatch
 from .model import ModelInfo, model_for_index
 from .pools import AnalysisPoolLike, open_pool
+from .reporting import Reporter
 from .scan import check_folders, failure_identity, scan, under_any
 from .settings import AnalysisSettings, cluster_address
 from .songinfo import completed, from_record, read_song_info
@@ -56,30 +57,6 @@ class IndexSummary:
     failed_now: int = 0
     songs: int = 0  # songs in the whole index afterwards
     seconds: float = 0.0  # wall-clock time of the update
-
-
-class Reporter:
-    """What an update tells its caller as it goes; this base class says nothing.
-
-    `start(total)` comes once the worker processes exist (a progress bar may start its
-    thread then), followed by one `advance()` per analysed file and `finish()`. An index
-    made before qbsd stored song names gets a second start/advance/finish round, one
-    `advance()` per song whose tags are read (no analysis)."""
-
-    def failure(self, path: str, reason: str) -> None:
-        """A file failed in this run (a bad file, or a bad JSON line: `path` is its place)."""
-
-    def start(self, total: int) -> None:
-        """`total` files are about to be analysed."""
-
-    def advance(self) -> None:
-        """One more file is analysed."""
-
-    def finish(self) -> None:
-        """The analysis is over (normally or not)."""
-
-    def rebuilding(self) -> None:
-        """The search index (the Annoy forest) is being rebuilt, the update's last step."""
 
 
 class ModelChoice:
@@ -172,13 +149,14 @@ def update_from_folders(
             new_problems.append((path, problem))
 
     # Check the model before writing anything: a refused run must leave the index as it was.
-    info, cluster = None, None
+    model_info: ModelInfo | None = None
+    cluster: Cluster | None = None
     if todo:
-        info = model.info(store.model_id)
+        model_info = model.info(store.model_id)
         cluster = connect() if connect is not None else None
         if cluster is not None:
-            cluster.check_model(info)
-        store.bind_model(info.model_id, info.tags)
+            cluster.check_model(model_info)
+        store.bind_model(model_info.model_id, model_info.tags)
 
     with store.transaction():
         summary.removed = store.remove(gone) and len(gone)
@@ -186,9 +164,9 @@ def update_from_folders(
             summary.failed_now += 1
             run.reporter.failure(path, problem.reason)
             store.put_failure(path, problem.size, problem.changed_ns, problem.reason)
-    if info is not None:
+    if model_info is not None:
         # workers are forked here, before the reporter may start a progress bar's thread
-        _analyse_into(run, todo, open_pool(info, update.settings, min(update.jobs, len(todo)), cluster))
+        _analyse_into(run, todo, open_pool(model_info, update.settings, min(update.jobs, len(todo)), cluster))
     _read_song_infos(store, run.roots, run.reporter)
     return summary
 
@@ -276,6 +254,7 @@ def _store_batch(
                 summary.failed += 1
                 summary.failed_now += 1
             else:
+                assert result.vector is not None  # an Analysis without an error has one
                 # the file's own tags came with the analysis; folder names stand in for missing ones
                 song = completed(result.tags, result.path, _root_of(result.path, roots))
                 store.put_song(
@@ -297,7 +276,7 @@ def update_from_json_lines(
     store: IndexStore,
     lines: IO[bytes] | IO[str] | Iterable[bytes | str],
     source: str = "stdin",
-    model: Path | str | None = None,
+    model: str | os.PathLike[str] | None = None,
     reporter: Reporter | None = None,
 ) -> IndexSummary:
     """Store the songs of `qbsd tag --vector` JSON lines (from the file `source`, or
@@ -338,6 +317,7 @@ def update_from_json_lines(
                 store.bind_model(record.model, info.tags)
             else:
                 store.require_model(record.model, f"{where}: the vector")
+            assert record.vector is not None  # records.read asks for one (need_vector)
             if len(record.vector) != store.n_tags:
                 bad(where, f"the vector has {len(record.vector)} values, the model has {store.n_tags} tags")
                 continue

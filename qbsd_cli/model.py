@@ -80,20 +80,20 @@ def shipped_model_path(name: str = "fast") -> Path:
     return Path(__file__).resolve().parent.parent / "models" / filename
 
 
-def requested_model(model: Path | str | None) -> str | None:
+def requested_model(model: str | os.PathLike[str] | None) -> str | None:
     """The model a command asks for: `model` (a shipped model's name or a path), else
     $QBSD_MODEL, else None. The one place that reads $QBSD_MODEL."""
     return str(model) if model else os.environ.get("QBSD_MODEL") or None
 
 
-def resolve_model_path(model: Path | str | None = None) -> Path:
+def resolve_model_path(model: str | os.PathLike[str] | None = None) -> Path:
     """The model file meant by `model`: a shipped model's name (`fast`, `accurate`), a path,
     or None for $QBSD_MODEL (itself a name or a path), else the fast model."""
     chosen = requested_model(model) or "fast"
     return shipped_model_path(chosen) if chosen in SHIPPED_MODELS else Path(chosen)
 
 
-def model_for_index(model: Path | str | None, index_model_id: str | None) -> Path | str | None:
+def model_for_index(model: str | os.PathLike[str] | None, index_model_id: str | None) -> str | os.PathLike[str] | None:
     """The model to use on an index bound to `index_model_id`: `model` when one is named
     (or $QBSD_MODEL is set), else the shipped model that made the index, so that an index
     built with `--model accurate` keeps its model without naming it again."""
@@ -253,7 +253,7 @@ class ModelInfo:
             raise ModelError(f"{path} is not a qbsd model (metadata {error})") from None
 
     @classmethod
-    def read(cls, model: Path | str | None = None) -> ModelInfo:
+    def read(cls, model: str | os.PathLike[str] | None = None) -> ModelInfo:
         """The model `model` names (see resolve_model_path), without loading it for
         inference; raises ModelError."""
         path = resolve_model_path(model)
@@ -266,7 +266,7 @@ class ModelInfo:
 class TagModel:
     """Runs the ONNX model on audio files: decode -> front end -> patches -> mean of outputs."""
 
-    def __init__(self, path: Path | str | None = None, threads: int = 1):
+    def __init__(self, path: str | os.PathLike[str] | None = None, threads: int = 1):
         self.path = resolve_model_path(path)
         self.session = _session(self.path, optimise=True, threads=threads)
         info = ModelInfo.from_metadata(self.path, dict(self.session.get_modelmeta().custom_metadata_map))

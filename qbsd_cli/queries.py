@@ -48,8 +48,10 @@ def query_vector(
         exclude = os.path.abspath(path)
         info = os.stat(exclude)
         # one indexed lookup: reading every stored path cost 0.24 s at 100k songs
-        vector = store.vector_for(exclude, info.st_size, info.st_mtime_ns)
-        if vector is None:
+        stored = store.vector_for(exclude, info.st_size, info.st_mtime_ns)
+        if stored is not None:
+            vector = stored
+        else:
             tag_model = loaded_model(model_for_index(model, store.model_id))
             store.require_model(tag_model.model_id, "the model in use")
             try:

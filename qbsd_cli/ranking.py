@@ -238,6 +238,8 @@ def _fingerprint(info: SongInfo | None) -> bytes | None:
 def same_name(info: SongInfo | None, other: SongInfo | None) -> bool:
     """Whether the files' own tags give the same artist and title (not placeholders) and
     their lengths agree: evidence to look at the audio, never a duplicate by itself."""
+    if info is None or other is None:
+        return False
     key = _same_recording_key(info)
     return key is not None and key == _same_recording_key(other) and _same_length(info.seconds, other.seconds)
 
@@ -417,7 +419,7 @@ def duplicate_groups(
             parent[max(a, b)] = min(a, b)
 
     def join_if_audio_agrees(i: int, j: int) -> None:
-        if root(i) != root(j) and fingerprint.agree(infos[i].fingerprint, infos[j].fingerprint):
+        if root(i) != root(j) and fingerprint.agree(_fingerprint(infos[i]), _fingerprint(infos[j])):
             join(i, j)
 
     rows = np.asarray(unit_rows, dtype=np.float32)
@@ -444,7 +446,8 @@ def duplicate_groups(
             continue
         same_name_songs = by_recording.setdefault(key, [])
         for j in same_name_songs:
-            if _same_length(info.seconds, infos[j].seconds):
+            held = infos[j]
+            if info is not None and held is not None and _same_length(info.seconds, held.seconds):
                 join_if_audio_agrees(i, j)
         same_name_songs.append(i)
     members: dict[int, list[int]] = {}
@@ -523,7 +526,7 @@ class Ranked:
 
     path: str
     score: float
-    vector: np.ndarray
+    vector: np.ndarray | None  # None where the list has no use for it (duplicates)
     info: SongInfo | None
     because: tuple[Reason, ...] = ()
 

@@ -59,10 +59,12 @@ class TagResult:
 
     @classmethod
     def from_record(cls, record: TagRecord) -> TagResult:
-        """A checked `qbsd tag --vector` record (records.parse) as a TagResult, e.g. to
-        query with; its names count as the file's own tags."""
+        """A checked `qbsd tag --vector` record (records.parse with need_vector) as a
+        TagResult, e.g. to query with; its names count as the file's own tags."""
         from .songinfo import capped
 
+        if record.vector is None:
+            raise ValueError("a record without a vector is no TagResult")
         info = SongInfo(
             capped(record.artist),
             capped(record.album),

@@ -97,8 +97,9 @@ class TagRun:
         except BaseException:  # Ctrl-C or an error in the pool: the busy workers are killed
             self.close()
             raise
-        if analysis.error:
-            return Failure(analysis.path, analysis.error)
+        assert analysis is not None  # only an unordered pool with `idle` yields None
+        if analysis.error or analysis.vector is None:
+            return Failure(analysis.path, analysis.error or "no vector")
         return TagResult(
             analysis.path,
             analysis.duration,
@@ -111,7 +112,7 @@ class TagRun:
 
     def close(self, kill: bool = True) -> None:
         """End the workers (kill=False: let idle ones exit on their own)."""
-        if self._finalizer is not None and self._finalizer.alive:
+        if self._finalizer is not None and self._finalizer.alive and self._pool is not None:
             self._finalizer.detach()
             self._pool.close(kill=kill)
 
