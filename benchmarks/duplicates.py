@@ -1,6 +1,6 @@
 """How alike are two encodings of one recording, against two different recordings? The
 measurement behind the duplicate threshold of `qbsd similar`, `search`, `path` and
-`qbsd index --duplicates` (qbsd_cli/ranking.py, DUPLICATE_COSINE).
+`qbsd index --duplicates` (each model's `qbsd.duplicate_cosine` metadata, model.duplicate_threshold).
 
     python benchmarks/duplicates.py [--models fast,accurate] [--clips 60] [--others 800] [--output benchmarks/DUPLICATES.md]
 

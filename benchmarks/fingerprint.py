@@ -35,8 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qbsd_cli import fingerprint  # noqa: E402
 from qbsd_cli.audio import decode_segments, resample  # noqa: E402
-from qbsd_cli.model import TagModel  # noqa: E402
-from qbsd_cli.ranking import CANDIDATE_COSINE, duplicate_threshold, same_name, same_recording  # noqa: E402
+from qbsd_cli.model import (
+    TagModel,  # noqa: E402
+    duplicate_threshold,  # noqa: E402
+)
+from qbsd_cli.ranking import CANDIDATE_COSINE, same_name, same_recording  # noqa: E402
 from qbsd_cli.settings import SEGMENT_SECONDS  # noqa: E402
 from qbsd_cli.songinfo import SongInfo  # noqa: E402
 

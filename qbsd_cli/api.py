@@ -35,8 +35,9 @@ import numpy as np
 
 from .errors import IndexMissingError, UsageError
 from .indexing import FolderUpdate, IndexSummary, Reporter, ingest_lines, update_index
+from .model import duplicate_threshold
 from .queries import QuerySong, query_vector, seed, seeds
-from .ranking import ListRules, Query, Ranked, Reason, Seed, best, duplicate_threshold, walk
+from .ranking import ListRules, Query, Ranked, Reason, Seed, best, walk
 from .ranking import duplicates as duplicate_songs
 from .results import Failure, Match, TagResult
 from .settings import DEFAULT_TIMEOUT, AnalysisSettings, default_index_folder, default_jobs

@@ -53,7 +53,7 @@ from .frontends import (
     MfccFrontEnd,
 )
 from .logmel import band_statistics
-from .settings import DEFAULT_MAX_SEGMENTS, SEGMENT_SECONDS
+from .settings import DEFAULT_DUPLICATE_COSINE, DEFAULT_MAX_SEGMENTS, SEGMENT_SECONDS
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -124,6 +124,20 @@ def _model_id_of(path: Path, size: int, mtime_ns: int) -> str | None:
         return None
 
 
+#: The metadata key of a model's measured duplicate threshold (ModelInfo.duplicate_cosine).
+DUPLICATE_COSINE_KEY = "qbsd.duplicate_cosine"
+
+
+def duplicate_threshold(model_id: str | None) -> float:
+    """The duplicate cosine of the model `model_id` (an index knows only its model's id):
+    the shipped model's own metadata when the id is a shipped model's, else
+    DEFAULT_DUPLICATE_COSINE."""
+    for name in SHIPPED_MODELS:
+        if model_id is not None and _shipped_model_id(name) == model_id:
+            return ModelInfo.read(name).duplicate_cosine
+    return DEFAULT_DUPLICATE_COSINE
+
+
 def default_model_path() -> Path:
     """The model used when none is named: $QBSD_MODEL, else the shipped fast model."""
     return resolve_model_path(None)
@@ -190,6 +204,13 @@ class ModelInfo:
     statistics_only_tags: tuple[str, ...] = ()
     #: what the statistics half takes per segment, in input order (frontends.STATISTICS_DIMS)
     statistics_features: tuple[str, ...] = (MFCC_STATISTICS,)
+
+    @property
+    def duplicate_cosine(self) -> float:
+        """The vector cosine at and above which two songs of this model are one recording:
+        its metadata's `qbsd.duplicate_cosine` (measured by benchmarks/duplicates.py), else
+        DEFAULT_DUPLICATE_COSINE."""
+        return float(self.metadata.get(DUPLICATE_COSINE_KEY, DEFAULT_DUPLICATE_COSINE))
 
     def statistics_weights(self) -> np.ndarray:
         """(n_tags,) float64: the statistics half's share of each tag's score."""

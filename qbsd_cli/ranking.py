@@ -41,6 +41,7 @@ from typing import Protocol
 import numpy as np
 
 from . import fingerprint
+from .settings import DEFAULT_DUPLICATE_COSINE
 from .songinfo import SongInfo
 
 #: A counter-example's pull, against 1 for a seed.
@@ -48,34 +49,9 @@ AVOID_WEIGHT = 0.5
 #: Reasons given per song by --explain.
 REASONS = 3
 
-#: Two songs whose vectors have at least this cosine are taken for the same recording.
-#: Measured by `python benchmarks/duplicates.py` (benchmarks/DUPLICATES.md): for each model,
-#: the cosine between a clip and its re-encodes (MP3 at about 24, 80 and 160 kbit/s, FLAC,
-#: Ogg, 16 and 44.1 kHz) against the cosine between different clips of the 800.
-#: Fast (qbsd-cnn-band-student-bands-87738b13d1), 60 clips x 7 re-encodes against the 319,600
-#: pairs of the 800: different clips reach 0.9960 at most (two songs of one artist), and
-#: every re-encode at 80 kbit/s or more, FLAC or Ogg is at 0.9977 or more, so 0.997 merges no
-#: different pair and misses none of those 300 (101 of all 420: most 24 kbit/s MP3s and some
-#: 16 kHz FLACs, 0.65-0.996 and 0.945-0.9999, move too far for any threshold; the audio
-#: fingerprint catches the MP3s among candidates, see CANDIDATE_COSINE). The fast model
-#: before it (with the paper's CNN half) had 0.99 (different clips at most 0.9887), the ones
-#: before the band statistics 0.993.
-#: Accurate (fine-tuned, pruned teachers), 60 clips x 7 against the 319,600 pairs of the 800:
-#: different clips reach 0.9897 at most (a thin margin); the re-encodes below 0.99 (52 of 420)
-#: are most of the 24 kbit/s MP3s and a few Ogg Vorbis files (their 1% quantile 0.9767, 5%
-#: 0.9941). The frozen accurate model had the same 0.99: pruned, different clips at most
-#: 0.9884 on the same set; unpruned, 0.9816 on 40 x 7 against 200 clips.
-DUPLICATE_COSINE = {
-    "qbsd-cnn-band-student-bands-87738b13d1": 0.997,  # fast
-    "qbsd-cnn-tf-student-bands-6af65adeee": 0.99,  # the fast model before the band student
-    "qbsd-cnn-tf-student-49eb5aab3e": 0.993,  # the fast model before the band statistics
-    "qbsd-cnn-tf-student-d8b9165c40": 0.993,  # the fast model before it had the teacher-derived tags
-    "qbsd-musicnn-finetuned-60b4067d27": 0.99,  # accurate
-    "qbsd-musicnn-heads-eb37db1a2c": 0.99,  # the accurate model before fine-tuning
-    "qbsd-musicnn-heads-225ea3c8dd": 0.99,  # the accurate model before its teachers were pruned
-}
-#: For a model that was not measured (one trained by `qbsd train`): the strictest above.
-DEFAULT_DUPLICATE_COSINE = max(DUPLICATE_COSINE.values())
+#: Two songs are one recording at or above their model's duplicate cosine (each model's
+#: metadata, measured by benchmarks/duplicates.py: model.duplicate_threshold) or, below
+#: it, when they are candidates whose audio fingerprints agree.
 #: Below the threshold, two songs whose vectors have at least this cosine (or whose files'
 #: tags give the same artist and title, with lengths that agree) are candidates: their audio
 #: fingerprints (fingerprint.py) are compared, and they are one recording if those agree.
@@ -86,11 +62,6 @@ DEFAULT_DUPLICATE_COSINE = max(DUPLICATE_COSINE.values())
 #: candidate costs a comparison of about 0.1 ms); 24 kbit/s MP3s fall to 0.65, and are
 #: candidates by cosine only about half the time (35 of 60), always when tagged alike.
 CANDIDATE_COSINE = 0.9
-
-
-def duplicate_threshold(model_id: str | None) -> float:
-    """The cosine at and above which two songs of model `model_id` are one recording."""
-    return DUPLICATE_COSINE.get(model_id or "", DEFAULT_DUPLICATE_COSINE)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ from pathlib import Path
 DEFAULT_TIMEOUT = 120.0
 #: Length of the segments a file is analysed in, in seconds: the training clips' length.
 SEGMENT_SECONDS = 30.0
+#: The vector cosine at and above which two songs of a model are one recording, for a model
+#: whose metadata names none (`qbsd.duplicate_cosine`, written by export and measured by
+#: benchmarks/duplicates.py): the strictest measured for any model (the fast model's).
+DEFAULT_DUPLICATE_COSINE = 0.997
 #: Segments analysed per file by default (evenly spread; None would be the whole file):
 #: up to 2 minutes per song; the model card has the measurement behind it.
 DEFAULT_MAX_SEGMENTS = 4

@@ -126,3 +126,16 @@ def test_the_rule_needs_the_audio():
     selection = Selection(0.997)
     selection.add("a", units[0], infos[0])
     assert [selection.is_duplicate(units[i], infos[i]) for i in (1, 2, 3)] == [False, True, False]
+
+
+def test_each_model_carries_its_measured_duplicate_cosine():
+    """The thresholds live in the models' metadata (written by export, set to the measured
+    value by `python -m qbsd_cli.training.export MODEL --duplicate-cosine X`), not in code."""
+    from qbsd_cli.model import DUPLICATE_COSINE_KEY, ModelInfo, duplicate_threshold
+    from qbsd_cli.settings import DEFAULT_DUPLICATE_COSINE
+
+    fast, accurate = ModelInfo.read("fast"), ModelInfo.read("accurate")
+    assert DUPLICATE_COSINE_KEY in fast.metadata and DUPLICATE_COSINE_KEY in accurate.metadata
+    assert duplicate_threshold(fast.model_id) == fast.duplicate_cosine == 0.997  # benchmarks/DUPLICATES.md
+    assert duplicate_threshold(accurate.model_id) == accurate.duplicate_cosine == 0.99
+    assert duplicate_threshold("qbsd-a-model-never-measured") == DEFAULT_DUPLICATE_COSINE

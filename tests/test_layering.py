@@ -150,3 +150,48 @@ def test_the_public_api_is_documented():
     for name in qbsd_cli.__all__:
         value = getattr(qbsd_cli, name)
         assert value.__doc__ and value.__doc__.strip(), f"qbsd_cli.{name} has no docstring"
+
+
+def test_ranking_writes_nothing_and_reads_the_store_only_through_its_protocol():
+    # ranking is pure numpy over a SongSource: no store module, no writer, no indexing
+    used = imports_of(PACKAGE / "ranking.py")
+    assert not {name for name in used if name.startswith("qbsd_cli.store")}, used
+    assert not used & {"qbsd_cli.indexing", "qbsd_cli.api", "qbsd_cli.queries", "qbsd_cli.cli"}, used
+    tree = ast.parse((PACKAGE / "ranking.py").read_text(encoding="utf-8"))
+    calls = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    assert not calls & {"put_song", "put_failure", "remove", "clear", "transaction", "rebuild_annoy", "bind_model"}
+
+
+def test_the_command_line_uses_no_ranking_internals():
+    # cli formats what the library ranked; choosing and ordering songs is ranking's job
+    used = imports_of(PACKAGE / "cli.py")
+    assert not used & {"qbsd_cli.ranking", "qbsd_cli.queries", "qbsd_cli.pools", "qbsd_cli.tagging"}, used
+
+
+def test_one_home_for_each_job():
+    # writing lives in indexing (the writer), query resolution in queries, retrieval in
+    # ranking: the facade holds none of their internals
+    api = (PACKAGE / "api.py").read_text(encoding="utf-8")
+    tree = ast.parse(api)
+    [index] = [node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Index"]
+    assert index.end_lineno - index.lineno < 200
+    assert len(api.splitlines()) < 400
+    calls = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    assert not calls & {"put_song", "transaction", "rebuild_annoy", "reset", "writer_lock", "scan", "nearest"}
+    # one unit normalisation: every other module calls ranking.unit / unit_rows
+    for path in PACKAGE.rglob("*.py"):
+        if "training" in path.relative_to(PACKAGE).parts or path.name == "ranking.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "/ np.linalg.norm" not in text and "np.maximum(np.linalg.norm" not in text, path
+
+
+def test_no_private_function_takes_more_than_six_parameters():
+    for path in PACKAGE.rglob("*.py"):
+        if "training" in path.relative_to(PACKAGE).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("_") and not node.name.startswith("__"):
+                arguments = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+                count = len([a for a in arguments if a.arg not in ("self", "cls")])
+                assert count <= 6, f"{module_name(path)}.{node.name} takes {count} parameters"

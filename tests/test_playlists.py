@@ -15,7 +15,7 @@ import pytest
 import soundfile
 from helpers import AudioFactory, InProcessQbsd, assert_no_traceback, copy_clips
 
-from qbsd_cli.ranking import duplicate_threshold
+from qbsd_cli.model import duplicate_threshold
 from qbsd_cli.store import IndexStore
 from qbsd_cli.vocabulary import resolve_words
 

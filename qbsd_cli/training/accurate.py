@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from ..frontends import MUSICNN_LOGMEL
+from ..model import DUPLICATE_COSINE_KEY
+from ..settings import DEFAULT_DUPLICATE_COSINE
 from .teacher import FRONT_END, OUTPUT_TEACHERS, compute_outputs, load_outputs
 
 #: Where the teacher ONNX files are, in a checkout (they are a training-side input).
@@ -395,6 +397,8 @@ def build_onnx(
         "qbsd.summary": "accurate: the musicnn teachers with heads on the 4Q labels; slower than the fast model "
         "(models/README.md has both speeds and accuracies)",
         "qbsd.song_vector": "mean of per-patch outputs over non-overlapping 3 s patches",
+        # unmeasured until benchmarks/duplicates.py measures this model: the strict default
+        DUPLICATE_COSINE_KEY: f"{DEFAULT_DUPLICATE_COSINE}",
         "qbsd.teachers": "musicnn 0.1.0 (ISC licence) MTT_musicnn (trained on MagnaTagATune, audio CC BY-NC-SA) "
         "and MSD_musicnn (Million Song Dataset); see models/teacher/README.md",
     }

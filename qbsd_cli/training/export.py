@@ -13,6 +13,8 @@ import numpy as np
 from ..features import FeatureParams
 from ..frontends import BAND_WINDOW_FRAMES, LOGMEL_BANDS, MFCC_BANDS
 from ..logmel import N_MELS
+from ..model import DUPLICATE_COSINE_KEY
+from ..settings import DEFAULT_DUPLICATE_COSINE
 
 
 def librosa_mel_basis(params: FeatureParams) -> np.ndarray:
@@ -112,6 +114,8 @@ def export_onnx(
         )
     metadata = {
         "qbsd.model_id": model_id,
+        # unmeasured until benchmarks/duplicates.py measures this model: the strict default
+        DUPLICATE_COSINE_KEY: f"{DEFAULT_DUPLICATE_COSINE}",
         "qbsd.tags": json.dumps(tags),
         "qbsd.feature_params": params.to_json(),
         "qbsd.mel_basis": encode_array(mel_basis.astype(np.float32)),
@@ -178,3 +182,32 @@ def export_onnx(
     onnx.save(model, temporary)
     os.replace(temporary, path)
     return model_id
+
+
+def set_metadata(path: str | os.PathLike[str], key: str, value: str) -> None:
+    """Write one metadata entry of an ONNX model file in place (atomically); its weights,
+    and so its model id, stay as they are. For a measured figure such as the duplicate
+    cosine (DUPLICATE_COSINE_KEY), which is known only after the model is made."""
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [(entry.key, entry.value) for entry in model.metadata_props if entry.key != key]
+    del model.metadata_props[:]
+    for entry_key, entry_value in [*kept, (key, value)]:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = entry_key, entry_value
+    temporary = str(path) + ".tmp"
+    onnx.save(model, temporary)
+    os.replace(temporary, path)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Record a model's measured duplicate cosine (benchmarks/duplicates.py) in its metadata."
+    )
+    parser.add_argument("model", help="the ONNX model file")
+    parser.add_argument("--duplicate-cosine", type=float, required=True)
+    arguments = parser.parse_args()
+    set_metadata(arguments.model, DUPLICATE_COSINE_KEY, f"{arguments.duplicate_cosine:g}")
