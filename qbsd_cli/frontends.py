@@ -62,6 +62,11 @@ class FrontEnd(Protocol):
         """A file's later segments shorter than this are skipped."""
         ...
 
+    @property
+    def extractor(self) -> MfccExtractor | None:
+        """The MFCC extractor of an MFCC front end, None for the log-mel one."""
+        ...
+
     def patches(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(patches, MFCC frames or None) of mono samples at `sample_rate`."""
         ...
@@ -209,6 +214,8 @@ class LogMelFrontEnd:
     #: heads were trained on skip them (training.teacher.MIN_SEGMENT_SECONDS); only a
     #: file's first segment is padded.
     min_later_segment_seconds = 3.0
+    #: no MFCC: this front end computes the log-mel alone
+    extractor: MfccExtractor | None = None
 
     def patches(self, samples: np.ndarray) -> tuple[np.ndarray, None]:
         """(patches (n, 187, 96), None) of mono samples at 16 kHz; a segment of 1 to 3 s is

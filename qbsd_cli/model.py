@@ -301,7 +301,7 @@ class TagModel:
         self._with_bands = LOGMEL_BANDS in info.statistics_features
         self.front_end = info.make_front_end()
         #: the MFCC extractor of an `mfcc` model (None for the log-mel front end)
-        self.extractor: MfccExtractor | None = getattr(self.front_end, "extractor", None)
+        self.extractor: MfccExtractor | None = self.front_end.extractor
         _check_outputs(self.path, self.statistics_weight, self.session)
 
     def patch_outputs(self, patches: np.ndarray) -> np.ndarray:
