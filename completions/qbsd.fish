@@ -46,7 +46,7 @@ complete -c qbsd -n '__fish_seen_subcommand_from index' -l help -s h -d 'Show th
 complete -c qbsd -n '__fish_seen_subcommand_from index' -a '(__fish_complete_directories (commandline -ct))'
 
 # qbsd similar
-complete -c qbsd -n '__fish_seen_subcommand_from similar' -l not -x -d 'A song the list should move away from (repeatable); never listed'
+complete -c qbsd -n '__fish_seen_subcommand_from similar' -l not -x -d 'A song (or an m3u playlist of songs) the list should move away from (repeatable); never listed'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l tag -x -d 'A tag word to move towards, as search reads it: `calm`, `mood:calm` (repeatable)'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l top -s k -x -d 'How many songs'
 complete -c qbsd -n '__fish_seen_subcommand_from similar' -l per-artist -x -d 'At most N songs of one artist in the list; 0: no cap'
@@ -64,7 +64,7 @@ complete -c qbsd -n '__fish_seen_subcommand_from similar' -F
 
 # qbsd search
 complete -c qbsd -n '__fish_seen_subcommand_from search' -l like -x -d 'A song the list should also be like (repeatable): the same query as similar --tag'
-complete -c qbsd -n '__fish_seen_subcommand_from search' -l not -x -d 'A song the list should move away from (repeatable); never listed'
+complete -c qbsd -n '__fish_seen_subcommand_from search' -l not -x -d 'A song (or an m3u playlist of songs) the list should move away from (repeatable); never listed'
 complete -c qbsd -n '__fish_seen_subcommand_from search' -l top -s k -x -d 'How many songs'
 complete -c qbsd -n '__fish_seen_subcommand_from search' -l per-artist -x -d 'At most N songs of one artist in the list; 0: no cap'
 complete -c qbsd -n '__fish_seen_subcommand_from search' -l per-album -x -d 'At most N songs of one album in the list; 0: no cap'

@@ -17,6 +17,7 @@ import typer
 from .display import shown_reason
 from .errors import ExitStatus, QbsdError, UsageError
 from .output import OutputFormat, display_path, error, json_line, note, stderr_is_terminal, write_line
+from .playlist_files import is_playlist
 from .reporting import Reporter
 from .settings import DEFAULT_TIMEOUT
 
@@ -324,6 +325,19 @@ def _open_binary(path: str) -> BinaryIO:
         raise UsageError(f"{display_path(path)}: {getattr(bad, 'strerror', None) or bad}") from None
 
 
+def _playlist_songs(argument: str) -> list[str]:
+    """The songs of an m3u / m3u8 playlist given as query songs; each entry that is not a
+    file here is named on stderr, and a playlist with none that is is a usage error."""
+    from .playlist_files import read_m3u
+
+    playlist = read_m3u(argument)
+    for entry, reason in playlist.missing:
+        error(entry, f"{reason} (in the playlist {display_path(argument)}; left out)")
+    if not playlist.songs:
+        raise UsageError(f"{argument}: the playlist names no song that is a file here")
+    return playlist.songs
+
+
 class _StdinSongs:
     """The query songs of one command's arguments: files, and '-' for `qbsd tag --vector`
     JSON lines on stdin, which is read once. One '-' alone takes every line; several take
@@ -354,7 +368,9 @@ class _StdinSongs:
     def songs(self, arguments: Optional[List[str]]) -> list:
         songs = []
         for argument in arguments or []:
-            if argument != "-":
+            if argument != "-" and is_playlist(argument):
+                songs.extend(_playlist_songs(argument))
+            elif argument != "-":
                 songs.append(argument)
             elif self.dashes == 1:
                 songs.extend(self._lines())
@@ -367,11 +383,14 @@ class _StdinSongs:
 def similar(
     queries: List[str] = typer.Argument(
         ...,
-        help="Audio files to start from (seeds), or '-' for `qbsd tag --vector` JSON lines on stdin: "
-        "a single '-' takes every line; with several (`- --not -`), each takes the next line.",
+        help="Audio files to start from (seeds), m3u/m3u8 playlists (their songs), or '-' for `qbsd tag "
+        "--vector` JSON lines on stdin: a single '-' takes every line; with several (`- --not -`), each takes "
+        "the next line.",
     ),
     avoid: Optional[List[str]] = typer.Option(
-        None, "--not", help="A song the list should move away from (repeatable); never listed."
+        None,
+        "--not",
+        help="A song (or an m3u playlist of songs) the list should move away from (repeatable); never listed.",
     ),
     tag_words: Optional[List[str]] = typer.Option(
         None, "--tag", help="A tag word to move towards, as search reads it: `calm`, `mood:calm` (repeatable)."
@@ -418,7 +437,9 @@ def search(
         None, "--like", help="A song the list should also be like (repeatable): the same query as similar --tag."
     ),
     avoid: Optional[List[str]] = typer.Option(
-        None, "--not", help="A song the list should move away from (repeatable); never listed."
+        None,
+        "--not",
+        help="A song (or an m3u playlist of songs) the list should move away from (repeatable); never listed.",
     ),
     top: int = typer.Option(10, "--top", "-k", min=1, help="How many songs."),
     per_artist: int = PerArtistOption,
