@@ -58,7 +58,7 @@ _qbsd_offer() {
             if [[ $cur == -* ]]; then
                 _qbsd_compgen words "$cur" "--debug --install-completion --show-completion --help -h"
             else
-                _qbsd_compgen words "$cur" "tag index similar search path tags train evaluate"
+                _qbsd_compgen words "$cur" "tag index similar search path cluster tags train evaluate"
             fi
             ;;
         tag)
@@ -122,6 +122,15 @@ _qbsd_offer() {
             else
                 _qbsd_compgen file "$cur"
             fi
+            ;;
+        cluster)
+            case "$option" in
+                --count|-n|--min-size|--max-size|--per-artist) return 0 ;;
+                --output|-o) _qbsd_compgen file "$cur"; return 0 ;;
+                --format|-f) _qbsd_compgen words "$cur" "auto json table m3u"; return 0 ;;
+                --index|-i) _qbsd_compgen dir "$cur"; return 0 ;;
+            esac
+            _qbsd_compgen words "$cur" "--count -n --min-size --max-size --per-artist --explain --output -o --format -f --index -i --help -h"
             ;;
         tags)
             case "$option" in

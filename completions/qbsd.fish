@@ -14,6 +14,7 @@ complete -c qbsd -n __fish_use_subcommand -a index -d 'Index folders: analyse ne
 complete -c qbsd -n __fish_use_subcommand -a similar -d 'Songs in the index most like QUERIES together (cosine similarity of tag vectors)'
 complete -c qbsd -n __fish_use_subcommand -a search -d 'Songs in the index that best fit WORDS (mean of their scores for those tags)'
 complete -c qbsd -n __fish_use_subcommand -a path -d 'A playlist from START to END moving evenly between them, a song nearest each step'
+complete -c qbsd -n __fish_use_subcommand -a cluster -d 'Group the library into playlists of songs that sound alike, each named by its tags'
 complete -c qbsd -n __fish_use_subcommand -a tags -d 'The model\'s vocabulary, one tag per line'
 complete -c qbsd -n __fish_use_subcommand -a train -d 'Train the tag model on labelled audio and export it as ONNX (needs the train extra)'
 complete -c qbsd -n __fish_use_subcommand -a evaluate -d 'Artist-grouped 5-fold cross-validation of baselines, CNN recipes and blends (resumable)'
@@ -88,6 +89,17 @@ complete -c qbsd -n '__fish_seen_subcommand_from path' -l index -s i -x -a '(__f
 complete -c qbsd -n '__fish_seen_subcommand_from path' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file; if not given, $QBSD_MODEL, else the index\'s own model, else fast'
 complete -c qbsd -n '__fish_seen_subcommand_from path' -l help -s h -d 'Show this message and exit'
 complete -c qbsd -n '__fish_seen_subcommand_from path' -F
+
+# qbsd cluster
+complete -c qbsd -n '__fish_seen_subcommand_from cluster' -l count -s n -x -d 'How many clusters (playlists)'
+complete -c qbsd -n '__fish_seen_subcommand_from cluster' -l min-size -x -d 'Dissolve clusters of fewer songs into their neighbours'
+complete -c qbsd -n '__fish_seen_subcommand_from cluster' -l max-size -x -d 'List at most N songs per cluster, the most central; 0: all'
+complete -c qbsd -n '__fish_seen_subcommand_from cluster' -l per-artist -x -d 'At most N songs of one artist in the list; 0: no cap'
+complete -c qbsd -n '__fish_seen_subcommand_from cluster' -l explain -d 'Give how strongly each tag marks each cluster'
+complete -c qbsd -n '__fish_seen_subcommand_from cluster' -l output -s o -r -F -d 'Write one m3u playlist per cluster into this folder'
+complete -c qbsd -n '__fish_seen_subcommand_from cluster' -l format -s f -x -a 'auto json table m3u' -d 'Output format; auto is a table on a terminal, JSON lines when piped'
+complete -c qbsd -n '__fish_seen_subcommand_from cluster' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e'
+complete -c qbsd -n '__fish_seen_subcommand_from cluster' -l help -s h -d 'Show this message and exit'
 
 # qbsd tags
 complete -c qbsd -n '__fish_seen_subcommand_from tags' -l verbose -s v -d 'Also print the model id and tag count (on stderr)'

@@ -46,6 +46,7 @@ from .tagging import TagRun, paths_of, tag, tag_many
 from .vocabulary import resolve_words
 
 if TYPE_CHECKING:  # the store (sqlite3, annoy) is imported when an index is used, not by tag()
+    from .clusters import Cluster
     from .store import IndexStore
 
 __all__ = [
@@ -254,6 +255,19 @@ class Index:
             )
         rules = _list_rules(store, steps, per_artist, per_album, keep_duplicates, explain)
         return _matches(walk(store, a, b, steps, rules))
+
+    def cluster(self, count: int, *, min_size: int = 1, max_size: int = 0, per_artist: int = 0) -> list[Cluster]:
+        """The library grouped into at most `count` playlists of songs that sound alike,
+        each named by its defining tags (clusters.cluster_library; deterministic), largest
+        first. Raises UsageError for a count below 1 or above the songs in the index."""
+        from .clusters import ClusterRules, cluster_library
+
+        store = self._reader()
+        if count < 1 or count > store.song_count():
+            raise UsageError(f"--count {count}: give 1 to {store.song_count()} clusters (the songs in the index)")
+        if min_size < 1 or max_size < 0 or per_artist < 0:
+            raise UsageError("--min-size takes at least 1, --max-size and --per-artist at least 0 (0: no cap)")
+        return cluster_library(store, ClusterRules(count, min_size, max_size, per_artist))
 
     def duplicates(self) -> list[list[Match]]:
         """The groups of songs that are one recording (ranking.same_recording), each sorted

@@ -523,6 +523,65 @@ def path(
 
 
 @app.command()
+def cluster(
+    count: int = typer.Option(10, "--count", "-n", help="How many clusters (playlists)."),
+    min_size: int = typer.Option(
+        1, "--min-size", metavar="N", help="Dissolve clusters of fewer songs into their neighbours."
+    ),
+    max_size: int = typer.Option(
+        0, "--max-size", metavar="N", help="List at most N songs per cluster, the most central; 0: all."
+    ),
+    per_artist: int = PerArtistOption,
+    explain: bool = typer.Option(False, "--explain", help="Give how strongly each tag marks each cluster."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write one m3u playlist per cluster into this folder.", show_default=False
+    ),
+    output_format: OutputFormat = FormatOption,
+    index_folder: Optional[Path] = IndexOption,
+) -> None:
+    """Group the library into playlists of songs that sound alike, each named by its tags."""
+    from .output import cluster_output, m3u_lines, resolve_format
+
+    chosen = resolve_format(output_format)
+    if chosen == OutputFormat.m3u:
+        raise UsageError("--format m3u is for similar, search and path; cluster writes m3u files with --output DIR")
+    with _index(index_folder) as target:
+        clusters = target.cluster(count, min_size=min_size, max_size=max_size, per_artist=per_artist)
+    records = []
+    for found in clusters:
+        songs = []
+        for path, score, info in found.songs:
+            song = {"path": path, "score": round(score, 4)}
+            for field in ("artist", "album", "title"):
+                if info is not None and getattr(info, field):
+                    song[field] = getattr(info, field)
+            if info is not None and info.seconds:
+                song["length"] = round(info.seconds, 3)
+            songs.append(song)
+        record: dict = {"cluster": found.number, "name": found.name, "size": found.size}
+        record["tags"] = [mark.tag for mark in found.tags[:3]]
+        if explain:
+            record["because"] = [
+                {"tag": m.tag, "cluster": round(m.cluster, 4), "library": round(m.library, 4), "lift": round(m.lift, 3)}
+                for m in found.tags
+            ]
+        record["songs"] = songs
+        records.append(record)
+    if output is not None:
+        from .clusters import safe_file_name
+
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+            for record in records:
+                target_file = output / safe_file_name(record["name"], record["cluster"])
+                target_file.write_text("\n".join(m3u_lines(record["songs"])) + "\n", encoding="utf-8")
+        except OSError as problem:
+            raise QbsdError(f"{display_path(str(output))}: {problem.strerror or problem}") from None
+        note(f"{len(records)} playlists in {display_path(str(output))}")
+    cluster_output(records, chosen, explain)
+
+
+@app.command()
 def tags(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print the model id and tag count (on stderr)."),
     model: Optional[Path] = ModelOption,

@@ -153,6 +153,46 @@ def _because_text(record: dict) -> str:
     return ", ".join(f"{entry['tag'].split(':', 1)[-1]} {entry['score']:.2f}" for entry in record.get("because", []))
 
 
+def m3u_lines(records: list[dict]) -> list[str]:
+    """An m3u playlist of `{"path", "artist", "title", "length", ...}` records: `#EXTM3U`,
+    then per song `#EXTINF:seconds,Artist - Title` and its location (m3u_location)."""
+    lines = ["#EXTM3U"]
+    for record in records:
+        if not record["path"]:  # a path end given as a JSON line without a path: nothing to play
+            continue
+        seconds = round(record["length"]) if record.get("length") else -1
+        lines.append(f"#EXTINF:{seconds},{_m3u_name(record)}")
+        lines.append(m3u_location(record["path"]))
+    return lines
+
+
+def cluster_output(clusters: list[dict], output_format: OutputFormat, explain: bool = False) -> None:
+    """`qbsd cluster` results: one JSON line per cluster, or a table (size, name, the first
+    songs, and with --explain the tags that mark it)."""
+    if output_format == OutputFormat.json:
+        for cluster in clusters:
+            write_line(json_line(cluster))
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"{len(clusters)} clusters")
+    table.add_column("#", justify="right")
+    table.add_column("songs", justify="right")
+    table.add_column("name", overflow="fold")
+    table.add_column("first songs", overflow="fold")
+    if explain:
+        table.add_column("marked by (lift)", overflow="fold")
+    for cluster in clusters:
+        first = "; ".join(shown(song.get("title") or os.path.basename(song["path"])) for song in cluster["songs"][:3])
+        cells = [Text(shown(cluster["name"])), Text(first)]
+        if explain:
+            marks = ", ".join(f"{shown(m['tag'].split(':', 1)[-1])} {m['lift']:+.1f}" for m in cluster["because"])
+            cells.append(Text(marks))
+        table.add_row(str(cluster["cluster"]), str(cluster["size"]), *cells)
+    table_console(content_width=160).print(table)
+
+
 def ranking_output(records: list[dict], output_format: OutputFormat, title: str, explain: bool = False) -> None:
     """`similar` / `search` / `path` results: {"rank", "path", "score", ...} records (see
     cli._ranking_records)."""
@@ -160,13 +200,8 @@ def ranking_output(records: list[dict], output_format: OutputFormat, title: str,
         for record in records:
             write_line(json_line(record))
     elif output_format == OutputFormat.m3u:
-        write_line("#EXTM3U")
-        for record in records:
-            if not record["path"]:  # a path end given as a JSON line without a path: nothing to play
-                continue
-            seconds = round(record["length"]) if record.get("length") else -1
-            write_line(f"#EXTINF:{seconds},{_m3u_name(record)}")
-            write_line(m3u_location(record["path"]))
+        for line in m3u_lines(records):
+            write_line(line)
     else:
         from rich.table import Table
         from rich.text import Text

@@ -10,7 +10,7 @@ import sys
 import pytest
 from helpers import REPO
 
-SUBCOMMANDS = ["tag", "index", "similar", "search", "path", "tags", "train", "evaluate"]
+SUBCOMMANDS = ["tag", "index", "similar", "search", "path", "cluster", "tags", "train", "evaluate"]
 HEAVY_MODULES = {"onnxruntime", "librosa", "numpy", "annoy", "soundfile", "torch", "sklearn"}
 
 
