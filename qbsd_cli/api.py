@@ -64,9 +64,8 @@ __all__ = [
 
 
 class Index:
-    """An index folder (see `store`): a facade over writing (`indexing`: one writer at a
-    time, IndexBusyError for a second), query resolution (`queries`) and retrieval
-    (`ranking`, reading the database read-only, opened on first use until `close()`)."""
+    """An index folder (`store`): a facade over writing (`indexing`, one writer at a time),
+    query resolution (`queries`) and retrieval (`ranking`, read-only until `close()`)."""
 
     def __init__(self, folder: str | os.PathLike | None = None):
         self.folder = Path(folder).expanduser() if folder else default_index_folder()
@@ -74,8 +73,7 @@ class Index:
 
     @classmethod
     def open(cls, folder: str | os.PathLike | None = None) -> Index:
-        """The index in `folder` (default: $QBSD_INDEX, else ~/.local/share/qbsd). Nothing
-        is read until it is used, so this never fails."""
+        """The index in `folder` (default: $QBSD_INDEX, else ~/.local/share/qbsd); read on use."""
         return cls(folder)
 
     def __enter__(self) -> Index:
@@ -85,9 +83,9 @@ class Index:
         self.close()
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()
 
     def update(
         self,
@@ -102,11 +100,9 @@ class Index:
         keep_worker_stderr: bool = False,
         cluster: str | None = None,
     ) -> IndexSummary:
-        """Analyse new and changed files under `folders` (on the Dask scheduler at `cluster`
-        when given), forget deleted ones, rebuild the forest (indexing.update_index);
-        rebuild=True starts afresh, keeping the old songs until the new ones commit. Raises
-        UsageError, ModelError, ModelMismatchError, ClusterError, IndexBusyError or
-        IndexDamagedError; bad files are failures (`failures()`, `reporter`), never raised."""
+        """Analyse new and changed files under `folders`, forget deleted ones, rebuild the
+        forest (indexing.update_index; rebuild=True: afresh). Bad files are failures
+        (`failures()`, `reporter`); errors are QbsdError subclasses."""
         self.close()  # a reader's cached snapshot would be stale after the update
         settings = AnalysisSettings.of(full, timeout, keep_worker_stderr)
         update = FolderUpdate(paths_of(folders), model, settings, jobs or default_jobs(), cluster, rebuild)
@@ -155,9 +151,9 @@ class Index:
         return [Failure(path, reason) for path, reason in self._reader(need_songs=False).failures()]
 
     def query_vector(
-        self, query: QuerySong, *, model: str | os.PathLike | None = None, full: bool = False
+        self, query: QuerySong, *, model: str | None = None, full: bool = False
     ) -> tuple[np.ndarray, str | None]:
-        """(vector, path to leave out of the results) of a query song (queries.query_vector)."""
+        """(vector, path to leave out of results) of a query song (queries.query_vector)."""
         return query_vector(self._reader(), query, model, full)
 
     def similar(
@@ -209,9 +205,8 @@ class Index:
         model: str | os.PathLike | None = None,
         full: bool = False,
     ) -> list[Match]:
-        """The `top` songs that best fit the words (the mean of their scores for the tags the
-        words name, vocabulary.resolve_words); with `like`, similar(like, tags=words).
-        Filters and explain as for similar. Raises UnknownTagError or IndexMissingError."""
+        """The `top` songs that best fit the words (mean of the named tags' scores); with
+        `like`, similar(like, tags=words). Raises UnknownTagError or IndexMissingError."""
         store = self._reader()
         words = words.split() if isinstance(words, str) else list(words)
         columns = resolve_words(words, store.tags or [])
@@ -257,17 +252,10 @@ class Index:
         return _matches(walk(store, a, b, steps, rules))
 
     def cluster(self, count: int, *, min_size: int = 1, max_size: int = 0, per_artist: int = 0) -> list[Cluster]:
-        """The library grouped into at most `count` playlists of songs that sound alike,
-        each named by its defining tags (clusters.cluster_library; deterministic), largest
-        first. Raises UsageError for a count below 1 or above the songs in the index."""
+        """The library as at most `count` named playlists (clusters.cluster_library)."""
         from .clusters import ClusterRules, cluster_library
 
-        store = self._reader()
-        if count < 1 or count > store.song_count():
-            raise UsageError(f"--count {count}: give 1 to {store.song_count()} clusters (the songs in the index)")
-        if min_size < 1 or max_size < 0 or per_artist < 0:
-            raise UsageError("--min-size takes at least 1, --max-size and --per-artist at least 0 (0: no cap)")
-        return cluster_library(store, ClusterRules(count, min_size, max_size, per_artist))
+        return cluster_library(self._reader(), ClusterRules(count, min_size, max_size, per_artist))
 
     def duplicates(self) -> list[list[Match]]:
         """The groups of songs that are one recording (ranking.same_recording), each sorted

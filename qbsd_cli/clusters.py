@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import UsageError
 from .ranking import Selection, SongSource
 from .songinfo import SongInfo
 
@@ -146,11 +147,15 @@ def _short_name(tag: str) -> str:
 
 def cluster_library(source: SongSource, rules: ClusterRules) -> list[Cluster]:
     """The clusters of every song of the index `source` (see the module's docstring),
-    largest first (ties by name)."""
+    largest first (ties by name). Raises UsageError for a count below 1 or above the songs
+    in the index, or a negative cap."""
     paths, matrix, units, infos = source.catalogue()
+    if rules.count < 1 or rules.count > len(paths):
+        raise UsageError(f"--count {rules.count}: give 1 to {len(paths)} clusters (the songs in the index)")
+    if rules.min_size < 1 or rules.max_size < 0 or rules.per_artist < 0:
+        raise UsageError("--min-size takes at least 1, --max-size and --per-artist at least 0 (0: no cap)")
     tags = source.tags or []
-    count = min(rules.count, len(paths))
-    labels = _dissolve_small(units, kmeans(units, count), rules.min_size)
+    labels = _dissolve_small(units, kmeans(units, rules.count), rules.min_size)
     k = int(labels.max()) + 1
     centres = _directions(units, labels, k, np.zeros((k, units.shape[1]), dtype=np.float32))
     cosines = np.einsum("ij,ij->i", units, centres[labels])
