@@ -566,9 +566,9 @@ def test_songs_without_names_are_found_until_their_names_are_read(tmp_path):
         assert store.paths_without_info() == []  # read again: the flag is still up
         store.all_info_read()
         statements = []
-        store._database._connection.set_trace_callback(statements.append)
+        store._connection.set_trace_callback(statements.append)
         assert store.paths_without_info() == []
-        store._database._connection.set_trace_callback(None)
+        store._connection.set_trace_callback(None)
         assert not any("FROM songs" in statement for statement in statements), statements
         store.put_song("/music/another.flac", 1, 1, 4.0, vectors[2])
         assert store.paths_without_info() == ["/music/another.flac"]
