@@ -362,6 +362,30 @@ def path_points(start: np.ndarray, end: np.ndarray, steps: int) -> np.ndarray:
     return mixed / norms
 
 
+#: Fingerprint comparisons per song at most, in duplicate_groups: its nearest candidates
+#: by cosine (and as many of the songs tagged with its name). A recording rarely has more
+#: copies than this in one library; a library where many songs are candidates of one
+#: another (a package of one artist and title on every track) then costs n x this many
+#: comparisons (about 0.1 ms each), not n squared.
+CANDIDATES_PER_SONG = 10
+
+
+def _keep_nearest(
+    best_cosine: np.ndarray, best_index: np.ndarray, rows: np.ndarray, columns: np.ndarray, cosines: np.ndarray
+) -> None:
+    """Fold candidate pairs (rows[k], columns[k]) of cosine cosines[k] into each row's
+    CANDIDATES_PER_SONG best (in place); ties go to the earlier column."""
+    order = np.lexsort((columns, -cosines, rows))  # by row, then best first, ties by column
+    rows, columns, cosines = rows[order], columns[order], cosines[order]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(rows)]):
+        row = int(rows[start])
+        merged_cosine = np.concatenate([best_cosine[row], cosines[start:end]])
+        merged_index = np.concatenate([best_index[row], columns[start:end]])
+        keep = np.lexsort((merged_index, -merged_cosine))[: best_cosine.shape[1]]
+        best_cosine[row], best_index[row] = merged_cosine[keep], merged_index[keep]
+
+
 def duplicate_groups(
     paths: Sequence[str], unit_rows: np.ndarray, infos: Sequence[SongInfo | None], threshold: float, block: int = 1024
 ) -> list[list[tuple[int, float]]]:
@@ -373,9 +397,10 @@ def duplicate_groups(
     Exact, so its cost grows with the square of the index: every pair is compared once,
     n²/2 · n_tags multiply-adds, in tiles of `block` x `block` songs on and above the
     diagonal, so that memory stays at one tile (block² float32, 4 MB at 1024) besides
-    the vectors themselves. Fingerprints are compared only for candidate pairs not yet
-    in one group, about 0.1 ms a pair: 0.47 s for the 6,112 candidates among 800 real
-    clips, but hours at 100,000 songs (benchmarks/DUPLICATES.md)."""
+    the vectors themselves. Fingerprints (about 0.1 ms a pair) are compared only for
+    candidate pairs not yet in one group, and for each song only with its
+    CANDIDATES_PER_SONG nearest candidates by cosine (and as many of the songs tagged with
+    its name), so that they cost at most n · CANDIDATES_PER_SONG comparisons, not n²."""
     parent = list(range(len(paths)))
 
     def root(i: int) -> int:
@@ -395,6 +420,9 @@ def duplicate_groups(
 
     rows = np.asarray(unit_rows, dtype=np.float32)
     printed = np.array([_fingerprint(info) is not None for info in infos], dtype=bool)
+    # each song's CANDIDATES_PER_SONG nearest later candidates (cosine, index into paths)
+    best_cosine = np.full((len(paths), CANDIDATES_PER_SONG), -np.inf, dtype=np.float32)
+    best_index = np.full((len(paths), CANDIDATES_PER_SONG), -1, dtype=np.int64)
     for start in range(0, len(paths), block):
         tile_rows = rows[start : start + block]
         for other in range(start, len(paths), block):
@@ -408,18 +436,28 @@ def duplicate_groups(
             for i, j in zip(near_i[same].tolist(), near_j[same].tolist()):
                 join(i, j)
             candidate = ~same & printed[near_i] & printed[near_j]
-            for i, j in zip(near_i[candidate].tolist(), near_j[candidate].tolist()):
+            if candidate.any():
+                _keep_nearest(best_cosine, best_index, near_i[candidate], near_j[candidate], values[candidate])
+    for i in range(len(paths)):
+        for j in best_index[i][np.argsort(-best_cosine[i], kind="stable")].tolist():
+            if j >= 0:
                 join_if_audio_agrees(i, j)
     by_recording: dict[tuple[str, str], list[int]] = {}
     for i, info in enumerate(infos):
         key = _same_recording_key(info) if printed[i] else None
-        if key is None:
+        if key is None or info is None:
             continue
         same_name_songs = by_recording.setdefault(key, [])
-        for j in same_name_songs:
-            held = infos[j]
-            if info is not None and held is not None and _same_length(info.seconds, held.seconds):
-                join_if_audio_agrees(i, j)
+        held = [
+            j
+            for j in same_name_songs
+            if (held_info := infos[j]) is not None and _same_length(info.seconds, held_info.seconds)
+        ]
+        if len(held) > CANDIDATES_PER_SONG:  # a whole package tagged alike: its nearest only
+            order = np.argsort(-(rows[held] @ rows[i]), kind="stable")[:CANDIDATES_PER_SONG]
+            held = [held[k] for k in sorted(order.tolist())]
+        for j in held:
+            join_if_audio_agrees(i, j)
         same_name_songs.append(i)
     members: dict[int, list[int]] = {}
     for i in range(len(paths)):

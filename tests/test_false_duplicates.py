@@ -139,3 +139,24 @@ def test_each_model_carries_its_measured_duplicate_cosine():
     assert duplicate_threshold(fast.model_id) == fast.duplicate_cosine == 0.997  # benchmarks/DUPLICATES.md
     assert duplicate_threshold(accurate.model_id) == accurate.duplicate_cosine == 0.99
     assert duplicate_threshold("qbsd-a-model-never-measured") == DEFAULT_DUPLICATE_COSINE
+
+
+def test_fingerprint_comparisons_grow_with_the_songs_not_their_square(monkeypatch):
+    """A library where every song is a candidate of every other (one package's tracks,
+    alike and tagged alike) costs at most CANDIDATES_PER_SONG comparisons a song."""
+    import numpy as np
+
+    from qbsd_cli import ranking
+    from qbsd_cli.songinfo import SongInfo
+
+    n = 60
+    rng = np.random.default_rng(3)
+    base = rng.random(32)
+    rows = np.stack([base + 0.02 * rng.random(32) for _ in range(n)]).astype(np.float32)
+    units = ranking.unit_rows(rows)
+    infos = [SongInfo("Artist", "Album", "Title", 100.0, tagged=True, fingerprint=bytes([i]) * 8) for i in range(n)]
+    compared = []
+    monkeypatch.setattr(ranking.fingerprint, "agree", lambda a, b: compared.append((a, b)) or False)
+    groups = ranking.duplicate_groups([f"/m/{i:03d}.mp3" for i in range(n)], units, infos, threshold=0.99999)
+    assert groups == []
+    assert 0 < len(compared) <= 2 * n * ranking.CANDIDATES_PER_SONG  # by cosine and by name
