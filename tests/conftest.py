@@ -40,6 +40,17 @@ SLOW_FILES = frozenset(
         "test_concurrent.py",
         "test_fuzz_decode.py",
         "test_rebuild_keeps_index.py",
+        "test_damaged_index.py",
+        "test_nested_weight.py",
+        "test_read_only_index.py",
+    }
+)
+#: Single slow tests in files that are otherwise quick.
+SLOW_TESTS = frozenset(
+    {
+        "test_store.py::test_annoy_agrees_with_exact_search",
+        "test_features.py::test_matches_librosa_on_real_clips",
+        "test_bad_input.py::test_file_without_read_permission",
     }
 )
 
@@ -55,7 +66,7 @@ def pytest_collection_modifyitems(items):
         # clone without ../shared can run
         if {"clips", "clip_paths", "moods4q_root", "library", "cal500_root"} & set(getattr(item, "fixturenames", ())):
             item.add_marker("shared_data")
-        if item.path.name in SLOW_FILES:
+        if item.path.name in SLOW_FILES or f"{item.path.name}::{item.originalname}" in SLOW_TESTS:
             item.add_marker("slow")
 
 
