@@ -10,6 +10,7 @@ not numbers (UsageError).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from .model import loaded_model, model_for_index
 from .ranking import Seed
 from .results import TagResult
 from .settings import max_segments
-from .songinfo import from_folders, read_song_info
+from .songinfo import SongInfo, from_folders, read_song_info
 
 if TYPE_CHECKING:
     from .store import IndexStore
@@ -37,7 +38,19 @@ def query_vector(
     """(vector, absolute path to leave out of the results) of one query song: a TagResult,
     or an audio file, whose stored vector is used when the index holds it unchanged;
     otherwise it is analysed with `model` (default: the index's own)."""
+    vector, exclude, _fingerprint = _resolved(store, query, model, full)
+    return vector, exclude
+
+
+def _resolved(
+    store: IndexStore, query: QuerySong, model: str | os.PathLike | None, full: bool
+) -> tuple[np.ndarray, str | None, bytes | None]:
+    """query_vector's (vector, path) and the song's audio fingerprint when it came with the
+    query (a record's) or with its analysis (None for a song read from the index, whose
+    stored fingerprint comes with its names)."""
+    fingerprint = None
     if isinstance(query, TagResult):
+        fingerprint = query.fingerprint
         store.require_model(query.model_id, "the query vector")
         vector = np.asarray(query.vector, dtype=np.float32)
         exclude = os.path.abspath(query.path) if query.path else None
@@ -55,20 +68,22 @@ def query_vector(
             tag_model = loaded_model(model_for_index(model, store.model_id))
             store.require_model(tag_model.model_id, "the model in use")
             try:
-                vector = tag_model.analyse(path, max_segments(full)).vector
+                song = tag_model.analyse(path, max_segments(full))
             except AudioError as bad:  # the reason alone would not say which file
                 raise type(bad)(f"{path}: {bad}") from None
+            vector, fingerprint = song.vector, song.fingerprint
     if len(vector) != store.n_tags:
         raise UsageError(f"query vector has {len(vector)} values, the index has {store.n_tags} tags")
     if not np.all(np.isfinite(vector)):
         raise UsageError("the query vector has values that are not numbers (NaN or infinity)")
-    return vector, exclude
+    return vector, exclude, fingerprint
 
 
 def seed(store: IndexStore, query: QuerySong, model: str | os.PathLike | None, full: bool) -> Seed:
     """The Seed of one query song: its vector and path (query_vector) and its names, from
-    the index when it holds the song, else from the file's tags and name."""
-    vector, path = query_vector(store, query, model, full)
+    the index when it holds the song, else from the file's tags and name (with the audio
+    fingerprint of its analysis, so that its re-encodes in the index are left out too)."""
+    vector, path, fingerprint = _resolved(store, query, model, full)
     info = None
     if path is not None:
         stored = store.songs_for([path]).get(path)
@@ -78,6 +93,8 @@ def seed(store: IndexStore, query: QuerySong, model: str | os.PathLike | None, f
             info = read_song_info(path)
         else:
             info = from_folders(path, None)
+    if fingerprint is not None and (info is None or info.fingerprint is None):
+        info = dataclasses.replace(info or SongInfo(), fingerprint=fingerprint)
     return Seed(np.asarray(vector, dtype=np.float32), path, info)
 
 

@@ -92,6 +92,21 @@ def test_similar_hides_only_the_re_encode(package):
     assert {str(songs[0]), str(copy)} <= {record["path"] for record in kept.json()}
 
 
+def test_a_query_file_outside_the_index_bars_its_re_encodes(package, tmp_path):
+    """A re-encode given as the query (not in the index) is analysed, fingerprint too: the
+    recording it is a copy of is left out of its list, however far the vectors moved."""
+    qbsd, index, songs, _copy = package
+    clips = one_artists_clips(6)
+    query = tagged_copy(clips[2], tmp_path / "query.ogg", silence=0.25)
+    result = qbsd("similar", query, "--top", "20", "--format", "json", index=index)
+    assert result.returncode == 0, result
+    listed = {record["path"] for record in result.json()}
+    assert str(songs[2]) not in listed
+    assert {str(song) for song in songs[1:] if song != songs[2]} <= listed  # the others are all there
+    kept = qbsd("similar", query, "--top", "20", "--keep-duplicates", "--format", "json", index=index)
+    assert str(songs[2]) in {record["path"] for record in kept.json()}
+
+
 # --------------------------------------------------------------------------- the rule itself
 
 
