@@ -34,11 +34,16 @@ PATH_LIMIT = 4096
 REASON_LIMIT = 1000
 ELLIPSIS = "…"
 
-# C0 and DEL and C1; the format characters that reorder or hide text (Trojan Source);
-# line and paragraph separators, which str.splitlines and some terminals break on; the BOM.
+# Every control (Cc: C0, DEL, C1), format (Cf: bidirectional overrides and isolates,
+# zero-width characters, the soft hyphen, the BOM, the Unicode tag characters that can smuggle
+# hidden text), line and paragraph separator (Zl, Zp) and surrogate (Cs) code point of
+# Python 3.11's Unicode database, as ranges (tests/test_display_property.py checks the list
+# against unicodedata, so a newer database that adds one fails there).
 UNSAFE_CHARACTERS = _UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
-    "\ud800-\udfff]"
+    "[\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f]"
 )
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -50,7 +55,9 @@ def _escape(match: re.Match[str]) -> str:
     code = ord(char)
     if 0xDC80 <= code <= 0xDCFF:  # a file name's undecodable byte, as os.fsdecode keeps it
         return f"\\x{code - 0xDC00:02x}"
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def shown(text: object, limit: int = FIELD_LIMIT) -> str:

@@ -36,6 +36,7 @@ from .songinfo import completed, from_record, read_song_info
 
 if TYPE_CHECKING:
     from .cluster import Cluster
+    from .records import TagRecord
     from .store import IndexStore
 
 #: Analysed files are committed at least this often (and every BATCH_FILES files), so a
@@ -115,8 +116,15 @@ def update_from_folders(
     summary = run.summary
     found = scan(update.folders)
     known = store.known_files()
+    # a song under a folder that could not be read (permissions, a failing disk) is not
+    # gone: it is kept until the folder can be read and says so
     gone = [
-        path for path in known if under_any(path, run.roots) and path not in found.files and path not in found.problems
+        path
+        for path in known
+        if under_any(path, run.roots)
+        and path not in found.files
+        and path not in found.problems
+        and not under_any(path, found.unreadable)
     ]
     todo: dict[str, tuple[os.stat_result, bool]] = {}  # path -> (stat, was a song before)
     retry_timed_out = _longer_timeout(store, update.settings.timeout)
@@ -281,71 +289,98 @@ def update_from_json_lines(
 ) -> IndexSummary:
     """Store the songs of `qbsd tag --vector` JSON lines (from the file `source`, or
     "stdin", which only names the lines in messages: `SOURCE:LINE`). Each line is checked
-    by records.parse; a bad line (or one naming something other than a regular file, or
-    with a vector of another length than the model's) is a failure and the rest go on. A
-    vector of another model than the index's is ModelMismatchError, and nothing of the
-    file is stored. An empty index takes the vocabulary of `model` (default: the shipped
-    one), which must be the vectors' model. A path given twice is stored once, as its
-    last line says."""
+    by records.parse; a bad line (or one naming something other than a regular file, with a
+    vector of another length than the model's, or of another model than the index's) is a
+    failure and the rest go on. An empty index takes the vocabulary of `model` (default:
+    the index's own or the shipped one): lines of another model are refused. A path given
+    twice is stored once, as its last line says. Lines are committed at least every
+    BATCH_SECONDS (within a rebuild's one transaction, at its end), and Ctrl-C keeps those
+    read."""
+    from .errors import ModelMismatchError
     from .records import RecordError, read
 
-    reporter = reporter or Reporter()
-    summary = IndexSummary()
-    known = store.known_files()
-    stored: set[str] = set()
+    run = _Ingest(store, reporter or Reporter(), store.known_files(), model)
+    records = read(lines, source)
+    finished = False
+    while not finished:
+        started = time.monotonic()
+        stop: BaseException | None = None
+        with store.transaction():
+            try:
+                for where, record in records:
+                    if isinstance(record, RecordError):
+                        run.bad(where, str(record))
+                    else:
+                        try:
+                            run.store_record(where, record)
+                        except ModelMismatchError as other_model:
+                            run.bad(where, str(other_model).removeprefix(f"{where}: "))
+                    if time.monotonic() - started >= BATCH_SECONDS:
+                        break
+                else:
+                    finished = True
+            except BaseException as interrupted:
+                if isinstance(interrupted, Exception):
+                    raise  # an error rolls the batch back
+                stop = interrupted  # Ctrl-C: the lines read are committed, then it stops
+        if stop is not None:
+            raise stop
+    return run.summary
 
-    def bad(where: str, reason: str) -> None:
-        reporter.failure(where, reason)
-        summary.failed += 1
-        summary.failed_now += 1
 
-    with store.transaction():
-        for where, record in read(lines, source):
-            if isinstance(record, RecordError):
-                bad(where, str(record))
-                continue
-            if store.model_id is None:
-                info = ModelInfo.read(model_for_index(model, record.model))
-                if info.model_id != record.model:
-                    raise model_mismatch(
-                        f"{where}: the vector",
-                        record.model,
-                        "the model in use",
-                        info.model_id,
-                        "tag the files again with this model, or name the vectors' model with --model",
-                    )
-                store.bind_model(record.model, info.tags)
-            else:
-                store.require_model(record.model, f"{where}: the vector")
-            assert record.vector is not None  # records.read asks for one (need_vector)
-            if len(record.vector) != store.n_tags:
-                bad(where, f"the vector has {len(record.vector)} values, the model has {store.n_tags} tags")
-                continue
-            path = os.path.abspath(record.path)
-            try:  # the same check as every path: nothing but a regular file is opened
-                size, mtime, regular = *_identity(regular_file(path)), True
-            except AudioError as problem:
-                if os.path.lexists(path):
-                    bad(where, f"{path}: {problem}")
-                    continue
-                size, mtime, regular = 0, 0, False  # tagged on another machine: kept by name
-            store.put_song(
-                path,
-                size,
-                mtime,
-                record.duration,
-                record.vector,
-                from_record(record, path, regular),
-                record.fingerprint,
-            )
-            if path in stored:
-                continue  # given twice: the later line wins, the song counts once
-            stored.add(path)
-            if path in known:
-                summary.updated += 1
-            else:
-                summary.added += 1
-    return summary
+class _Ingest:
+    """One `--from-jsonl` run: where its songs go, what it counted, whom it tells."""
+
+    def __init__(
+        self, store: IndexStore, reporter: Reporter, known: dict, model: str | os.PathLike[str] | None
+    ) -> None:
+        self.store, self.reporter, self.known, self.model = store, reporter, known, model
+        self.summary = IndexSummary()
+        self.stored: set[str] = set()
+
+    def bad(self, where: str, reason: str) -> None:
+        self.reporter.failure(where, reason)
+        self.summary.failed += 1
+        self.summary.failed_now += 1
+
+    def store_record(self, where: str, record: TagRecord) -> None:
+        """Store one checked record (or count it as a failure); ModelMismatchError for a
+        vector of another model than the index's."""
+        store = self.store
+        if store.model_id is None:
+            info = ModelInfo.read(model_for_index(self.model, record.model))
+            if info.model_id != record.model:
+                raise model_mismatch(
+                    f"{where}: the vector",
+                    record.model,
+                    "the model in use",
+                    info.model_id,
+                    "tag the files again with this model, or name the vectors' model with --model",
+                )
+            store.bind_model(info.model_id, info.tags)
+        else:
+            store.require_model(record.model, f"{where}: the vector")
+        assert record.vector is not None  # records.read asks for one (need_vector)
+        if len(record.vector) != store.n_tags:
+            self.bad(where, f"the vector has {len(record.vector)} values, the model has {store.n_tags} tags")
+            return
+        path = os.path.abspath(record.path)
+        try:  # the same check as every path: nothing but a regular file is opened
+            size, mtime, regular = *_identity(regular_file(path)), True
+        except AudioError as problem:
+            if os.path.lexists(path):
+                self.bad(where, f"{path}: {problem}")
+                return
+            size, mtime, regular = 0, 0, False  # tagged on another machine: kept by name
+        names = from_record(record, path, regular)
+        store.put_song(path, size, mtime, record.duration, record.vector, names, record.fingerprint)
+        if path in self.stored:
+            return  # given twice: the later line wins, the song counts once
+        self.stored.add(path)
+        if path in self.known:
+            self.summary.updated += 1
+        else:
+            self.summary.added += 1
 
 
 def _identity(info: os.stat_result) -> tuple[int, int]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, NoReturn
@@ -85,7 +86,16 @@ def dumps(record: dict) -> str:
     text = json.dumps(record, ensure_ascii=False, allow_nan=False)
     # what json leaves raw of the characters a terminal acts on (display.UNSAFE_CHARACTERS:
     # DEL, C1, the invisible format characters) and the surrogates of undecodable bytes
-    return UNSAFE_CHARACTERS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    return UNSAFE_CHARACTERS.sub(_json_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    """A JSON escape of one character: \\uNNNN, or a surrogate pair above the BMP."""
+    code = ord(match.group())
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def tag_record(

@@ -25,10 +25,12 @@ class Problem:
 
 @dataclass
 class Scan:
-    """What a scan found: path -> stat of each regular audio file, path -> Problem."""
+    """What a scan found: path -> stat of each regular audio file, path -> Problem, and the
+    folders it could not read (what lies in them is unknown, not gone)."""
 
     files: dict[str, os.stat_result] = field(default_factory=dict)
     problems: dict[str, Problem] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)
 
 
 def failure_identity(info: os.stat_result) -> tuple[int, int]:
@@ -74,6 +76,7 @@ def scan(folders: list[str]) -> Scan:
 
     def unreadable(error: OSError) -> None:
         problem(error.filename, f"cannot read the folder: {error.strerror or error}")
+        found.unreadable.append(os.fsdecode(error.filename))
 
     check_folders(folders)
     for folder in folders:

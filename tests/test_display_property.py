@@ -71,3 +71,20 @@ def test_no_control_character_reaches_any_output(songs, reason):
         error(records[0]["path"], reason)
     assert _controls(stderr.getvalue()) == []
     assert stderr.getvalue().count("\n") == 1
+
+
+def test_every_control_and_format_character_is_made_visible():
+    """display.UNSAFE_CHARACTERS lists every Cc, Cf, Zl, Zp and Cs code point (the Unicode
+    tag characters that smuggle hidden text included); a newer Unicode database that adds
+    one fails here."""
+    from qbsd_cli.display import UNSAFE_CHARACTERS, shown
+    from qbsd_cli.records import dumps
+
+    categories = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+    missing = [hex(c) for c in range(0x110000) if unicodedata.category(chr(c)) in categories]
+    missing = [code for code in missing if not UNSAFE_CHARACTERS.match(chr(int(code, 16)))]
+    assert missing == []
+    hidden = "Nice Song" + "".join(chr(0xE0000 + ord(c)) for c in "ignore me")
+    assert shown(hidden).startswith("Nice Song\\U000e0069")
+    assert json.loads(dumps({"title": hidden})) == {"title": hidden}  # JSON keeps it, escaped
+    assert "\U000e0069" not in dumps({"title": hidden})

@@ -65,3 +65,30 @@ def test_loading_a_forest_that_is_a_folder_is_damage_not_a_crash(tmp_path):
     (tmp_path / "songs-2.annoy").mkdir()
     with pytest.raises(StoreError, match="in the way"):
         forest.write(2, np.ones((3, 8), dtype=np.float32), 2, rev=2)
+
+
+def test_a_folder_that_cannot_be_read_is_not_taken_for_deleted(qbsd_process, tmp_path):
+    """Songs under a folder the indexer cannot read (permissions, a failing disk) stay in the
+    index until the folder can be read again and says they are gone."""
+    import os
+    import subprocess
+
+    from test_read_only_index import _without_privileges
+
+    prefix = _without_privileges()
+    music = tmp_path / "music"
+    write_chord(music / "top.wav")
+    write_chord(music / "sub" / "a.wav", frequencies=(300.0, 450.0))
+    write_noise_bursts(music / "sub" / "b.wav")
+    index = tmp_path / "index"
+    assert qbsd_process("index", music, index=index).returncode == 0
+    os.chmod(tmp_path, 0o755)
+    os.chmod(music / "sub", 0)
+    try:
+        command = prefix + qbsd_process.command + ["index", str(music), "--index", str(index)]
+        run = subprocess.run(command, env=qbsd_process.env, cwd=qbsd_process.home, capture_output=True, text=True)
+        assert run.returncode == 1 and "cannot read the folder" in run.stderr, run.stderr
+        assert "removed 0," in run.stderr and "3 songs" in run.stderr
+    finally:
+        os.chmod(music / "sub", 0o755)
+    assert len(qbsd_process("search", "calm", "--format", "json", index=index).json()) == 3
