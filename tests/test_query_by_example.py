@@ -91,3 +91,33 @@ def test_expected_at_random_averages_over_every_training_clip():
     result = expected_at_random(FOLD_OF, QUADRANTS, GENRES, MOODS)
     # quadrant: fold 0 queries against (0, 1, 1): 1/3, 2/3, 0; fold 1 against (0, 1, 2): 1/3 each
     assert result["qbe_quadrant_p@10"] == pytest.approx((1 / 3 + 2 / 3 + 0 + 1 / 3 * 3) / 6)
+
+
+def test_a_fold_scores_every_clip_and_keeps_the_test_rows_as_out_of_fold(tmp_path):
+    from qbsd_cli.features import FeatureParams
+    from qbsd_cli.training.evaluation import _run_fold, all_clips_path
+
+    rng = np.random.default_rng(0)
+    frames = [rng.normal(size=(50, 39)).astype(np.float32) for _ in range(6)]
+    labels = np.array([[1, 0], [0, 1], [1, 1], [1, 0], [0, 1], [1, 0]], dtype=np.uint8)
+    path = str(tmp_path / "fold1.npy")
+    job = ("logreg", 1, frames, labels, [str(i) for i in range(6)], FOLD_OF, FeatureParams(), path, 0)
+    _run_fold(job)
+    every, out_of_fold = np.load(all_clips_path(path)), np.load(path)
+    assert every.shape == (6, 2)
+    assert np.array_equal(out_of_fold, every[FOLD_OF == 1])
+
+
+def test_fold_vectors_combine_ensembles_and_blends_per_fold(tmp_path, monkeypatch):
+    from qbsd_cli.training import evaluation
+    from qbsd_cli.training.recipes import Blend
+
+    for name, value in (("a", 1.0), ("b", 3.0), ("s", 10.0)):
+        (tmp_path / "folds" / name).mkdir(parents=True)
+        for fold in (0, 1):
+            np.save(tmp_path / "folds" / name / f"fold{fold}.all.npy", np.full((3, 2), value + fold, np.float32))
+    monkeypatch.setattr(evaluation, "ENSEMBLES", {"ab": ["a", "b"]})
+    monkeypatch.setattr(evaluation, "BLENDS", {"ab-s": Blend("ab", 0.25, "s")})
+    assert evaluation.fold_vectors(str(tmp_path), "ab", 1)[0, 0] == pytest.approx(3.0)  # mean of 2 and 4
+    # 0.75 x mean(1, 3) + 0.25 x 10 at fold 0
+    assert evaluation.fold_vectors(str(tmp_path), "ab-s", 0)[0, 0] == pytest.approx(0.75 * 2 + 0.25 * 10)
