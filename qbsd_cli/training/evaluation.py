@@ -6,6 +6,11 @@ interrupted evaluation resumes where it stopped and never recomputes a fold.
 Ensembles and blends train nothing of their own: they combine their members'
 out-of-fold scores. The report pools the out-of-fold scores of all songs (and
 also gives the mean of per-fold AROC/MAP, which runs higher on small folds).
+
+Each fold's model scores every clip, its training clips too (fold<f>.all.npy), for query
+by example as `similar` ranks (retrieval_metrics.py): each held-out clip queries the
+training clips, all vectors from the model that did not see its fold. REFERENCE_RANKINGS
+add rows that train nothing (MFCC statistics, the musicnn embeddings).
 """
 
 from __future__ import annotations
