@@ -121,7 +121,7 @@ complete -c qbsd -n '__fish_seen_subcommand_from train' -l help -s h -d 'Show th
 # qbsd evaluate
 complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l data -r -F -d 'A 4Q folder, a CAL500 folder or a path,tags CSV'
 complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l layout -x -d 'moods4q, cal500 or csv'
-complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l methods -x -d 'Comma-separated baselines, recipes, ensembles and blends; all: every one (well over an hour on 2 cores the first time; finished folds are reused)'
+complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l methods -x -d 'Comma-separated baselines, recipes, ensembles and blends, and the query-by-example references mfcc-stats-cosine, musicnn-embedding-cosine, musicnn-mtt-embedding-cosine; all: every one (well over an hour on 2 cores the first time; finished folds are reused)'
 complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l results -x -a '(__fish_complete_directories (commandline -ct))' -d 'Folder for the table, JSON, plots and per-fold scores'
 complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l cache -x -a '(__fish_complete_directories (commandline -ct))' -d 'Feature cache folder'
 complete -c qbsd -n '__fish_seen_subcommand_from evaluate' -l jobs -s j -x -d 'Files analysed in parallel; 0 (the default): all cores'

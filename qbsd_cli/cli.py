@@ -653,7 +653,8 @@ def evaluate(
     methods: str = typer.Option(
         "all",
         "--methods",
-        help="Comma-separated baselines, recipes, ensembles and blends; all: every one "
+        help="Comma-separated baselines, recipes, ensembles and blends, and the query-by-example references "
+        "mfcc-stats-cosine, musicnn-embedding-cosine, musicnn-mtt-embedding-cosine; all: every one "
         "(well over an hour on 2 cores the first time; finished folds are reused).",
     ),
     results: Path = typer.Option(

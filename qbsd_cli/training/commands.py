@@ -312,17 +312,19 @@ def _statistics_half(kind: str, songs, frames, params, mel_basis, cache, jobs):
 
 
 def evaluate_methods(data: Path, layout: str, methods: list[str], results: Path, cache: Path | None, jobs: int) -> None:
-    from .evaluation import BASELINES, TEACHER_METHODS, markdown_table, run_evaluation
+    from .evaluation import BASELINES, REFERENCE_RANKINGS, TEACHER_METHODS, markdown_table, run_evaluation
     from .recipes import BLENDS, ENSEMBLES, RECIPES
 
     if methods == ["all"]:
-        methods = [*BASELINES, *RECIPES, *ENSEMBLES, *BLENDS, *TEACHER_METHODS]
-    unknown = [m for m in methods if m not in {*RECIPES, *BASELINES, *ENSEMBLES, *BLENDS, *TEACHER_METHODS}]
+        methods = [*BASELINES, *RECIPES, *ENSEMBLES, *BLENDS, *TEACHER_METHODS, *REFERENCE_RANKINGS]
+    known = {*RECIPES, *BASELINES, *ENSEMBLES, *BLENDS, *TEACHER_METHODS, *REFERENCE_RANKINGS}
+    unknown = [m for m in methods if m not in known]
     if unknown:
         raise UsageError(
             f"unknown methods {', '.join(unknown)}; baselines: {', '.join(BASELINES)}; "
             f"recipes: {', '.join(RECIPES)}; ensembles and blends: "
-            f"{', '.join([*ENSEMBLES, *BLENDS])}; on the musicnn teachers: {', '.join(TEACHER_METHODS)}"
+            f"{', '.join([*ENSEMBLES, *BLENDS])}; on the musicnn teachers: {', '.join(TEACHER_METHODS)}; "
+            f"query-by-example references (no tags): {', '.join(REFERENCE_RANKINGS)}"
         )
     songs = load_songs(data, layout)
     params = FeatureParams()

@@ -6,6 +6,11 @@ interrupted evaluation resumes where it stopped and never recomputes a fold.
 Ensembles and blends train nothing of their own: they combine their members'
 out-of-fold scores. The report pools the out-of-fold scores of all songs (and
 also gives the mean of per-fold AROC/MAP, which runs higher on small folds).
+
+Each fold's model scores every clip, its training clips too (fold<f>.all.npy), for query
+by example as `similar` ranks (retrieval_metrics.py): each held-out clip queries the
+training clips, all vectors from the model that did not see its fold. REFERENCE_RANKINGS
+add rows that train nothing (MFCC statistics, the musicnn embeddings).
 """
 
 from __future__ import annotations
@@ -127,6 +132,24 @@ def _gmm_sml_scores(train_frames, train_labels, test_frames, seed, components=8,
     return 1.0 / (1.0 + np.exp(-np.clip(scores, -50, 50)))
 
 
+def all_clips_path(fold_path: str) -> str:
+    """Where a fold's scores of every clip (its training clips too) are kept beside its
+    out-of-fold scores `fold_path` (folds/<method>/fold<f>.npy -> fold<f>.all.npy)."""
+    return fold_path[: -len(".npy")] + ".all.npy"
+
+
+def _save_array(path: str, array: np.ndarray) -> None:
+    """np.save to a temporary file, then rename: an interrupted run leaves no half file."""
+    np.save(path + ".tmp.npy", np.asarray(array, dtype=np.float32))
+    os.replace(path + ".tmp.npy", path)
+
+
+def _fold_finished(path: str) -> bool:
+    """A fold is done when its out-of-fold scores and its scores of every clip are saved
+    (folds saved before query by example have only the first: they are run again)."""
+    return os.path.exists(path) and os.path.exists(all_clips_path(path))
+
+
 def _run_fold(job) -> tuple[str, int, str, dict]:
     method, fold, song_frames, labels, groups, fold_of, params, out_path, seed = job
     import torch
@@ -136,21 +159,23 @@ def _run_fold(job) -> tuple[str, int, str, dict]:
     train_index = np.flatnonzero(fold_of != fold)
     test_index = np.flatnonzero(fold_of == fold)
     train_frames = [song_frames[i] for i in train_index]
-    test_frames = [song_frames[i] for i in test_index]
     info = {}
+    # every clip is scored by the fold's model: the test clips' rows are the out-of-fold
+    # scores, the training clips' rows what query by example searches (fold_vectors)
     if method in BASELINES:
-        scores = _baseline_scores(method, train_frames, labels[train_index], test_frames, seed)
+        every = _baseline_scores(method, train_frames, labels[train_index], song_frames, seed)
     else:
         from .recipes import predict_songs, recipe_feature_params, train, with_overrides
 
         # the evaluation's seed shifts every recipe's own (seed variants stay distinct)
         recipe = with_overrides(RECIPES[method], seed=seed + RECIPES[method].seed)
         trained = train(train_frames, labels[train_index], [groups[i] for i in train_index], params, recipe)
-        scores = predict_songs(trained.network, test_frames, recipe_feature_params(params, recipe))
+        every = predict_songs(trained.network, song_frames, recipe_feature_params(params, recipe))
         info = {"epochs_run": trained.epochs_run, "best_epoch": trained.best_epoch}
     info["seconds"] = time.time() - started
-    np.save(out_path + ".tmp.npy", np.asarray(scores, dtype=np.float32))
-    os.replace(out_path + ".tmp.npy", out_path)
+    every = np.asarray(every, dtype=np.float32)
+    _save_array(all_clips_path(out_path), every)
+    _save_array(out_path, every[test_index])
     with open(out_path + ".json", "w") as handle:
         json.dump(info, handle)
     return method, fold, out_path, info
@@ -177,8 +202,12 @@ def _teacher_folds(
 
     def finished(method: str, fold: int) -> bool:
         path = os.path.join(results_dir, "folds", method, f"fold{fold}.npy")
-        extra = [path[: -len(".npy")] + ".teacher_tags.npy"] if method in DERIVING_METHODS else []
-        return all(os.path.exists(p) for p in [path, *extra])
+        extra = (
+            [path[: -len(".npy")] + ".teacher_tags.npy", path[: -len(".npy")] + ".all.teacher_tags.npy"]
+            if method in DERIVING_METHODS
+            else []
+        )
+        return all(os.path.exists(p) for p in [path, all_clips_path(path), *extra])
 
     todo = [(m, f) for m in methods for f in range(n_folds) if not finished(m, f)]
     if not todo:
@@ -211,18 +240,21 @@ def _teacher_folds(
     matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
 
     def save_derived(method: str, fold: int, derived: np.ndarray) -> None:
+        """The teacher-derived tags: of the fold's test clips (fold<f>.teacher_tags.npy) and
+        of every clip (fold<f>.all.teacher_tags.npy), from `derived` of every clip."""
         derived_path = os.path.join(results_dir, "folds", method, f"fold{fold}.teacher_tags.npy")
         os.makedirs(os.path.dirname(derived_path), exist_ok=True)
-        np.save(derived_path + ".tmp.npy", derived.astype(np.float32))
-        os.replace(derived_path + ".tmp.npy", derived_path)
+        _save_array(derived_path[: -len(".teacher_tags.npy")] + ".all.teacher_tags.npy", derived)
+        _save_array(derived_path, np.asarray(derived)[fold_of == fold])
 
     for method, fold in todo:
         started = time.time()
         train, test = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
+        # every clip is scored by the fold's model (its training clips for query by example)
         if method == band_student.METHOD:
             log(f"  {method} fold {fold}: training on the corpus and {len(train)} clips ...")
             taught, windows = band_student.teach(bands_data, train, songs.labels[train], log=log)
-            scores, derived = band_student.song_scores(taught.heads, matrix, [windows[i] for i in test])
+            every, derived = band_student.song_scores(taught.heads, matrix, windows)
             save_derived(method, fold, derived)
         elif method in student.STUDENTS:
             pairs = clip_pairs[student.STUDENTS[method]]
@@ -232,22 +264,22 @@ def _teacher_folds(
                 [pairs[i][1] for i in train],
                 songs.labels[train],
             )
-            scores = np.stack([taught.predict(pairs[i][0]).mean(axis=0) for i in test])
-            save_derived(method, fold, np.stack([taught.teacher_tags(pairs[i][0], matrix).mean(axis=0) for i in test]))
+            every = np.stack([taught.predict(pair[0]).mean(axis=0) for pair in pairs])
+            save_derived(method, fold, np.stack([taught.teacher_tags(pair[0], matrix).mean(axis=0) for pair in pairs]))
         else:
             heads = accurate.fit_heads(clips[train], songs.labels[train])
             if method == "teacher-probe":
-                scores = heads.probabilities(clips[test])
+                every = heads.probabilities(clips)
             elif method == finetune.METHOD:
                 tuned = finetune.fine_tune([pooled[i] for i in train], songs.labels[train], heads, backend, seed=fold)
-                scores = tuned.song_scores(backend, [pooled[i] for i in test])
+                every = tuned.song_scores(backend, pooled)
             else:
-                scores = accurate.song_scores(heads, [patches[i] for i in test])
+                every = accurate.song_scores(heads, patches)
         folder = os.path.join(results_dir, "folds", method)
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"fold{fold}.npy")
-        np.save(path + ".tmp.npy", scores.astype(np.float32))
-        os.replace(path + ".tmp.npy", path)
+        _save_array(all_clips_path(path), every)
+        _save_array(path, np.asarray(every)[test])
         with open(path + ".json", "w") as handle:
             json.dump({"seconds": time.time() - started}, handle)
         log(f"  {method} fold {fold}: {time.time() - started:.0f} s")
@@ -288,7 +320,7 @@ def cross_validate(
         os.makedirs(os.path.join(results_dir, "folds", method), exist_ok=True)
         for fold in range(n_folds):
             path = os.path.join(results_dir, "folds", method, f"fold{fold}.npy")
-            if not os.path.exists(path):
+            if not _fold_finished(path):
                 pending.append((method, fold, song_frames, songs.labels, songs.groups, fold_of, params, path, seed))
     if pending:
         log(f"{len(pending)} folds to run ({len(trained) * n_folds - len(pending)} already done)")
@@ -362,6 +394,111 @@ def nested_weight(songs: LabelledSongs, results_dir: str, fold_of: np.ndarray, b
         "nested_map": retrieval["map"],
         "nested_quadrant_accuracy": accuracy,
     }
+
+
+#: Query-by-example rows that train nothing: a fixed song vector per clip, ranked by cosine
+#: (retrieval_metrics). `mfcc-stats-cosine`: the 182 MFCC statistics of features.song_statistics,
+#: standardised by the training folds' mean and deviation; `musicnn-embedding-cosine`: the
+#: MSD_musicnn penultimate layer (200) averaged over the song's 3 s patches, as AudioMuse-AI
+#: ranks songs; `musicnn-mtt-embedding-cosine`: the same of MTT_musicnn.
+REFERENCE_RANKINGS = ("mfcc-stats-cosine", "musicnn-embedding-cosine", "musicnn-mtt-embedding-cosine")
+#: Methods whose shipped song vector also holds the 72 teacher-derived tags (from the frozen
+#: teachers: the accurate model's); the students' are out of fold (DERIVING_METHODS).
+FROZEN_TEACHER_TAG_METHODS = ("musicnn-heads", "musicnn-finetuned")
+
+
+def fold_vectors(results_dir: str, method: str, fold: int, derived: bool = False) -> np.ndarray:
+    """Every clip's vector (n_clips, n_tags) from the model of `method` trained without
+    `fold` (saved by cross_validate as fold<f>.all.npy); an ensemble's is its members'
+    mean, a blend's its halves' weighted sum. `derived`: the teacher-derived tags instead
+    (fold<f>.all.teacher_tags.npy of the students)."""
+    if method in BLENDS:
+        blend = BLENDS[method]
+        weight = blend.statistics_weight
+        return (1 - weight) * fold_vectors(results_dir, blend.patch_model, fold, derived) + weight * fold_vectors(
+            results_dir, blend.statistics_model, fold, derived
+        )
+    if method in ENSEMBLES:
+        return np.mean([fold_vectors(results_dir, m, fold, derived) for m in ENSEMBLES[method]], axis=0)
+    name = f"fold{fold}.all.teacher_tags.npy" if derived else f"fold{fold}.all.npy"
+    return np.load(os.path.join(results_dir, "folds", method, name)).astype(np.float64)
+
+
+def query_by_example_rows(
+    songs: LabelledSongs,
+    methods: list[str],
+    rankings: list[str],
+    results_dir: str,
+    fold_of: np.ndarray,
+    song_frames: list[np.ndarray],
+    cache_dir: str | None = None,
+    log=print,
+) -> dict[str, dict]:
+    """Query by example (retrieval_metrics.query_by_example, k = 10) per method on its 4Q
+    tag vector; for the methods whose shipped vector also holds the 72 teacher-derived tags
+    a second row `<method> +teacher tags` on that whole vector (261, what `similar` ranks);
+    then the reference rankings asked for, and `random (expected)`, the mean share over all
+    training clips (what a random list of ten gives on average)."""
+    from . import retrieval_metrics as qbe
+
+    quadrants, genres, moods = qbe.song_label_sets(songs.tags, songs.labels)
+    folds = [int(f) for f in np.unique(fold_of)]
+    outputs = None
+
+    def teacher_outputs():
+        nonlocal outputs
+        if outputs is None:
+            from . import accurate
+
+            outputs = accurate.teacher_outputs(songs.paths, accurate.teacher_cache(cache_dir), log=log)
+        return outputs
+
+    rows = {}
+    for method in methods:
+        vectors = {f: fold_vectors(results_dir, method, f) for f in folds}
+        rows[method] = qbe.query_by_example(vectors, fold_of, quadrants, genres, moods)
+        members = trained_members(method)
+        if all(m in DERIVING_METHODS for m in members):
+            derived = {f: fold_vectors(results_dir, method, f, derived=True) for f in folds}
+        elif method in FROZEN_TEACHER_TAG_METHODS:
+            from . import accurate
+
+            matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
+            frozen = np.stack(
+                [
+                    (accurate.patch_features(value)[:, -matrix.shape[0] :] @ matrix).mean(axis=0)
+                    for value in teacher_outputs()
+                ]
+            )
+            derived = {f: frozen for f in folds}
+        else:
+            continue
+        whole = {f: np.concatenate([vectors[f], derived[f]], axis=1) for f in folds}
+        rows[f"{method} +teacher tags"] = qbe.query_by_example(whole, fold_of, quadrants, genres, moods)
+    for name in rankings:
+        if name == "mfcc-stats-cosine":
+            from ..features import song_statistics
+
+            statistics = np.stack([song_statistics(frames) for frames in song_frames]).astype(np.float64)
+            vectors = qbe.standardised_per_fold(statistics, fold_of)
+        else:
+            teacher = "MSD_musicnn" if name == "musicnn-embedding-cosine" else "MTT_musicnn"
+            vectors = np.stack([value[f"{teacher}/penultimate"].mean(axis=0) for value in teacher_outputs()])
+        rows[name] = qbe.query_by_example(vectors, fold_of, quadrants, genres, moods)
+    rows["random (expected)"] = qbe.expected_at_random(fold_of, quadrants, genres, moods)
+    return rows
+
+
+def qbe_table(rows: dict[str, dict]) -> str:
+    from .retrieval_metrics import QBE_KEYS
+
+    lines = [
+        "| query by example: 10 nearest training-fold clips by cosine | quadrant P@10 | genre P@10 | mood Jaccard@10 |",
+        "|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{row[key]:.3f}" for key in QBE_KEYS) + " |")
+    return "\n".join(lines)
 
 
 def summarise(songs: LabelledSongs, results: dict[str, np.ndarray], fold_of: np.ndarray) -> dict:
@@ -510,12 +647,18 @@ def run_evaluation(
     """Cross-validate `methods`, then write results.md, results.json and the PNG plots."""
     from .feature_cache import song_frames
 
+    rankings = [method for method in methods if method in REFERENCE_RANKINGS]
+    methods = [method for method in methods if method not in REFERENCE_RANKINGS]
     frames = song_frames(songs.paths, params, mel_basis, cache_dir=cache_dir, jobs=jobs)
     results = cross_validate(
         songs, frames, params, methods, results_dir, jobs=jobs, seed=seed, log=log, cache_dir=cache_dir
     )
     fold_of = np.load(os.path.join(results_dir, "folds.npy"))
     table = summarise(songs, results, fold_of)
+    qbe_rows = query_by_example_rows(songs, methods, rankings, results_dir, fold_of, frames, cache_dir, log)
+    for method, row in qbe_rows.items():
+        if method in table:
+            table[method].update(row)
     comparisons = compare_with_baseline(songs, results)
     nested = {method: nested_weight(songs, results_dir, fold_of, method) for method in methods if method in BLENDS}
     with open(os.path.join(results_dir, "results.json"), "w") as handle:
@@ -528,6 +671,13 @@ def run_evaluation(
                 "grouped_by": "artist",
                 "seed": seed,
                 "methods": table,
+                "query_by_example": {
+                    "how": "each clip of a test fold queries the clips of the training folds by cosine of song "
+                    "vectors, all from the model trained without the test fold; of the 10 nearest, the share "
+                    "in the query's quadrant, the share sharing at least one genre, the mean Jaccard of mood "
+                    "sets (genres and moods of the vocabulary); ties by clip order",
+                    "rows": qbe_rows,
+                },
                 "recipes": {m: RECIPES[m].describe() for m in methods if m in RECIPES},
                 "ensembles": {m: ENSEMBLES[m] for m in methods if m in ENSEMBLES},
                 "blends": {
@@ -570,6 +720,7 @@ def run_evaluation(
             json.dump(student_tags[name], handle, indent=2)
     with open(os.path.join(results_dir, "results.md"), "w") as handle:
         handle.write(markdown_table(table) + "\n")
+        handle.write("\n" + qbe_table(qbe_rows) + "\n")
         if comparisons:
             handle.write("\n" + comparison_table(comparisons) + "\n")
         if nested:
