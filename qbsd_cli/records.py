@@ -48,6 +48,8 @@ if TYPE_CHECKING:  # numpy is imported when a vector is read: writing a line (an
 MAX_LINE_BYTES = 1 << 20
 #: Linux's PATH_MAX: no real file name is longer.
 MAX_PATH_BYTES = 4096
+#: Linux's NAME_MAX: no file or folder name is longer.
+MAX_NAME_BYTES = 255
 #: Durations and lengths beyond this many seconds (115 days) are not songs.
 MAX_SECONDS = 1e7
 
@@ -160,6 +162,8 @@ def checked_path(value: object, field: str = "path") -> str:
         raise RecordError(f'"{field}" holds a lone surrogate that stands for no file-name byte') from None
     if len(raw) > MAX_PATH_BYTES:
         raise RecordError(f'"{field}" is {len(raw)} bytes long, longer than any file name ({MAX_PATH_BYTES})')
+    if any(len(part) > MAX_NAME_BYTES for part in raw.split(b"/")):
+        raise RecordError(f'"{field}" has a name of more than {MAX_NAME_BYTES} bytes, which no file system holds')
     return value
 
 
@@ -189,6 +193,8 @@ def _vector(record: dict) -> np.ndarray | None:
         raise RecordError('"vector" has values that are not finite float32 numbers')
     if vector.min() < 0.0 or vector.max() > 1.0:
         raise RecordError('"vector" has scores outside 0..1, which no model gives')
+    if not vector.any():
+        raise RecordError('"vector" is all zeros, which no model gives (it would match nothing)')
     return vector.astype(np.float32)
 
 
@@ -255,12 +261,29 @@ def parse(line: str | bytes, *, need_vector: bool = True, need_path: bool = True
     )
 
 
+def _bounded_lines(lines: IO[bytes] | IO[str] | Iterable[bytes | str]) -> Iterator[bytes | str]:
+    """The lines of a stream, each read at most MAX_LINE_BYTES + 1 at a time: a longer line
+    (say, /dev/zero) is given cut, which `parse` refuses, and the rest of it is skipped
+    without being held in memory. Other iterables are taken as they are."""
+    readline = getattr(lines, "readline", None)
+    if readline is None:
+        yield from lines
+        return
+    while line := readline(MAX_LINE_BYTES + 1):
+        newline = b"\n" if isinstance(line, bytes) else "\n"
+        if len(line) > MAX_LINE_BYTES and not line.endswith(newline):
+            while (rest := readline(1 << 20)) and not rest.endswith(newline):
+                pass
+        yield line
+
+
 def read(
     lines: IO[bytes] | IO[str] | Iterable[bytes | str], source: str, *, need_vector: bool = True, need_path: bool = True
 ) -> Iterator[tuple[str, TagRecord | RecordError]]:
     """(where, record or the RecordError of a bad line) for each non-blank line; `where` is
-    `SOURCE:LINE` (SOURCE "stdin" for standard input), as error lines name it."""
-    for number, line in enumerate(lines, 1):
+    `SOURCE:LINE` (SOURCE "stdin" for standard input), as error lines name it. A stream is
+    read a bounded line at a time (_bounded_lines)."""
+    for number, line in enumerate(_bounded_lines(lines), 1):
         if not line.strip():
             continue
         where = f"{source}:{number}"

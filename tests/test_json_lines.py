@@ -54,6 +54,8 @@ def _bad_lines(record: dict, folder) -> dict[str, str]:
         "not JSON": "this is not JSON",
         "boolean vector": _line(record, vector=[True] + vector[1:]),
         "string duration": _line(record, duration="30"),
+        "all zeros": _line(record, vector=[0.0] * len(vector)),
+        "a name no file system holds": _line(record, path=str(folder / ("x" * 300 + ".wav"))),
     }
 
 
@@ -69,7 +71,7 @@ def test_bad_lines_are_reported_and_the_good_ones_stored(qbsd, tagged, tmp_path)
     complaints = [line for line in result.err_lines if line.startswith("qbsd: stdin:")]
     assert [int(line.split(":")[2]) for line in complaints] == list(range(2, len(bad) + 2)) + [len(lines) + 1]
     assert all(len(line) < 400 for line in complaints)
-    assert "added 3," in result.stderr and "failed 17," in result.stderr
+    assert "added 3," in result.stderr and f"failed {len(bad) + 1}," in result.stderr
     # nothing bad reached the store: every listing works and holds the three good songs
     for listing in (["search", "calm", "--format", "json"], ["search", "calm", "--format", "m3u"]):
         shown = qbsd(*listing, index=index)
@@ -150,3 +152,30 @@ def test_a_bad_query_line_is_a_usage_error(qbsd, tagged, tmp_path, line):
     assert_no_traceback(result)
     [message] = result.err_lines
     assert message.startswith("qbsd: stdin:1: ")
+
+
+def test_an_endless_line_is_refused_without_holding_it(qbsd, tagged, tmp_path):
+    """Five megabytes of NULs on one line (as from /dev/zero) are one bad line, read a
+    bounded piece at a time; the next line is stored."""
+    _home, _files, records = tagged
+    data = b"\0" * 5_000_000 + b"\n" + _line(records[0]).encode() + b"\n"
+    result = qbsd("index", "--from-jsonl", "-", index=tmp_path / "index", input=data)
+    assert result.returncode == 1, result
+    [complaint] = [line for line in result.err_lines if line.startswith("qbsd: stdin:1:")]
+    assert "more than a record can be" in complaint
+    assert "added 1," in result.stderr
+
+
+def test_a_line_of_another_model_is_one_failure(qbsd, tagged, tmp_path):
+    from helpers import model_with_another_id
+
+    _home, files, records = tagged
+    _ours, other_id, _copy = model_with_another_id(qbsd, tmp_path)
+    data = "\n".join([_line(records[0]), _line(records[1], model=other_id), _line(records[2])]) + "\n"
+    result = qbsd("index", "--from-jsonl", "-", index=tmp_path / "index", input=data)
+    assert result.returncode == 1, result
+    [complaint] = [line for line in result.err_lines if line.startswith("qbsd: stdin:")]
+    assert complaint.startswith("qbsd: stdin:2: ") and other_id in complaint
+    assert "added 2," in result.stderr and "failed 1," in result.stderr
+    songs = qbsd("search", "calm", "--format", "json", index=tmp_path / "index").json()
+    assert sorted(song["path"] for song in songs) == sorted([str(files[0]), str(files[2])])
