@@ -113,7 +113,9 @@ def test_index_from_another_model_is_refused(qbsd, tmp_path):
         assert_no_traceback(result)
         assert model_id in result.stderr and other_id in result.stderr, result
         assert result.stdout == ""
-        assert len(result.err_lines) == 1, result
+        # --from-jsonl refuses the line and goes on with the others: its summary follows
+        assert len(result.err_lines) == (2 if result is from_jsonl else 1), result
+    assert "added 0," in from_jsonl.err_lines[-1] and "failed 1," in from_jsonl.err_lines[-1]
     # the refused runs left the index as it was
     still = qbsd("search", "calm", "--top", "10", "--format", "json", index=index)
     assert sorted(r["path"] for r in still.json()) == [
