@@ -522,6 +522,26 @@ def path(
     ranking_output(_ranking_records(matches, explain), resolve_format(output_format), title, explain)
 
 
+@app.command(name="map")
+def map_command(
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write the page to this file instead of stdout.", show_default=False
+    ),
+    index_folder: Optional[Path] = IndexOption,
+) -> None:
+    """Draw the library as one HTML page: every song a point on the mood plane and on a map of its tags."""
+    from .mappage import render
+    from .mapping import library_layout
+
+    with _index(index_folder) as target:
+        page = render(library_layout(target.folder))
+    if output is None:
+        sys.stdout.write(page)
+        sys.stdout.flush()
+    else:
+        output.write_text(page, encoding="utf-8")
+
+
 @app.command()
 def cluster(
     count: int = typer.Option(10, "--count", "-n", help="How many clusters (playlists)."),

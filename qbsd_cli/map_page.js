@@ -1,0 +1,213 @@
+"use strict";
+// qbsd map: every song a point on one canvas. Data: the JSON of #qbsd-data (mappage.py).
+// Text from the data goes into the page only through textContent, never as HTML.
+(function () {
+  const data = JSON.parse(document.getElementById("qbsd-data").textContent);
+  const n = data.count, tags = data.tags, T = tags.length;
+  const bytes = (b64) => { const s = atob(b64), a = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) a[i] = s.charCodeAt(i); return a; };
+  const scores = bytes(data.scores);
+  function coords(b64) {  // uint16 pairs, little-endian, 0..65535 -> 0..1
+    if (b64 === null) return null;
+    const raw = bytes(b64), view = new DataView(raw.buffer), out = new Float32Array(2 * n);
+    for (let i = 0; i < 2 * n; i++) out[i] = view.getUint16(2 * i, true) / 65535;
+    return out;
+  }
+  const views = { mood: coords(data.mood), vector: coords(data.vector) };
+  const canvas = document.getElementById("map"), ctx = canvas.getContext("2d");
+  const tip = document.getElementById("tip"), status = document.getElementById("status");
+  const viewSelect = document.getElementById("view"), colourSelect = document.getElementById("colour");
+  const search = document.getElementById("search");
+  const QUAD_COLOURS = ["#f2c12e", "#e8453c", "#4a7bd0", "#3fb37f"];
+  const RAMP = [];  // 16 steps from dark blue through teal to yellow
+  for (let k = 0; k < 16; k++) { const t = k / 15;
+    RAMP.push(`rgb(${Math.round(40 + 215 * t * t)},${Math.round(40 + 180 * t)},${Math.round(140 + 40 * t - 150 * t * t)})`); }
+  const state = { view: views.mood ? "mood" : "vector", colour: "quadrant", zoom: 1, panX: 0, panY: 0,
+    highlight: null, selected: [], drawn: 0, hover: -1 };
+  let colourIndex = new Uint8Array(n), palette = QUAD_COLOURS;
+  const screenX = new Float32Array(n), screenY = new Float32Array(n);
+  const radius = n > 20000 ? 1.5 : n > 2000 ? 2.5 : 3.5;
+  const MARGIN = 40;
+
+  if (!views.mood) { viewSelect.querySelector('option[value="mood"]').disabled = true; viewSelect.value = "vector"; }
+  if (!data.quadrants) { colourSelect.querySelector('option[value="quadrant"]').remove(); state.colour = "0"; }
+  tags.forEach((tag, t) => { const o = document.createElement("option"); o.value = String(t); o.textContent = tag;
+    colourSelect.appendChild(o); });
+  colourSelect.value = state.colour;
+
+  function score(i, t) { return scores[i * T + t] / 255; }
+  function recolour() {
+    if (state.colour === "quadrant") {
+      palette = QUAD_COLOURS; const q = data.quadrants;
+      for (let i = 0; i < n; i++) { let best = 0;
+        for (let k = 1; k < 4; k++) if (scores[i * T + q[k]] > scores[i * T + q[best]]) best = k;
+        colourIndex[i] = best; }
+    } else {
+      palette = RAMP; const t = Number(state.colour);
+      for (let i = 0; i < n; i++) colourIndex[i] = Math.min(15, scores[i * T + t] >> 4);
+    }
+  }
+  function size() { const dpr = window.devicePixelRatio || 1, r = canvas.getBoundingClientRect();
+    canvas.width = Math.max(1, Math.round(r.width * dpr)); canvas.height = Math.max(1, Math.round(r.height * dpr));
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0); }
+  function place() {  // data (0..1, y up) -> canvas CSS pixels
+    const pts = views[state.view], w = canvas.clientWidth, h = canvas.clientHeight;
+    const s = Math.min(w, h) - 2 * MARGIN, ox = (w - s) / 2, oy = (h - s) / 2;
+    for (let i = 0; i < n; i++) {
+      screenX[i] = (ox + pts[2 * i] * s - w / 2) * state.zoom + w / 2 + state.panX;
+      screenY[i] = (oy + (1 - pts[2 * i + 1]) * s - h / 2) * state.zoom + h / 2 + state.panY;
+    }
+    return { s, ox, oy, w, h };
+  }
+  function axes(g) {
+    ctx.strokeStyle = "#444"; ctx.fillStyle = "#888"; ctx.font = "13px system-ui, sans-serif";
+    if (state.view === "mood") {
+      const r = data.moodRange, zx = (0 - r[0]) / (r[1] - r[0] || 1), zy = (0 - r[2]) / (r[3] - r[2] || 1);
+      const cx = (g.ox + zx * g.s - g.w / 2) * state.zoom + g.w / 2 + state.panX;
+      const cy = (g.oy + (1 - zy) * g.s - g.h / 2) * state.zoom + g.h / 2 + state.panY;
+      ctx.beginPath(); ctx.moveTo(0, cy); ctx.lineTo(g.w, cy); ctx.moveTo(cx, 0); ctx.lineTo(cx, g.h); ctx.stroke();
+      const m = data.moods;
+      ctx.textAlign = "right"; ctx.fillText("Q1 " + m[0], g.w - 8, 18); ctx.fillText("Q4 " + m[3], g.w - 8, g.h - 8);
+      ctx.textAlign = "left"; ctx.fillText("Q2 " + m[1], 8, 18); ctx.fillText("Q3 " + m[2], 8, g.h - 8);
+      ctx.fillText("valence →", g.w / 2 + 6, g.h - 24); ctx.save(); ctx.translate(16, g.h / 2);
+      ctx.rotate(-Math.PI / 2); ctx.fillText("arousal →", 0, 0); ctx.restore();
+    } else {
+      ctx.textAlign = "left"; ctx.fillText(`whole vector (${data.method})`, 8, 18);
+    }
+  }
+  function draw() {
+    const g = place(); ctx.clearRect(0, 0, g.w, g.h); axes(g);
+    const hl = state.highlight, d = radius * 2; let drawn = 0;
+    const buckets = palette.map(() => []);
+    for (let i = 0; i < n; i++) buckets[colourIndex[i]].push(i);
+    ctx.globalAlpha = hl ? 0.18 : 0.85;
+    buckets.forEach((members, k) => { ctx.fillStyle = palette[k];
+      for (const i of members) { ctx.fillRect(screenX[i] - radius, screenY[i] - radius, d, d); drawn++; } });
+    ctx.globalAlpha = 1;
+    if (hl) { ctx.strokeStyle = "#fff"; ctx.lineWidth = 1;
+      for (const i of hl) { ctx.fillStyle = palette[colourIndex[i]];
+        ctx.fillRect(screenX[i] - radius - 1, screenY[i] - radius - 1, d + 2, d + 2);
+        ctx.strokeRect(screenX[i] - radius - 2, screenY[i] - radius - 2, d + 4, d + 4); } }
+    if (state.selected.length) { ctx.strokeStyle = "#0ff";
+      for (const i of state.selected) ctx.strokeRect(screenX[i] - radius - 1, screenY[i] - radius - 1, d + 2, d + 2); }
+    if (box) { ctx.strokeStyle = "#0ff"; ctx.setLineDash([4, 3]);
+      ctx.strokeRect(box.x0, box.y0, box.x1 - box.x0, box.y1 - box.y0); ctx.setLineDash([]); }
+    state.drawn = drawn;
+  }
+  let pending = false;
+  function redraw() { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; draw(); }); } }
+
+  function topTags(i, k) {
+    const order = []; for (let t = 0; t < T; t++) order.push(t);
+    order.sort((a, b) => scores[i * T + b] - scores[i * T + a] || a - b);
+    return order.slice(0, k).map((t) => `${tags[t]} ${score(i, t).toFixed(2)}`);
+  }
+  function nameOf(i) { return data.artist[i] ? `${data.artist[i]} – ${data.title[i]}` : data.title[i]; }
+  function nearest(x, y, limit) {
+    let best = -1, bestD = limit * limit;
+    for (let i = 0; i < n; i++) { const dx = screenX[i] - x, dy = screenY[i] - y, dd = dx * dx + dy * dy;
+      if (dd <= bestD) { bestD = dd; best = i; } }
+    return best;
+  }
+  function showTip(i, x, y) {
+    state.hover = i;
+    if (i < 0) { tip.hidden = true; return; }
+    tip.replaceChildren();
+    const title = document.createElement("div"); title.className = "title"; title.textContent = nameOf(i);
+    const album = document.createElement("div"); album.textContent = data.album[i] || "(no album)";
+    const top = document.createElement("div"); top.textContent = topTags(i, 5).join("\n");
+    tip.append(title, album, top); tip.hidden = false;
+    tip.style.left = `${x + 14}px`; tip.style.top = `${y + 56}px`;
+  }
+
+  // search: each word names the tags whose name (or the part after the colon) contains it;
+  // a song's match is the mean over words of its best such tag; the top 10% (score > 0) light up
+  function applySearch() {
+    const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+    if (!words.length) { state.highlight = null; setStatus(); redraw(); return; }
+    const groups = words.map((w) => tags.map((t, k) => [t.toLowerCase(), k])
+      .filter(([t]) => t === w || t.split(":").pop() === w).map(([, k]) => k))
+      .map((g, k) => g.length ? g : tags.map((t, j) => [t.toLowerCase(), j]).filter(([t]) => t.includes(words[k])).map(([, j]) => j));
+    const used = groups.filter((g) => g.length);
+    if (!used.length) { state.highlight = []; status.textContent = "no tag matches"; redraw(); return; }
+    const match = new Float32Array(n);
+    for (let i = 0; i < n; i++) { let sum = 0;
+      for (const g of used) { let best = 0; for (const t of g) best = Math.max(best, scores[i * T + t]); sum += best; }
+      match[i] = sum / used.length / 255; }
+    const sorted = Array.from(match).sort((a, b) => b - a), keep = Math.max(1, Math.ceil(n / 10));
+    const threshold = Math.max(sorted[keep - 1], 1e-6);
+    const hl = []; for (let i = 0; i < n; i++) if (match[i] >= threshold) hl.push(i);
+    state.highlight = hl;
+    status.textContent = `${hl.length} songs match ${used.map((g) => g.map((t) => tags[t]).join("|")).join(" + ")}`;
+    redraw();
+  }
+  function setStatus() { status.textContent = `${n.toLocaleString("en")} songs`; }
+
+  // selection
+  const selBox = document.getElementById("selection"), selList = document.getElementById("sellist");
+  function m3u(list) {
+    const lines = ["#EXTM3U"];
+    for (const i of list) {
+      lines.push(`#EXTINF:${data.length[i]},${nameOf(i).replace("–", "-")}`);
+      lines.push(Object.prototype.hasOwnProperty.call(data.location, String(i)) ? data.location[String(i)] : data.path[i]);
+    }
+    return lines.join("\n") + "\n";
+  }
+  function select(x0, y0, x1, y1) {
+    const [a, b] = [Math.min(x0, x1), Math.max(x0, x1)], [c, d] = [Math.min(y0, y1), Math.max(y0, y1)];
+    const chosen = []; for (let i = 0; i < n; i++)
+      if (screenX[i] >= a && screenX[i] <= b && screenY[i] >= c && screenY[i] <= d) chosen.push(i);
+    state.selected = chosen; selList.replaceChildren();
+    document.getElementById("selcount").textContent = `${chosen.length} songs selected`;
+    for (const i of chosen.slice(0, 500)) { const li = document.createElement("li");
+      li.textContent = nameOf(i); li.title = data.path[i]; selList.appendChild(li); }
+    selBox.hidden = chosen.length === 0; redraw();
+    return chosen;
+  }
+  document.getElementById("download").addEventListener("click", () => {
+    const url = URL.createObjectURL(new Blob([m3u(state.selected)], { type: "audio/x-mpegurl" }));
+    const a = document.createElement("a"); a.href = url; a.download = "qbsd-selection.m3u";
+    document.body.appendChild(a); a.click(); a.remove(); setTimeout(() => URL.revokeObjectURL(url), 1000);
+  });
+
+  // mouse: drag pans, shift-drag selects, wheel zooms, hover shows a song
+  let drag = null, box = null;
+  const local = (e) => { const r = canvas.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; };
+  canvas.addEventListener("mousedown", (e) => { const [x, y] = local(e);
+    if (e.shiftKey) box = { x0: x, y0: y, x1: x, y1: y }; else drag = { x, y, panX: state.panX, panY: state.panY }; });
+  window.addEventListener("mousemove", (e) => { const [x, y] = local(e);
+    if (box) { box.x1 = x; box.y1 = y; redraw(); return; }
+    if (drag) { state.panX = drag.panX + x - drag.x; state.panY = drag.panY + y - drag.y; redraw(); return; }
+    if (e.target === canvas) showTip(nearest(x, y, Math.max(6, radius + 3)), x, y); else showTip(-1, 0, 0); });
+  window.addEventListener("mouseup", () => { if (box) { const b = box; box = null; select(b.x0, b.y0, b.x1, b.y1); }
+    drag = null; });
+  canvas.addEventListener("wheel", (e) => { e.preventDefault(); const [x, y] = local(e), w = canvas.clientWidth,
+    h = canvas.clientHeight, f = Math.exp(-e.deltaY / 500), zoom = Math.min(200, Math.max(0.5, state.zoom * f));
+    const k = zoom / state.zoom;  // keep the point under the cursor in place
+    state.panX = x - w / 2 - (x - w / 2 - state.panX) * k; state.panY = y - h / 2 - (y - h / 2 - state.panY) * k;
+    state.zoom = zoom; redraw(); }, { passive: false });
+  viewSelect.addEventListener("change", () => { state.view = viewSelect.value; state.zoom = 1; state.panX = 0;
+    state.panY = 0; redraw(); });
+  colourSelect.addEventListener("change", () => { state.colour = colourSelect.value; recolour(); redraw(); });
+  search.addEventListener("input", applySearch);
+  window.addEventListener("resize", () => { size(); redraw(); });
+
+  // for tests and scripting: what the page shows, in numbers
+  window.qbsdMap = {
+    count: () => state.drawn,
+    songs: () => n,
+    view: () => state.view,
+    point: (i) => { const r = canvas.getBoundingClientRect(); return { x: r.left + screenX[i], y: r.top + screenY[i] }; },
+    colour: (i) => palette[colourIndex[i]],
+    title: (i) => nameOf(i),
+    path: (i) => data.path[i],
+    hovered: () => state.hover,
+    tip: () => (tip.hidden ? "" : tip.textContent),
+    highlighted: () => (state.highlight ? state.highlight.slice() : null),
+    selected: () => state.selected.slice(),
+    m3u: () => m3u(state.selected),
+    firstPaint: null,
+  };
+  size(); recolour(); setStatus(); draw();
+  window.qbsdMap.firstPaint = performance.now();
+})();
