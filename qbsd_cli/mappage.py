@@ -97,7 +97,7 @@ def render(layout: MapLayout) -> str:
     script = package.joinpath(SCRIPT).read_text(encoding="utf-8")
     count = len(layout.paths)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<link rel="icon" href="data:,">\n'
         f"<title>qbsd map: {count:,} songs</title>\n<style>\n{style}</style>\n</head>\n<body>\n"

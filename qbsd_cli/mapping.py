@@ -13,8 +13,8 @@ index hands over (a ranking.SongSource's catalogue); it writes nothing.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -136,7 +136,7 @@ def layout(source: SongSource) -> MapLayout:
     return MapLayout(list(paths), list(infos), tags, scores, mood_plane(scores, tags), vector, method)
 
 
-def library_layout(folder: str | os.PathLike) -> MapLayout:
+def library_layout(folder: str | Path) -> MapLayout:
     """The map of the index in `folder`, read-only (IndexMissingError when it holds no songs)."""
     from .store import IndexStore
 
