@@ -25,7 +25,8 @@ from .songinfo import SongInfo
 #: The four quadrant tags of Russell's plane, Q1..Q4, and the moods each stands for.
 QUADRANT_TAGS = ("quadrant:q1", "quadrant:q2", "quadrant:q3", "quadrant:q4")
 QUADRANT_MOODS = ("happy · excited", "angry · tense", "sad · depressed", "calm · relaxed")
-#: Songs up to which the whole-vector map is a t-SNE (n² memory and time: about 3 s at 800 songs on one core, 40 s at 2,000); PCA beyond.
+#: Songs up to which the whole-vector map is a t-SNE (n² memory and time: about 3 s at 800
+#: songs on one core, 40 s at 2,000); PCA beyond.
 NEIGHBOUR_LIMIT = 1000
 #: t-SNE's perplexity (the effective number of neighbours each song keeps) and rounds.
 PERPLEXITY = 30.0
