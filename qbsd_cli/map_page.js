@@ -23,7 +23,7 @@
   for (let k = 0; k < 16; k++) { const t = k / 15;
     RAMP.push(`rgb(${Math.round(40 + 215 * t * t)},${Math.round(40 + 180 * t)},${Math.round(140 + 40 * t - 150 * t * t)})`); }
   const state = { view: views.mood ? "mood" : "vector", colour: "quadrant", zoom: 1, panX: 0, panY: 0,
-    highlight: null, selected: [], drawn: 0, hover: -1 };
+    highlight: null, selected: [], shared: [], drawn: 0, drawMs: 0, hover: -1 };
   let colourIndex = new Uint8Array(n), palette = QUAD_COLOURS;
   const screenX = new Float32Array(n), screenY = new Float32Array(n);
   const radius = n > 20000 ? 1.5 : n > 2000 ? 2.5 : 3.5;
@@ -76,7 +76,7 @@
     }
   }
   function draw() {
-    const g = place(); ctx.clearRect(0, 0, g.w, g.h); axes(g);
+    const began = performance.now(), g = place(); ctx.clearRect(0, 0, g.w, g.h); axes(g);
     const hl = state.highlight, d = radius * 2; let drawn = 0;
     const buckets = palette.map(() => []);
     for (let i = 0; i < n; i++) buckets[colourIndex[i]].push(i);
@@ -92,7 +92,7 @@
       for (const i of state.selected) ctx.strokeRect(screenX[i] - radius - 1, screenY[i] - radius - 1, d + 2, d + 2); }
     if (box) { ctx.strokeStyle = "#0ff"; ctx.setLineDash([4, 3]);
       ctx.strokeRect(box.x0, box.y0, box.x1 - box.x0, box.y1 - box.y0); ctx.setLineDash([]); }
-    state.drawn = drawn;
+    state.drawn = drawn; state.drawMs = performance.now() - began;
   }
   let pending = false;
   function redraw() { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; draw(); }); } }
@@ -153,12 +153,34 @@
     }
     return lines.join("\n") + "\n";
   }
+  // what a selection shares: the tags whose mean score in it stands highest above the
+  // library's, in the library's standard deviations (the lift, as `qbsd cluster` names clusters)
+  let library = null;
+  function libraryStats() {
+    if (library) return library;
+    const mean = new Float64Array(T), square = new Float64Array(T);
+    for (let i = 0; i < n; i++) for (let t = 0; t < T; t++) { const v = scores[i * T + t] / 255; mean[t] += v; square[t] += v * v; }
+    const std = new Float64Array(T);
+    for (let t = 0; t < T; t++) { mean[t] /= n; std[t] = Math.sqrt(Math.max(0, square[t] / n - mean[t] * mean[t])); }
+    library = { mean, std }; return library;
+  }
+  function shared(list, k) {
+    if (!list.length) return [];
+    const { mean, std } = libraryStats(), sum = new Float64Array(T);
+    for (const i of list) for (let t = 0; t < T; t++) sum[t] += scores[i * T + t] / 255;
+    const lift = []; for (let t = 0; t < T; t++) lift.push([t, std[t] > 1e-9 ? (sum[t] / list.length - mean[t]) / std[t] : 0]);
+    lift.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+    return lift.slice(0, k).map(([t, l]) => [tags[t], l]);
+  }
   function select(x0, y0, x1, y1) {
     const [a, b] = [Math.min(x0, x1), Math.max(x0, x1)], [c, d] = [Math.min(y0, y1), Math.max(y0, y1)];
     const chosen = []; for (let i = 0; i < n; i++)
       if (screenX[i] >= a && screenX[i] <= b && screenY[i] >= c && screenY[i] <= d) chosen.push(i);
     state.selected = chosen; selList.replaceChildren();
     document.getElementById("selcount").textContent = `${chosen.length} songs selected`;
+    state.shared = shared(chosen, 5);
+    document.getElementById("selshares").textContent = state.shared.length
+      ? "they share: " + state.shared.map(([t, l]) => `${t} ${l >= 0 ? "+" : ""}${l.toFixed(1)}σ`).join(", ") : "";
     for (const i of chosen.slice(0, 500)) { const li = document.createElement("li");
       li.textContent = nameOf(i); li.title = data.path[i]; selList.appendChild(li); }
     selBox.hidden = chosen.length === 0; redraw();
@@ -206,6 +228,8 @@
     highlighted: () => (state.highlight ? state.highlight.slice() : null),
     selected: () => state.selected.slice(),
     m3u: () => m3u(state.selected),
+    shared: () => state.shared,
+    redraw: () => { draw(); return state.drawMs; },
     firstPaint: null,
   };
   size(); recolour(); setStatus(); draw();

@@ -109,7 +109,7 @@ def render(layout: MapLayout) -> str:
         '<span id="status"></span>\n</div>\n'
         '<div id="main"><canvas id="map"></canvas><div id="tip" hidden></div>\n'
         '<aside id="side"><p id="help">Drag to pan, wheel to zoom, shift-drag to select songs.</p>'
-        '<div id="selection" hidden><p id="selcount"></p>'
+        '<div id="selection" hidden><p id="selcount"></p><p id="selshares"></p>'
         '<button id="download" type="button">download m3u</button><ol id="sellist"></ol></div></aside></div>\n'
         f'<script type="application/json" id="qbsd-data">{script_json(page_data(layout))}</script>\n'
         f"<script>\n{script}</script>\n</body>\n</html>\n"

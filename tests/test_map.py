@@ -264,6 +264,17 @@ def test_the_map_of_real_clips_in_a_browser(browser, library, tmp_path):
     inside = sorted(i for i, (x, y) in enumerate(spots) if start[0] <= x <= end[0] and start[1] <= y <= end[1])
     assert inside and len(inside) < len(spots)
     assert browser.execute_script("return qbsdMap.selected()") == inside
+    # what they share: the tags whose mean stands highest above the library's, in its deviations
+    stored = np.rint(np.clip(matrix, 0, 1) * 255) / 255  # the page holds scores as bytes
+    spread = stored.std(axis=0)
+    above = stored[inside].mean(axis=0) - stored.mean(axis=0)
+    lifts = np.where(spread > 1e-9, above / np.where(spread > 1e-9, spread, 1), 0)
+    shared = browser.execute_script("return qbsdMap.shared()")
+    assert len(shared) == 5
+    for tag, lift in shared:
+        assert lift == pytest.approx(lifts[tags.index(tag)], abs=1e-6)
+    assert shared[0][1] == pytest.approx(lifts.max(), abs=1e-6)
+    assert browser.find_element("id", "selshares").text.startswith(f"they share: {shared[0][0]} ")
     m3u = browser.execute_script("return qbsdMap.m3u()").splitlines()
     assert m3u[0] == "#EXTM3U"
     titles = browser.execute_script("return arguments[0].map(i => qbsdMap.title(i))", inside)
