@@ -533,13 +533,16 @@ def map_command(
     from .mappage import render
     from .mapping import library_layout
 
+    if output is None and sys.stdout.isatty():
+        raise UsageError("qbsd map writes a web page: redirect it (qbsd map > library.html) or give --output FILE")
     with _index(index_folder) as target:
-        page = render(library_layout(target.folder))
+        page = render(library_layout(target.folder)).encode("utf-8")
     if output is None:
-        sys.stdout.write(page)
         sys.stdout.flush()
+        sys.stdout.buffer.write(page)
+        sys.stdout.buffer.flush()
     else:
-        output.write_text(page, encoding="utf-8")
+        output.write_bytes(page)
 
 
 @app.command()

@@ -210,11 +210,16 @@ def test_hostile_names_are_shown_safely_in_the_html(qbsd, tmp_path):
     assert html.count("<script") == 2 and re.search(r"https?://", html.replace(data, "")) is None
 
 
-def test_stdout_is_the_default(qbsd, tmp_path):
+def test_stdout_is_the_default_and_is_utf8(qbsd_process, tmp_path):
     synthetic_index(tmp_path / "index", 30)
-    result = qbsd("map", index=tmp_path / "index")
+    with IndexStore(tmp_path / "index") as store, store.transaction():
+        vector = np.full(len(TAGS), 0.5, dtype=np.float32)
+        store.put_song("/m/é/ü.mp3", 1, 1, 30.0, vector, SongInfo("Björk", "Début", "Human Behaviour", 250.0, True))
+    ascii_locale = {"LC_ALL": "C", "LANG": "C", "PYTHONIOENCODING": "ascii"}
+    result = qbsd_process("map", index=tmp_path / "index", env=ascii_locale)
     assert result.returncode == 0, result
     assert result.stdout.startswith("<!DOCTYPE html>") and result.stdout.rstrip().endswith("</html>")
+    assert "Björk" in result.stdout and "/m/é/ü.mp3" in result.stdout
 
 
 # --------------------------------------------------------------------------- in the browser
@@ -326,3 +331,21 @@ def test_a_hundred_thousand_songs(browser, qbsd, tmp_path):
         f"100,000 songs: built {built - started:.1f} s, qbsd map {mapped - built:.1f} s, "
         f"{page.stat().st_size / 1e6:.1f} MB, loaded and painted {loaded - mapped:.1f} s"
     )
+
+
+def test_a_terminal_is_not_sent_the_page(tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    synthetic_index(tmp_path / "index", 5)
+    terminal, other_end = pty.openpty()
+    try:
+        command = [sys.executable, "-m", "qbsd_cli", "map", "--index", str(tmp_path / "index")]
+        completed = subprocess.run(command, stdout=other_end, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(other_end)
+        os.close(terminal)
+    assert completed.returncode == 2, completed
+    assert completed.stderr.decode().count("\n") == 1 and b"--output FILE" in completed.stderr
