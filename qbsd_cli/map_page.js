@@ -14,17 +14,26 @@
     return out;
   }
   const views = { mood: coords(data.mood), vector: coords(data.vector) };
-  const canvas = document.getElementById("map"), ctx = canvas.getContext("2d");
+  // many songs: squares written straight into the canvas' pixels (drawPixels)
+  const PIXEL_LIMIT = 20000;
+  const canvas = document.getElementById("map"), ctx = canvas.getContext("2d", { willReadFrequently: n > PIXEL_LIMIT });
   const tip = document.getElementById("tip"), status = document.getElementById("status");
   const viewSelect = document.getElementById("view"), colourSelect = document.getElementById("colour");
   const search = document.getElementById("search");
-  const QUAD_COLOURS = ["#f2c12e", "#e8453c", "#4a7bd0", "#3fb37f"];
-  const RAMP = [];  // 16 steps from dark blue through teal to yellow
+  const QUAD_RGB = [[242, 193, 46], [232, 69, 60], [74, 123, 208], [63, 179, 127]];
+  const RAMP_RGB = [];  // 16 steps from dark blue through teal to yellow
   for (let k = 0; k < 16; k++) { const t = k / 15;
-    RAMP.push(`rgb(${Math.round(40 + 215 * t * t)},${Math.round(40 + 180 * t)},${Math.round(140 + 40 * t - 150 * t * t)})`); }
+    RAMP_RGB.push([Math.round(40 + 215 * t * t), Math.round(40 + 180 * t), Math.round(140 + 40 * t - 150 * t * t)]); }
+  const css = ([r, g, b]) => `rgb(${r},${g},${b})`;
+  const QUAD_COLOURS = QUAD_RGB.map(css), RAMP = RAMP_RGB.map(css), BACKGROUND = [17, 17, 17];
+  // a colour as one little-endian RGBA pixel, `alpha` of it over the background
+  const pixel = (rgb, alpha) => { const [r, g, b] = rgb.map((v, k) => Math.round(v * alpha + BACKGROUND[k] * (1 - alpha)));
+    return ((255 << 24) | (b << 16) | (g << 8) | r) >>> 0; };
   const state = { view: views.mood ? "mood" : "vector", colour: "quadrant", zoom: 1, panX: 0, panY: 0,
     highlight: null, selected: [], shared: [], drawn: 0, drawMs: 0, hover: -1 };
-  let colourIndex = new Uint8Array(n), palette = QUAD_COLOURS;
+  let colourIndex = new Uint8Array(n), palette = QUAD_COLOURS, paletteRGB = QUAD_RGB;
+  // songs in colour order (recolour), so that each colour is set once a frame
+  let order = new Int32Array(n), starts = [0, n];
   const screenX = new Float32Array(n), screenY = new Float32Array(n);
   const radius = n > 20000 ? 1.5 : n > 2000 ? 2.5 : 3.5;
   const MARGIN = 40;
@@ -38,14 +47,27 @@
   function score(i, t) { return scores[i * T + t] / 255; }
   function recolour() {
     if (state.colour === "quadrant") {
-      palette = QUAD_COLOURS; const q = data.quadrants;
+      palette = QUAD_COLOURS; paletteRGB = QUAD_RGB; const q = data.quadrants;
       for (let i = 0; i < n; i++) { let best = 0;
         for (let k = 1; k < 4; k++) if (scores[i * T + q[k]] > scores[i * T + q[best]]) best = k;
         colourIndex[i] = best; }
     } else {
-      palette = RAMP; const t = Number(state.colour);
+      palette = RAMP; paletteRGB = RAMP_RGB; const t = Number(state.colour);
       for (let i = 0; i < n; i++) colourIndex[i] = Math.min(15, scores[i * T + t] >> 4);
     }
+    const counts = new Int32Array(palette.length + 1);
+    for (let i = 0; i < n; i++) counts[colourIndex[i] + 1]++;
+    for (let k = 1; k <= palette.length; k++) counts[k] += counts[k - 1];
+    starts = Array.from(counts); const next = counts.slice(0, palette.length);
+    for (let i = 0; i < n; i++) order[next[colourIndex[i]]++] = i;
+  }
+  function legend() {  // what the colours mean, built as DOM text
+    const box = document.getElementById("legend"); box.replaceChildren();
+    const entries = state.colour === "quadrant" ? data.moods.map((m, k) => [QUAD_COLOURS[k], `Q${k + 1} ${m}`])
+      : [[RAMP[0], `${tags[Number(state.colour)]} 0`], [RAMP[7], "0.5"], [RAMP[15], "1"]];
+    for (const [colour, text] of entries) { const row = document.createElement("div"), swatch = document.createElement("span");
+      swatch.className = "swatch"; swatch.style.background = colour; row.append(swatch, document.createTextNode(text));
+      box.appendChild(row); }
   }
   function size() { const dpr = window.devicePixelRatio || 1, r = canvas.getBoundingClientRect();
     canvas.width = Math.max(1, Math.round(r.width * dpr)); canvas.height = Math.max(1, Math.round(r.height * dpr));
@@ -75,15 +97,36 @@
       ctx.textAlign = "left"; ctx.fillText(`whole vector (${data.method})`, 8, 18);
     }
   }
+  // fillRect per song is the slow part of a frame at 100,000 songs: beyond PIXEL_LIMIT the
+  // squares are written into the pixels; later songs cover earlier ones, no blending
+  function drawPixels(alpha) {
+    const dpr = window.devicePixelRatio || 1, W = canvas.width, H = canvas.height;
+    const image = ctx.getImageData(0, 0, W, H), buffer = new Uint32Array(image.data.buffer);
+    const colours = paletteRGB.map((rgb) => pixel(rgb, alpha)), half = Math.max(1, Math.round(radius * dpr));
+    let drawn = 0;
+    for (let i = 0; i < n; i++) {
+      const x = Math.round(screenX[i] * dpr), y = Math.round(screenY[i] * dpr), c = colours[colourIndex[i]];
+      drawn++;
+      if (x < -half || y < -half || x >= W + half || y >= H + half) continue;
+      const x0 = Math.max(0, x - half + 1), x1 = Math.min(W - 1, x + half - 1);
+      for (let yy = Math.max(0, y - half + 1); yy <= Math.min(H - 1, y + half - 1); yy++) {
+        const row = yy * W; for (let xx = x0; xx <= x1; xx++) buffer[row + xx] = c; }
+    }
+    ctx.putImageData(image, 0, 0);
+    return drawn;
+  }
   function draw() {
     const began = performance.now(), g = place(); ctx.clearRect(0, 0, g.w, g.h); axes(g);
     const hl = state.highlight, d = radius * 2; let drawn = 0;
-    const buckets = palette.map(() => []);
-    for (let i = 0; i < n; i++) buckets[colourIndex[i]].push(i);
-    ctx.globalAlpha = hl ? 0.18 : 0.85;
-    buckets.forEach((members, k) => { ctx.fillStyle = palette[k];
-      for (const i of members) { ctx.fillRect(screenX[i] - radius, screenY[i] - radius, d, d); drawn++; } });
-    ctx.globalAlpha = 1;
+    const alpha = hl ? 0.18 : 0.85;
+    if (n > PIXEL_LIMIT) drawn = drawPixels(alpha);
+    else {
+      ctx.globalAlpha = alpha;
+      for (let k = 0; k < palette.length; k++) { ctx.fillStyle = palette[k];
+        for (let j = starts[k]; j < starts[k + 1]; j++) { const i = order[j];
+          ctx.fillRect(screenX[i] - radius, screenY[i] - radius, d, d); drawn++; } }
+      ctx.globalAlpha = 1;
+    }
     if (hl) { ctx.strokeStyle = "#fff"; ctx.lineWidth = 1;
       for (const i of hl) { ctx.fillStyle = palette[colourIndex[i]];
         ctx.fillRect(screenX[i] - radius - 1, screenY[i] - radius - 1, d + 2, d + 2);
@@ -210,7 +253,7 @@
     state.zoom = zoom; redraw(); }, { passive: false });
   viewSelect.addEventListener("change", () => { state.view = viewSelect.value; state.zoom = 1; state.panX = 0;
     state.panY = 0; redraw(); });
-  colourSelect.addEventListener("change", () => { state.colour = colourSelect.value; recolour(); redraw(); });
+  colourSelect.addEventListener("change", () => { state.colour = colourSelect.value; recolour(); legend(); redraw(); });
   search.addEventListener("input", applySearch);
   window.addEventListener("resize", () => { size(); redraw(); });
 
@@ -232,6 +275,6 @@
     redraw: () => { draw(); return state.drawMs; },
     firstPaint: null,
   };
-  size(); recolour(); setStatus(); draw();
+  size(); recolour(); legend(); setStatus(); draw();
   window.qbsdMap.firstPaint = performance.now();
 })();

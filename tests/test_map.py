@@ -326,10 +326,17 @@ def test_a_hundred_thousand_songs(browser, qbsd, tmp_path):
     load(browser, page)
     loaded = time.perf_counter()
     assert browser.execute_script("return qbsdMap.count()") == 100_000
+    spot = browser.execute_script("return qbsdMap.point(12345)")
+    hover(browser, (spot["x"], spot["y"]))
+    hovered = browser.execute_script("return qbsdMap.hovered()")
+    assert hovered >= 0 and browser.execute_script("return qbsdMap.title(arguments[0])", hovered) in (
+        browser.execute_script("return qbsdMap.tip()")
+    )
+    frame = browser.execute_script("return qbsdMap.redraw()")
     assert console_errors(browser) == [] and requests(browser) == []
     print(
         f"100,000 songs: built {built - started:.1f} s, qbsd map {mapped - built:.1f} s, "
-        f"{page.stat().st_size / 1e6:.1f} MB, loaded and painted {loaded - mapped:.1f} s"
+        f"{page.stat().st_size / 1e6:.1f} MB, loaded and painted {loaded - mapped:.1f} s, a redraw {frame:.0f} ms"
     )
 
 
