@@ -124,7 +124,7 @@ def main() -> None:
         method = "t-SNE" if size <= 1000 else "PCA"
         lines.append(
             f"| {size:,} | {made:.1f} s | {method} | {nbytes / 1e6:.1f} MB | {paint * 1000:.0f} ms | {load * 1000:.0f} ms "
-            f"| {frame * 1000:.0f} ms |"
+            f"| {frame * 1000:.1f} ms |"
         )
     (REPO / "benchmarks" / "MAP.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
