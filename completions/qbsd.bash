@@ -58,7 +58,7 @@ _qbsd_offer() {
             if [[ $cur == -* ]]; then
                 _qbsd_compgen words "$cur" "--debug --install-completion --show-completion --help -h"
             else
-                _qbsd_compgen words "$cur" "tag index similar search path cluster tags train evaluate"
+                _qbsd_compgen words "$cur" "tag index similar search path map cluster tags train evaluate"
             fi
             ;;
         tag)
@@ -122,6 +122,13 @@ _qbsd_offer() {
             else
                 _qbsd_compgen file "$cur"
             fi
+            ;;
+        map)
+            case "$option" in
+                --output|-o) _qbsd_compgen file "$cur"; return 0 ;;
+                --index|-i) _qbsd_compgen dir "$cur"; return 0 ;;
+            esac
+            _qbsd_compgen words "$cur" "--output -o --index -i --help -h"
             ;;
         cluster)
             case "$option" in

@@ -14,6 +14,7 @@ complete -c qbsd -n __fish_use_subcommand -a index -d 'Index folders: analyse ne
 complete -c qbsd -n __fish_use_subcommand -a similar -d 'Songs in the index most like QUERIES together (cosine similarity of tag vectors)'
 complete -c qbsd -n __fish_use_subcommand -a search -d 'Songs in the index that best fit WORDS (mean of their scores for those tags)'
 complete -c qbsd -n __fish_use_subcommand -a path -d 'A playlist from START to END moving evenly between them, a song nearest each step'
+complete -c qbsd -n __fish_use_subcommand -a map -d 'Draw the library as one HTML page: every song a point on the mood plane and on a map of its tags'
 complete -c qbsd -n __fish_use_subcommand -a cluster -d 'Group the library into playlists of songs that sound alike, each named by its tags'
 complete -c qbsd -n __fish_use_subcommand -a tags -d 'The model\'s vocabulary, one tag per line'
 complete -c qbsd -n __fish_use_subcommand -a train -d 'Train the tag model on labelled audio and export it as ONNX (needs the train extra)'
@@ -89,6 +90,11 @@ complete -c qbsd -n '__fish_seen_subcommand_from path' -l index -s i -x -a '(__f
 complete -c qbsd -n '__fish_seen_subcommand_from path' -l model -r -F -d 'A shipped model: fast (the default) or accurate (slower, better tags; `qbsd tags -v` says which is which), or an ONNX model file; if not given, $QBSD_MODEL, else the index\'s own model, else fast'
 complete -c qbsd -n '__fish_seen_subcommand_from path' -l help -s h -d 'Show this message and exit'
 complete -c qbsd -n '__fish_seen_subcommand_from path' -F
+
+# qbsd map
+complete -c qbsd -n '__fish_seen_subcommand_from map' -l output -s o -r -F -d 'Write the page to this file instead of stdout'
+complete -c qbsd -n '__fish_seen_subcommand_from map' -l index -s i -x -a '(__fish_complete_directories (commandline -ct))' -d 'Index folder; if not given, $XDG_DATA_HOME/qbsd, i.e'
+complete -c qbsd -n '__fish_seen_subcommand_from map' -l help -s h -d 'Show this message and exit'
 
 # qbsd cluster
 complete -c qbsd -n '__fish_seen_subcommand_from cluster' -l count -s n -x -d 'How many clusters (playlists)'

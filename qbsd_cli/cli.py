@@ -522,6 +522,29 @@ def path(
     ranking_output(_ranking_records(matches, explain), resolve_format(output_format), title, explain)
 
 
+@app.command(name="map")
+def map_command(
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write the page to this file instead of stdout.", show_default=False
+    ),
+    index_folder: Optional[Path] = IndexOption,
+) -> None:
+    """Draw the library as one HTML page: every song a point on the mood plane and on a map of its tags."""
+    from .mappage import render
+    from .mapping import library_layout
+
+    if output is None and sys.stdout.isatty():
+        raise UsageError("qbsd map writes a web page: redirect it (qbsd map > library.html) or give --output FILE")
+    with _index(index_folder) as target:
+        page = render(library_layout(target.folder)).encode("utf-8")
+    if output is None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(page)
+        sys.stdout.buffer.flush()
+    else:
+        output.write_bytes(page)
+
+
 @app.command()
 def cluster(
     count: int = typer.Option(10, "--count", "-n", help="How many clusters (playlists)."),

@@ -51,6 +51,7 @@ SLOW_TESTS = frozenset(
         "test_store.py::test_annoy_agrees_with_exact_search",
         "test_features.py::test_matches_librosa_on_real_clips",
         "test_bad_input.py::test_file_without_read_permission",
+        "test_map.py::test_a_hundred_thousand_songs",
     }
 )
 

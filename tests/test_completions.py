@@ -21,7 +21,7 @@ COMPLETIONS = REPO / "completions"
 GENERATOR = COMPLETIONS / "generate.py"
 SCRIPTS = {"bash": "qbsd.bash", "zsh": "_qbsd", "fish": "qbsd.fish"}
 REGENERATE = "python completions/generate.py completions/"
-SUBCOMMANDS = ["tag", "index", "similar", "search", "path", "cluster", "tags", "train", "evaluate"]
+SUBCOMMANDS = ["tag", "index", "similar", "search", "path", "map", "cluster", "tags", "train", "evaluate"]
 
 
 def checkout_env() -> dict:

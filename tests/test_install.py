@@ -124,6 +124,8 @@ def test_wheel_ships_the_model_and_its_card(wheel):
         assert "qbsd_cli/models/README.md" in names, (
             f"the model card models/README.md is not in the wheel (exists in the repo: {MODEL_CARD.is_file()})"
         )
+        # the page of `qbsd map` reads its script and style as package data
+        assert {"qbsd_cli/map_page.js", "qbsd_cli/map_page.css"} <= names, sorted(names)
         entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
         assert "qbsd = qbsd_cli.cli:main" in archive.read(entry_points).decode()
         assert not any(name.startswith(("tests/", "models/")) for name in names), sorted(names)
