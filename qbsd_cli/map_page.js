@@ -19,6 +19,7 @@
   const canvas = document.getElementById("map"), ctx = canvas.getContext("2d", { willReadFrequently: n > PIXEL_LIMIT });
   const tip = document.getElementById("tip"), status = document.getElementById("status");
   const viewSelect = document.getElementById("view"), colourSelect = document.getElementById("colour");
+  const sizeSelect = document.getElementById("size");
   const search = document.getElementById("search");
   const QUAD_RGB = [[242, 193, 46], [232, 69, 60], [74, 123, 208], [63, 179, 127]];
   const RAMP_RGB = [];  // 16 steps from dark blue through teal to yellow
@@ -41,7 +42,10 @@
   if (!views.mood) { viewSelect.querySelector('option[value="mood"]').disabled = true; viewSelect.value = "vector"; }
   if (!data.quadrants) { colourSelect.querySelector('option[value="quadrant"]').remove(); state.colour = "0"; }
   tags.forEach((tag, t) => { const o = document.createElement("option"); o.value = String(t); o.textContent = tag;
-    colourSelect.appendChild(o); });
+    colourSelect.appendChild(o); sizeSelect.appendChild(o.cloneNode(true)); });
+  // point size by a tag's score: half the radius at 0 to twice it at 1 (one size above PIXEL_LIMIT)
+  let sizeTag = -1;
+  function radiusOf(i) { return sizeTag < 0 ? radius : radius * (0.5 + 1.5 * scores[i * T + sizeTag] / 255); }
   colourSelect.value = state.colour;
 
   function score(i, t) { return scores[i * T + t] / 255; }
@@ -123,8 +127,8 @@
     else {
       ctx.globalAlpha = alpha;
       for (let k = 0; k < palette.length; k++) { ctx.fillStyle = palette[k];
-        for (let j = starts[k]; j < starts[k + 1]; j++) { const i = order[j];
-          ctx.fillRect(screenX[i] - radius, screenY[i] - radius, d, d); drawn++; } }
+        for (let j = starts[k]; j < starts[k + 1]; j++) { const i = order[j], r = radiusOf(i);
+          ctx.fillRect(screenX[i] - r, screenY[i] - r, 2 * r, 2 * r); drawn++; } }
       ctx.globalAlpha = 1;
     }
     if (hl) { ctx.strokeStyle = "#fff"; ctx.lineWidth = 1;
@@ -254,6 +258,7 @@
   viewSelect.addEventListener("change", () => { state.view = viewSelect.value; state.zoom = 1; state.panX = 0;
     state.panY = 0; redraw(); });
   colourSelect.addEventListener("change", () => { state.colour = colourSelect.value; recolour(); legend(); redraw(); });
+  sizeSelect.addEventListener("change", () => { sizeTag = sizeSelect.value === "" ? -1 : Number(sizeSelect.value); redraw(); });
   search.addEventListener("input", applySearch);
   window.addEventListener("resize", () => { size(); redraw(); });
 
@@ -264,6 +269,7 @@
     view: () => state.view,
     point: (i) => { const r = canvas.getBoundingClientRect(); return { x: r.left + screenX[i], y: r.top + screenY[i] }; },
     colour: (i) => palette[colourIndex[i]],
+    size: (i) => (n > PIXEL_LIMIT ? radius : radiusOf(i)),
     title: (i) => nameOf(i),
     path: (i) => data.path[i],
     hovered: () => state.hover,

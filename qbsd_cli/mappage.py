@@ -105,6 +105,7 @@ def render(layout: MapLayout) -> str:
         '<label>view <select id="view"><option value="mood">mood plane</option>'
         '<option value="vector">whole vector</option></select></label>\n'
         '<label>colour <select id="colour"><option value="quadrant">quadrant</option></select></label>\n'
+        '<label>size <select id="size"><option value="">same</option></select></label>\n'
         '<label>search <input id="search" type="search" placeholder="e.g. calm piano" size="18"></label>\n'
         '<span id="status"></span>\n</div>\n'
         '<div id="main"><canvas id="map"></canvas><div id="tip" hidden></div>\n'

@@ -253,6 +253,15 @@ def test_the_map_of_real_clips_in_a_browser(browser, library, tmp_path):
     calm = matrix[:, tags.index("mood:calm")]
     assert after[int(np.argmax(calm))] != after[int(np.argmin(calm))] or np.ptp(calm) < 1 / 16
 
+    # point size by a tag's score: the song that scores highest is drawn largest
+    sizes = browser.execute_script("return Array.from({length: qbsdMap.songs()}, (_, i) => qbsdMap.size(i))")
+    assert len(set(sizes)) == 1
+    Select(browser.find_element("id", "size")).select_by_visible_text("mood:calm")
+    sizes = browser.execute_script("return Array.from({length: qbsdMap.songs()}, (_, i) => qbsdMap.size(i))")
+    assert sizes[int(np.argmax(calm))] == max(sizes) and sizes[int(np.argmin(calm))] == min(sizes)
+    assert browser.execute_script("return qbsdMap.count()") == len(paths)  # every point still drawn
+    Select(browser.find_element("id", "size")).select_by_visible_text("same")
+
     # the search box lights up the songs whose named tags score highest
     box = browser.find_element("id", "search")
     box.send_keys("piano")
