@@ -21,7 +21,7 @@ from helpers import (
 )
 
 #: Test files whose tests build wheels, start a Dask cluster, train networks, run the
-#: teachers, or wait out kills and time limits: `python -m pytest -m "not slow"` leaves
+#: teachers, drive a browser, or wait out kills and time limits: `python -m pytest -m "not slow"` leaves
 #: them out for a quick local loop; CI runs everything.
 SLOW_FILES = frozenset(
     {
@@ -43,6 +43,7 @@ SLOW_FILES = frozenset(
         "test_damaged_index.py",
         "test_nested_weight.py",
         "test_read_only_index.py",
+        "test_map.py",
     }
 )
 #: Single slow tests in files that are otherwise quick.
