@@ -187,7 +187,7 @@ def log(message: str) -> None:
 
 
 def display(path: str) -> str:
-    """As qbsd prints a path (output.display_path): undecodable bytes as escapes."""
+    """As qbsd prints a path (display.shown_path): undecodable bytes as escapes."""
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 

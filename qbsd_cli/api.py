@@ -47,6 +47,7 @@ from .vocabulary import resolve_words
 
 if TYPE_CHECKING:  # the store (sqlite3, annoy) is imported when an index is used, not by tag()
     from .clusters import Cluster
+    from .mapping import MapLayout
     from .store import IndexStore
 
 __all__ = [
@@ -172,13 +173,9 @@ class Index:
         model: str | os.PathLike | None = None,
         full: bool = False,
     ) -> list[Match]:
-        """The `top` songs most like `query` (files or TagResults), best first: cosine to the
-        seeds' direction, away from `avoid`, towards the tags the words `tags` name (see
-        ranking for the weights). Seeds, counter-examples and duplicates are left out
-        (seeds kept with include_self, duplicates with keep_duplicates); per_artist /
-        per_album cap an artist / album; explain fills `because`; exact scans every song.
-        Ties go by path. Raises UsageError, AudioError, ModelMismatchError,
-        IndexMissingError or IndexDamagedError."""
+        """The `top` songs most like `query` (files or TagResults), away from `avoid`, towards
+        the words `tags` (ranking.best has the rules: seeds and duplicates left out, caps,
+        ties by path). Raises UsageError, AudioError, ModelMismatchError or StoreError."""
         store = self._reader()
         found = seeds(store, query, model, full)
         if not found:
@@ -229,10 +226,8 @@ class Index:
         model: str | os.PathLike | None = None,
         full: bool = False,
     ) -> list[Match]:
-        """`steps` songs from `start` to `end`, both included (ranking.walk: step i nearest
-        the point i/(steps-1) of the way, greedily, no song twice, no duplicates, within
-        the caps); each score is the cosine to its step's point. Raises UsageError (fewer
-        than 2 steps, one song at both ends, more steps than songs) or AudioError."""
+        """`steps` songs from `start` to `end`, both included (ranking.walk); raises
+        UsageError (too few or many steps, one song at both ends) or AudioError."""
         if steps < 2:
             raise UsageError(f"--steps {steps}: a path needs at least 2 songs, its start and its end")
         store = self._reader()
@@ -250,6 +245,12 @@ class Index:
             )
         rules = _list_rules(store, steps, per_artist, per_album, keep_duplicates, explain)
         return _matches(walk(store, a, b, steps, rules))
+
+    def map(self) -> MapLayout:
+        """Every song placed on the mood plane and on a map of its tags (mapping.layout)."""
+        from .mapping import layout
+
+        return layout(self._reader())
 
     def cluster(self, count: int, *, min_size: int = 1, max_size: int = 0, per_artist: int = 0) -> list[Cluster]:
         """The library as at most `count` named playlists (clusters.cluster_library)."""

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, BinaryIO, List, Optional
 
 import typer
 
-from .display import shown_reason
+from .display import shown, shown_path, shown_reason
 from .errors import ExitStatus, QbsdError, UsageError
-from .output import OutputFormat, display_path, error, json_line, note, stderr_is_terminal, write_line
+from .output import OutputFormat, error, json_line, note, stderr_is_terminal, write_line
 from .playlist_files import is_playlist
 from .reporting import Reporter
 from .settings import DEFAULT_TIMEOUT
@@ -263,7 +263,7 @@ def index(
         with target:
             for failure in target.failures():
                 write_line(
-                    f"{display_path(failure.path)}: {shown_reason(failure.reason)}"
+                    f"{shown_path(failure.path)}: {shown_reason(failure.reason)}"
                     if plain
                     else json_line({"path": failure.path, "error": failure.reason})
                 )
@@ -274,9 +274,7 @@ def index(
                 for record in _ranking_records(group):
                     record = {"group": number, **{k: v for k, v in record.items() if k != "rank"}}
                     write_line(
-                        f"{number}\t{record['score']:.4f}\t{display_path(record['path'])}"
-                        if plain
-                        else json_line(record)
+                        f"{number}\t{record['score']:.4f}\t{shown_path(record['path'])}" if plain else json_line(record)
                     )
         return
     if not folders and not from_jsonl:
@@ -307,7 +305,7 @@ def index(
     note(
         f"added {summary.added}, updated {summary.updated}, removed {summary.removed}, "
         f"failed {summary.failed}, unchanged {summary.unchanged}; "
-        f"{summary.songs} songs in {display_path(str(target.folder))}; {summary.seconds:.1f} s"
+        f"{summary.songs} songs in {shown_path(str(target.folder))}; {summary.seconds:.1f} s"
     )
     if summary.failed_now:
         raise FailedInputs()
@@ -322,7 +320,7 @@ def _open_binary(path: str) -> BinaryIO:
         regular_file(path)
         return open(path, "rb")
     except (OSError, QbsdError) as bad:
-        raise UsageError(f"{display_path(path)}: {getattr(bad, 'strerror', None) or bad}") from None
+        raise UsageError(f"{shown_path(path)}: {getattr(bad, 'strerror', None) or bad}") from None
 
 
 def _playlist_songs(argument: str) -> list[str]:
@@ -332,7 +330,7 @@ def _playlist_songs(argument: str) -> list[str]:
 
     playlist = read_m3u(argument)
     for entry, reason in playlist.missing:
-        error(entry, f"{reason} (in the playlist {display_path(argument)}; left out)")
+        error(entry, f"{reason} (in the playlist {shown_path(argument)}; left out)")
     if not playlist.songs:
         raise UsageError(f"{argument}: the playlist names no song that is a file here")
     return playlist.songs
@@ -426,7 +424,7 @@ def similar(
             model=model,
             full=full,
         )
-    title = "like " + ", ".join(display_path(query) for query in queries)
+    title = "like " + ", ".join(shown_path(query) for query in queries)
     ranking_output(_ranking_records(matches, explain), resolve_format(output_format), title, explain)
 
 
@@ -518,7 +516,7 @@ def path(
         note(
             f"qbsd: the path has {len(matches)} songs, not --steps {steps}: the other songs are {' or '.join(excluded)}"
         )
-    title = f"from {display_path(start)} to {display_path(end)}"
+    title = f"from {shown_path(start)} to {shown_path(end)}"
     ranking_output(_ranking_records(matches, explain), resolve_format(output_format), title, explain)
 
 
@@ -531,18 +529,13 @@ def map_command(
 ) -> None:
     """Draw the library as one HTML page: every song a point on the mood plane and on a map of its tags."""
     from .mappage import render
-    from .mapping import library_layout
+    from .output import write_page
 
     if output is None and sys.stdout.isatty():
         raise UsageError("qbsd map writes a web page: redirect it (qbsd map > library.html) or give --output FILE")
     with _index(index_folder) as target:
-        page = render(library_layout(target.folder)).encode("utf-8")
-    if output is None:
-        sys.stdout.flush()
-        sys.stdout.buffer.write(page)
-        sys.stdout.buffer.flush()
-    else:
-        output.write_bytes(page)
+        page = render(target.map()).encode("utf-8")
+    write_page(page, output)
 
 
 @app.command()
@@ -599,8 +592,8 @@ def cluster(
                 target_file = output / safe_file_name(record["name"], record["cluster"])
                 target_file.write_text("\n".join(m3u_lines(record["songs"])) + "\n", encoding="utf-8")
         except OSError as problem:
-            raise QbsdError(f"{display_path(str(output))}: {problem.strerror or problem}") from None
-        note(f"{len(records)} playlists in {display_path(str(output))}")
+            raise QbsdError(f"{shown_path(str(output))}: {problem.strerror or problem}") from None
+        note(f"{len(records)} playlists in {shown_path(str(output))}")
     cluster_output(records, chosen, explain)
 
 
@@ -614,11 +607,11 @@ def tags(
 
     info = ModelInfo.read(model)
     if verbose:
-        note(f"model {info.model_id}, {len(info.tags)} tags, {info.path}")
+        note(f"model {shown(info.model_id)}, {len(info.tags)} tags, {shown_path(str(info.path))}")
         if info.description and stderr_is_terminal():  # prose for a person; scripts get the one line
-            note(info.description)
-    for name in info.tags:
-        write_line(name)
+            note(shown(info.description, 2000))
+    for name in info.tags:  # a model file's metadata is text from a file like any other
+        write_line(shown(name))
 
 
 #: The import names of the train extra's packages (pyproject.toml)

@@ -14,11 +14,9 @@ index hands over (a ranking.SongSource's catalogue); it writes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .errors import IndexMissingError
 from .ranking import SongSource
 from .songinfo import SongInfo
 
@@ -143,13 +141,3 @@ def layout(source: SongSource) -> MapLayout:
     else:
         vector, method = pca(scores), "PCA"
     return MapLayout(list(paths), list(infos), tags, scores, mood_plane(scores, tags), vector, method)
-
-
-def library_layout(folder: str | Path) -> MapLayout:
-    """The map of the index in `folder`, read-only (IndexMissingError when it holds no songs)."""
-    from .store import IndexStore
-
-    with IndexStore(folder, create=False, read_only=True) as store:
-        if store.model_id is None or store.song_count() == 0:
-            raise IndexMissingError(f"the index at {folder} holds no songs yet: run `qbsd index DIR` first")
-        return layout(store)

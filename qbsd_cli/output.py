@@ -8,11 +8,12 @@ from __future__ import annotations
 import enum
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from .display import FIELD_LIMIT, has_unsafe, markup_safe, one_line, shown, shown_path, shown_reason
-from .errors import ExitStatus
+from .errors import ExitStatus, QbsdError
 from .records import dumps
 
 if TYPE_CHECKING:
@@ -40,12 +41,6 @@ def resolve_format(requested: OutputFormat) -> OutputFormat:
     if requested != OutputFormat.auto:
         return requested
     return OutputFormat.table if stdout_is_terminal() else OutputFormat.json
-
-
-def display_path(path: str) -> str:
-    """A path as it is shown to a person: display.shown_path (control characters and
-    undecodable bytes as visible escapes)."""
-    return shown_path(path)
 
 
 def json_line(record: dict) -> str:
@@ -151,6 +146,25 @@ def m3u_location(path: str) -> str:
 
 def _because_text(record: dict) -> str:
     return ", ".join(f"{entry['tag'].split(':', 1)[-1]} {entry['score']:.2f}" for entry in record.get("because", []))
+
+
+def write_page(page: bytes, path: Path | None) -> None:
+    """A whole document (`qbsd map`'s page) to the file `path`, or to stdout when None; a
+    reader that went away is a quiet end, as for write_line."""
+    if path is not None:
+        try:
+            path.write_bytes(page)
+        except OSError as problem:
+            raise QbsdError(f"{shown_path(str(path))}: {problem.strerror or problem}") from None
+        return
+    try:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(page)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(ExitStatus.OK) from None
 
 
 def m3u_lines(records: list[dict]) -> list[str]:

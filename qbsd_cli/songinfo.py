@@ -19,7 +19,6 @@ folder holding the file.
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -56,7 +55,7 @@ class SongInfo:
 
 def _storable(text: str) -> str:
     """`text` as valid UTF-8 (SQLite TEXT and JSON need it): the surrogate escapes of a
-    non-UTF-8 file or folder name become \\xNN, as qbsd prints paths (output.display_path);
+    non-UTF-8 file or folder name become \\xNN, as qbsd shows paths (display.shown_path);
     a lone surrogate of another kind (a JSON line may carry one) becomes \\uNNNN."""
     try:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
@@ -81,15 +80,6 @@ def capped(text: str | None) -> str | None:
     return _clean(text)
 
 
-def is_regular_file(path: str) -> bool:
-    """Whether `path` is a regular file (after links): nothing else is opened to read its
-    tags, since opening a FIFO or a device could block forever."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except (OSError, ValueError):
-        return False
-
-
 def from_folders(path: str, root: str | None) -> SongInfo:
     """The folder-name rule alone (see the module's docstring)."""
     title = _clean(os.path.splitext(os.path.basename(path))[0])
@@ -111,7 +101,12 @@ def read_tags(path: str) -> SongInfo:
     completes it with `completed` (the folder names need the indexed root)."""
     import soundfile
 
-    if not is_regular_file(path):
+    from .audio import regular_file
+    from .errors import AudioError
+
+    try:  # the one check every path passes: a FIFO or a device is never opened
+        regular_file(path)
+    except AudioError:
         return SongInfo()
     try:
         # bytes: soundfile cannot encode the surrogate escapes of a non-UTF-8 name itself
