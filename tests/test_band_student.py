@@ -145,3 +145,67 @@ def test_short_tails_are_skipped_in_training_and_at_run_time():
     params = FeatureParams()
     front_end = MfccBandsFrontEnd(params, librosa_mel_basis(params))
     assert front_end.min_later_segment_seconds == 3.0 and front_end.min_seconds == 1.0
+
+
+def test_mixup_mixes_windows_as_power_and_targets_with_the_same_share():
+    rng = np.random.default_rng(5)
+    windows = np.log10(10000 * rng.random((16, 20, 96)).astype(np.float32) + 1)
+    targets = rng.standard_normal((16, 7)).astype(np.float32)
+    mixed_windows, mixed_targets = band_student.mix_windows(windows, targets, np.random.default_rng(1), 1.0, 0.4)
+    # replay the draws to find each row's partner and share
+    replay = np.random.default_rng(1)
+    rows = np.flatnonzero(replay.random(16) < 1.0)
+    partners = replay.integers(0, 16, size=len(rows))
+    lam = replay.beta(0.4, 0.4, size=len(rows)).astype(np.float32)
+    power = lambda w: np.power(10.0, w.astype(np.float64)) - 1  # noqa: E731
+    expected = np.log10(
+        lam[:, None, None] * power(windows[rows]) + (1 - lam[:, None, None]) * power(windows[partners]) + 1
+    )
+    np.testing.assert_allclose(mixed_windows[rows], expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        mixed_targets[rows], lam[:, None] * targets[rows] + (1 - lam[:, None]) * targets[partners], atol=1e-6
+    )
+    # a mix of equal windows is that window; the inputs are not changed in place
+    same, _ = band_student.mix_windows(np.repeat(windows[:1], 4, 0), targets[:4], rng, 1.0, 0.4)
+    np.testing.assert_allclose(same, np.repeat(windows[:1], 4, 0), atol=1e-4)
+    assert np.array_equal(
+        windows, np.log10(10000 * np.random.default_rng(5).random((16, 20, 96)).astype(np.float32) + 1)
+    )
+    untouched, _ = band_student.mix_windows(windows, targets, rng, 0.0, 0.4)
+    assert np.array_equal(untouched, windows)
+
+
+def test_head_logits_are_the_heads_before_their_sigmoid():
+    rng = np.random.default_rng(6)
+    features = rng.standard_normal((40, 500))
+    labels = (features[:, :3] > 0).astype(float)
+    heads = accurate.fit_heads(features, labels)
+    logits = band_student.head_logit_targets(heads, features)
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), heads.probabilities(features), atol=1e-4)
+
+
+def test_auxiliary_targets_are_learnt_and_then_dropped_from_the_network():
+    rng = np.random.default_rng(7)
+    frames = [rng.standard_normal((1, band_student.SEGMENT_FRAMES, 96)).astype(np.float16) for _ in range(4)]
+    starts = [np.array([[0, t] for t in range(0, 2300, 258)]) for _ in frames]
+    targets = [rng.standard_normal((len(s), 12)).astype(np.float32) for s in starts]
+    auxiliary = [t[:, :3] * 2 for t in targets]
+    checkpoints = []
+    settings = band_student.BandStudentSettings(
+        width=8, epochs=3, batch_size=8, mixup_share=0.5, head_targets=True, checkpoints=(1, 2)
+    )
+    taught = band_student.fit_band_student(
+        frames,
+        starts,
+        targets,
+        np.arange(4),
+        settings,
+        log=lambda line: None,
+        auxiliary=auxiliary,
+        on_checkpoint=lambda epoch, student: checkpoints.append((epoch, student.network.out.out_features)),
+    )
+    # the network handed on estimates the 12 teacher outputs only, at every checkpoint too
+    assert checkpoints == [(1, 12), (2, 12)]
+    windows = band_student.gather(frames, np.zeros(3, int), starts[0][:3])
+    assert taught.teacher_features(windows).shape == (3, 12)
+    assert not taught.network.training

@@ -44,18 +44,68 @@ class BandStudentSettings:
     #: a training window starts up to this many frames (0.37 s) from its teacher patch
     jitter_frames: int = 32
     seed: int = 0
+    #: share of each batch mixed with another window of the batch (mixup, `mix_windows`)
+    mixup_share: float = 0.0
+    #: the mix of two windows is Beta(mixup_alpha, mixup_alpha) distributed
+    mixup_alpha: float = 0.4
+    #: also regress the logits of the accurate model's heads (`head_logit_targets`): the
+    #: student then learns most where the 4Q tags look
+    head_targets: bool = False
+    #: epochs after which `fit_band_student`'s `on_checkpoint` is called (cross-validation
+    #: records accuracy against epochs there)
+    checkpoints: tuple[int, ...] = ()
+
+
+#: The patient student (issue 20): longer, with mixup, and taught the accurate model's head
+#: logits beside the teachers' 500 outputs.
+PATIENT_SETTINGS = BandStudentSettings(epochs=30, mixup_share=0.5, head_targets=True, checkpoints=(10, 20))
 
 
 def describe(settings: BandStudentSettings) -> str:
     """One line on the band student for a model's metadata."""
+    extras = ""
+    if settings.mixup_share:
+        extras += f", {settings.mixup_share:g} of each batch mixed (mixup, Beta({settings.mixup_alpha:g}))"
+    if settings.head_targets:
+        extras += ", also regressing the logits of the teachers' 4Q heads"
     return (
         f"a 1-D CNN over 3 s windows of the 96-band log-mel from the MFCC's STFT (4 convolutions, width "
         f"{settings.width}, mean and max over time) regressing the musicnn teachers' 500 outputs per 3 s patch "
         f"over the unlabelled corpus and the clips ({settings.epochs} epochs, AdamW, one-cycle learning rate "
-        f"{settings.learning_rate:g}, windows shifted up to {settings.jitter_frames} frames), a logistic "
+        f"{settings.learning_rate:g}, windows shifted up to {settings.jitter_frames} frames{extras}), a logistic "
         "regression per 4Q tag on its outputs, the teacher-derived tags from its estimate of the teachers' "
         "tag probabilities"
     )
+
+
+def mix_windows(
+    windows: np.ndarray, targets: np.ndarray, rng: np.random.Generator, share: float, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup of a batch: windows (b, frames, 96) of log-mel, log10(10000 m + 1), and their
+    targets (b, k). A `share` of the rows becomes lam x itself + (1 - lam) x another row of
+    the batch, lam ~ Beta(alpha, alpha): the windows mixed as power (as two sounds add),
+    the targets with the same lam (the teachers' outputs are not linear in their input, so
+    this is an approximation the mixup literature accepts). Returns new arrays."""
+    windows, targets = windows.copy(), targets.copy()
+    rows = np.flatnonzero(rng.random(len(windows)) < share)
+    if len(rows) == 0:
+        return windows, targets
+    partners = rng.integers(0, len(windows), size=len(rows))
+    lam = rng.beta(alpha, alpha, size=len(rows)).astype(np.float32)
+    power = np.power(np.float32(10.0), windows[rows]) - 1.0
+    partner_power = np.power(np.float32(10.0), windows[partners]) - 1.0
+    mixed = lam[:, None, None] * power + (1.0 - lam[:, None, None]) * partner_power
+    windows[rows] = np.log10(np.maximum(mixed, 0.0) + 1.0)
+    targets[rows] = lam[:, None] * targets[rows] + (1.0 - lam[:, None]) * targets[partners]
+    return windows, targets
+
+
+def head_logit_targets(heads: accurate.Heads, targets: np.ndarray) -> np.ndarray:
+    """(k, n_tags) float32: the accurate model's 4Q head logits (before the sigmoid) of each
+    teacher patch's 500 features `targets` (k, 500); tags the heads hold constant (no
+    positive or no negative clip) give constant columns."""
+    weights, bias = heads.folded()
+    return (targets.astype(np.float32) @ weights + bias).astype(np.float32)
 
 
 def patch_windows(band_frames: np.ndarray, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -104,9 +154,17 @@ def fit_band_student(
     train_files: np.ndarray,
     settings: BandStudentSettings = BandStudentSettings(),
     log=print,
+    auxiliary: list[np.ndarray] | None = None,
+    on_checkpoint=None,
 ) -> BandStudent:
     """Train the network on every window of `train_files` (indices into the per-file lists
-    `band_frames`, `starts`, `targets`; corpus files and training clips alike)."""
+    `band_frames`, `starts`, `targets`; corpus files and training clips alike).
+
+    `auxiliary`: per file, further targets (k, m) of each window (the heads' logits,
+    `head_logit_targets`), regressed beside the 500 with equal weight and dropped from the
+    network afterwards, so the network returned always estimates the 500 teacher outputs.
+    `on_checkpoint(epoch, student)` is called after each epoch in `settings.checkpoints`
+    with the network in eval mode (and a copy of it without the auxiliary outputs)."""
     import torch
 
     torch.manual_seed(settings.seed)
@@ -114,12 +172,15 @@ def fit_band_student(
     index = np.concatenate([np.full(len(starts[f]), f) for f in train_files])
     window_starts = np.concatenate([starts[f] for f in train_files])
     y = np.concatenate([targets[f] for f in train_files]).astype(np.float32)
+    n_teacher = y.shape[1]
+    if auxiliary is not None:
+        y = np.concatenate([y, np.concatenate([auxiliary[f] for f in train_files]).astype(np.float32)], axis=1)
     sample = rng.choice(len(index), size=min(2000, len(index)), replace=False)
     sample_windows = gather(band_frames, index[sample], window_starts[sample]).reshape(-1, band_frames[0].shape[2])
     band_mean, band_scale = sample_windows.mean(axis=0), sample_windows.std(axis=0) + 1e-3
     target_mean, target_scale = y.mean(axis=0), y.std(axis=0)
     target_scale = np.where(target_scale > 0, target_scale, 1.0)
-    y_standardised = torch.from_numpy((y - target_mean) / target_scale)
+    y_standardised = (y - target_mean) / target_scale
     from .network import BandStudentNetwork
 
     network = BandStudentNetwork(band_mean, band_scale, target_mean, target_scale, settings.width, settings.dropout)
@@ -135,8 +196,14 @@ def fit_band_student(
         shifted[:, 1] = np.clip(shifted[:, 1] + jitter, 0, SEGMENT_FRAMES - WINDOW_FRAMES)
         for begin in range(0, len(order), settings.batch_size):
             batch = order[begin : begin + settings.batch_size]
-            windows = torch.from_numpy(gather(band_frames, index[batch], shifted[batch]))
-            loss = torch.nn.functional.mse_loss(network.standardised(windows), y_standardised[batch])
+            windows, wanted = gather(band_frames, index[batch], shifted[batch]), y_standardised[batch]
+            if settings.mixup_share:
+                windows, wanted = mix_windows(windows, wanted, rng, settings.mixup_share, settings.mixup_alpha)
+            estimate = network.standardised(torch.from_numpy(windows))
+            wanted_tensor = torch.from_numpy(np.ascontiguousarray(wanted))
+            loss = torch.nn.functional.mse_loss(estimate[:, :n_teacher], wanted_tensor[:, :n_teacher])
+            if auxiliary is not None:
+                loss = loss + torch.nn.functional.mse_loss(estimate[:, n_teacher:], wanted_tensor[:, n_teacher:])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -146,8 +213,29 @@ def fit_band_student(
             f"    band student epoch {epoch}/{settings.epochs}: "
             f"loss {total / len(index):.4f} ({time.time() - started:.0f} s)"
         )
-    network.eval()
-    return BandStudent(network, heads=None)
+        if on_checkpoint is not None and epoch in settings.checkpoints and epoch < settings.epochs:
+            on_checkpoint(epoch, BandStudent(_teacher_outputs_only(network, n_teacher), heads=None))
+    return BandStudent(_teacher_outputs_only(network, n_teacher), heads=None)
+
+
+def _teacher_outputs_only(network, n_teacher: int):
+    """A copy of `network` in eval mode whose last layer keeps only the first `n_teacher`
+    outputs (the teachers'), so the auxiliary targets never reach a shipped graph."""
+    import copy
+
+    import torch
+
+    trimmed = copy.deepcopy(network).eval()
+    if trimmed.out.out_features == n_teacher:
+        return trimmed
+    out = torch.nn.Linear(trimmed.out.in_features, n_teacher)
+    with torch.no_grad():
+        out.weight.copy_(trimmed.out.weight[:n_teacher])
+        out.bias.copy_(trimmed.out.bias[:n_teacher])
+    trimmed.out = out
+    trimmed.target_mean = trimmed.target_mean[:n_teacher].clone()
+    trimmed.target_scale = trimmed.target_scale[:n_teacher].clone()
+    return trimmed
 
 
 def analysed_segments(band_frames: np.ndarray, params: FeatureParams = FeatureParams()) -> list[np.ndarray]:
@@ -192,6 +280,10 @@ def clip_band_frames(paths: list[str], params: FeatureParams, cache: str | None,
 
 #: The band student's name among `qbsd evaluate`'s methods.
 METHOD = "cnn-band-student"
+#: The patient student's (PATIENT_SETTINGS).
+PATIENT_METHOD = "cnn-patient-student"
+#: Every band student method and how it is taught.
+METHODS: dict[str, BandStudentSettings] = {METHOD: BandStudentSettings(), PATIENT_METHOD: PATIENT_SETTINGS}
 
 
 @dataclass
@@ -233,15 +325,42 @@ def teach(
     labels: np.ndarray,
     settings: BandStudentSettings = BandStudentSettings(),
     log=print,
+    on_checkpoint=None,
 ) -> tuple[BandStudent, list[np.ndarray]]:
     """The student trained on the corpus and `train_clips` (indices of clips), with heads
     fitted on those clips' mean run-time window features and `labels` (len(train_clips),
-    n_tags). Also returns every clip's window features (n_windows, 500)."""
-    train_files = np.concatenate([np.asarray(train_clips), np.arange(data.n_clips, len(data.band_frames))])
-    student = fit_band_student(data.band_frames, data.starts, data.targets, train_files, settings, log)
-    windows = [clip_window_features(student, data.band_frames[i]) for i in range(data.n_clips)]
-    student.heads = accurate.fit_heads(np.stack([windows[i].mean(axis=0) for i in train_clips]), labels)
-    return student, windows
+    n_tags). Also returns every clip's window features (n_windows, 500).
+
+    With `settings.head_targets` the student also regresses the logits of heads fitted on
+    the training clips' own teacher features (the accurate model's heads, never seeing a
+    test clip). `on_checkpoint(epoch, student, windows)` gets a student with heads and every
+    clip's window features after each epoch in `settings.checkpoints`."""
+    train_clips = np.asarray(train_clips)
+    train_files = np.concatenate([train_clips, np.arange(data.n_clips, len(data.band_frames))])
+    auxiliary = None
+    if settings.head_targets:
+        teacher_heads = accurate.fit_heads(np.stack([data.targets[i].mean(axis=0) for i in train_clips]), labels)
+        auxiliary = [head_logit_targets(teacher_heads, values) for values in data.targets]
+
+    def with_heads(student: BandStudent) -> list[np.ndarray]:
+        windows = [clip_window_features(student, data.band_frames[i]) for i in range(data.n_clips)]
+        student.heads = accurate.fit_heads(np.stack([windows[i].mean(axis=0) for i in train_clips]), labels)
+        return windows
+
+    def checkpoint(epoch: int, student: BandStudent) -> None:
+        on_checkpoint(epoch, student, with_heads(student))
+
+    student = fit_band_student(
+        data.band_frames,
+        data.starts,
+        data.targets,
+        train_files,
+        settings,
+        log,
+        auxiliary=auxiliary,
+        on_checkpoint=checkpoint if on_checkpoint else None,
+    )
+    return student, with_heads(student)
 
 
 def song_scores(heads: accurate.Heads, matrix: np.ndarray, window_features: list[np.ndarray]):

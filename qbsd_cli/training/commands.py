@@ -119,7 +119,7 @@ def train_and_export(
         return model_id
     output = output or Path("models/qbsd.onnx")
     blend = BLENDS.get(recipe_name)
-    if blend and blend.patch_model == band_student.METHOD:
+    if blend and blend.patch_model in band_student.METHODS:
         if epochs_from_cv:
             raise UsageError(
                 f"{recipe_name} has no early-stopped members: its band student trains for a fixed number of "
@@ -227,7 +227,7 @@ def _train_band_blend(
     if statistics_tags != list(accurate.TEACHER_TAGS):
         raise UsageError(f"{recipe_name}: the band student needs a student as its statistics half")
     torch.set_num_threads(max(jobs, 1))
-    settings = band_student.BandStudentSettings()
+    settings = band_student.METHODS[blend.patch_model]
     if epochs:
         settings = replace(settings, epochs=epochs)
     _log(f"teaching the band student (corpus and every clip, {settings.epochs} epochs) ...")

@@ -39,7 +39,8 @@ BASELINES = ("prior", "logreg", *STATISTICS_MODELS, "gmm-sml")
 #: `teacher-probe` scores a clip's mean features (issue 10's ceiling); `musicnn-heads`
 #: scores each patch and averages, as the shipped accurate model does; `mlp-student` is
 #: the fast model's statistics part taught by the teachers (student.py), `cnn-band-student`
-#: its patch part taught by them (band_student.py).
+#: its patch part taught by them (band_student.py); `cnn-patient-student` the same taught
+#: longer, with mixup and the heads' logits as further targets (band_student.PATIENT_SETTINGS).
 #: `musicnn-finetuned` also trains the teachers' last layers on the labels (finetune.py).
 TEACHER_METHODS = (
     "teacher-probe",
@@ -48,9 +49,10 @@ TEACHER_METHODS = (
     "mlp-student",
     "mlp-student-bands",
     "cnn-band-student",
+    "cnn-patient-student",
 )
 #: methods whose folds also keep their teacher-derived tags (student.teacher_tag_report)
-DERIVING_METHODS = ("mlp-student", "mlp-student-bands", "cnn-band-student")
+DERIVING_METHODS = ("mlp-student", "mlp-student-bands", "cnn-band-student", "cnn-patient-student")
 
 
 def artist_folds(groups: list[str], n_folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -230,7 +232,7 @@ def _teacher_folds(
         clip_pairs[with_bands] = [
             student.segment_pairs(f, o, params, b) for f, o, b in zip(song_frames, outputs, bands)
         ]
-    if any(method == band_student.METHOD for method, _ in todo):
+    if any(method in band_student.METHODS for method, _ in todo):
         bands_data = band_student.band_data(songs.paths, params, cache_dir, jobs, log=log)
     if any(method == finetune.METHOD for method, _ in todo):
         pooled = finetune.pooled_features(
@@ -251,10 +253,19 @@ def _teacher_folds(
         started = time.time()
         train, test = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
         # every clip is scored by the fold's model (its training clips for query by example)
-        if method == band_student.METHOD:
+        if method in band_student.METHODS:
             log(f"  {method} fold {fold}: training on the corpus and {len(train)} clips ...")
-            taught, windows = band_student.teach(bands_data, train, songs.labels[train], log=log)
+            curve_path = os.path.join(results_dir, "folds", method, f"fold{fold}.curve.json")
+            taught, windows = band_student.teach(
+                bands_data,
+                train,
+                songs.labels[train],
+                band_student.METHODS[method],
+                log=log,
+                on_checkpoint=_curve_recorder(songs, test, matrix, curve_path, log),
+            )
             every, derived = band_student.song_scores(taught.heads, matrix, windows)
+            _curve_recorder(songs, test, matrix, curve_path, log)(band_student.METHODS[method].epochs, taught, windows)
             save_derived(method, fold, derived)
         elif method in student.STUDENTS:
             pairs = clip_pairs[student.STUDENTS[method]]
@@ -283,6 +294,36 @@ def _teacher_folds(
         with open(path + ".json", "w") as handle:
             json.dump({"seconds": time.time() - started}, handle)
         log(f"  {method} fold {fold}: {time.time() - started:.0f} s")
+
+
+def _curve_recorder(songs: LabelledSongs, test: np.ndarray, matrix: np.ndarray, path: str, log=print):
+    """A checkpoint callback for band_student.teach that appends the test fold's AROC, MAP and
+    quadrant accuracy after an epoch to the JSON file `path` (accuracy against epochs, issue
+    20: a schedule stops where this flattens). Mid-schedule points come from one run whose
+    learning rate is still high there, so they understate what a shorter schedule reaches."""
+    from . import band_student
+
+    quadrants = [songs.tags.index(f"quadrant:q{i}") for i in range(1, 5)]
+
+    def record(epoch: int, student, windows: list[np.ndarray]) -> None:
+        scores, _ = band_student.song_scores(student.heads, matrix, [windows[i] for i in test])
+        labels = songs.labels[test]
+        point = {
+            "epoch": epoch,
+            **{k: metrics.retrieval_scores(labels, scores)[k] for k in ("aroc", "map")},
+            "quadrant_accuracy": metrics.quadrant_scores(labels, scores, quadrants)["accuracy"],
+        }
+        curve = json.load(open(path)) if os.path.exists(path) else []
+        curve = [p for p in curve if p["epoch"] != epoch] + [point]
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as handle:
+            json.dump(sorted(curve, key=lambda p: p["epoch"]), handle)
+        log(
+            f"    epoch {epoch}: test fold AROC {point['aroc']:.3f}, MAP {point['map']:.3f}, "
+            f"quadrant {point['quadrant_accuracy']:.3f}"
+        )
+
+    return record
 
 
 def trained_members(method: str) -> list[str]:

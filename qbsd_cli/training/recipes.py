@@ -204,6 +204,9 @@ BLENDS: dict[str, Blend] = {
     # student; w = 0.25: the median of the nested selection's per-fold choices (0.3, 0.3,
     # 0.15, 0.25, 0.05; w in 0, 0.05 .. 1 by MAP on the other four folds); see the model card
     "cnn-band-student-bands": Blend("cnn-band-student", 0.25, "mlp-student-bands"),
+    # the patient band student (issue 20: longer, mixup, the heads' logits as targets) with
+    # the same statistics student; w = 0.25 until its own nested selection (model card)
+    "cnn-patient-student-bands": Blend("cnn-patient-student", 0.25, "mlp-student-bands"),
 }
 
 # The song-statistics MLP's L2 penalty, chosen on the cross-validation folds (1 and 3
