@@ -209,3 +209,54 @@ def test_auxiliary_targets_are_learnt_and_then_dropped_from_the_network():
     windows = band_student.gather(frames, np.zeros(3, int), starts[0][:3])
     assert taught.teacher_features(windows).shape == (3, 12)
     assert not taught.network.training
+
+
+def _tiny_corpus(seed: int):
+    rng = np.random.default_rng(seed)
+    frames = [rng.standard_normal((1, band_student.SEGMENT_FRAMES, 96)).astype(np.float16) for _ in range(5)]
+    starts = [np.array([[0, t] for t in range(0, 2300, 258)]) for _ in frames]
+    targets = [rng.standard_normal((len(s), 500)).astype(np.float32) for s in starts]
+    return band_student.BandData(frames, starts, targets, n_clips=2)
+
+
+def test_a_killed_training_resumes_where_it_stopped(tmp_path):
+    data = _tiny_corpus(8)
+    settings = band_student.BandStudentSettings(width=8, epochs=3, batch_size=8, mixup_share=0.5, checkpoints=(2,))
+    files = np.arange(5)
+    whole = band_student.fit_band_student(data.band_frames, data.starts, data.targets, files, settings, log=print)
+
+    def killed(epoch, student):
+        raise KeyboardInterrupt
+
+    state = str(tmp_path / "state.pt")
+    with pytest.raises(KeyboardInterrupt):
+        band_student.fit_band_student(
+            data.band_frames, data.starts, data.targets, files, settings, print, on_checkpoint=killed, state_path=state
+        )
+    lines = []
+    resumed = band_student.fit_band_student(
+        data.band_frames, data.starts, data.targets, files, settings, lines.append, state_path=state
+    )
+    assert "resuming after epoch 2" in lines[0] and len(lines) == 2  # only epoch 3 trained again
+    for name, value in whole.network.state_dict().items():
+        np.testing.assert_allclose(resumed.network.state_dict()[name].numpy(), value.numpy(), atol=1e-6)
+
+
+def test_the_corpus_stage_is_trained_once_without_clips_and_shared(tmp_path):
+    data = _tiny_corpus(9)
+    labels = np.array([[1.0, 0.0], [0.0, 1.0]])
+    settings = band_student.BandStudentSettings(
+        width=8, epochs=1, batch_size=8, pretrain_epochs=2, head_targets=True, checkpoints=(1,)
+    )
+    points, lines = [], []
+    first, windows = band_student.teach(
+        data, np.arange(2), labels, settings, lines.append, lambda e, s, w, stage: points.append((e, stage)), tmp_path
+    )
+    # the corpus stage saw the 3 corpus files only: 3 x 9 windows, 4 batches of 8 an epoch
+    assert any("on the corpus alone" in line for line in lines)
+    assert points == [(1, "corpus only"), (2, "corpus only")]
+    again_lines = []
+    second, again = band_student.teach(data, np.arange(2), labels, settings, again_lines.append, cache_dir=tmp_path)
+    assert not any("on the corpus alone" in line for line in again_lines)  # reused from the cache
+    np.testing.assert_allclose(windows[0], again[0], atol=1e-5)
+    assert second.network.out.out_features == 500 and windows[0].shape[1] == 500

@@ -18,6 +18,7 @@ the heads applied, and the song is the mean over its windows.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -54,11 +55,19 @@ class BandStudentSettings:
     #: epochs after which `fit_band_student`'s `on_checkpoint` is called (cross-validation
     #: records accuracy against epochs there)
     checkpoints: tuple[int, ...] = ()
+    #: epochs on the corpus alone (`pretrain`) before `epochs` on the corpus and the clips;
+    #: the corpus stage is shared by every fold and the shipped model, so it is paid once
+    pretrain_epochs: int = 0
+    #: the peak learning rate of the epochs that continue from the corpus stage
+    finetune_learning_rate: float = 5e-4
 
 
-#: The patient student (issue 20): longer, with mixup, and taught the accurate model's head
-#: logits beside the teachers' 500 outputs.
-PATIENT_SETTINGS = BandStudentSettings(epochs=30, mixup_share=0.5, head_targets=True, checkpoints=(10, 20))
+#: The patient student (issue 20): 40 epochs with mixup on the corpus alone, shared by the
+#: folds, then 5 more on the corpus and the clips, taught the accurate model's head logits
+#: beside the teachers' 500 outputs.
+PATIENT_SETTINGS = BandStudentSettings(
+    epochs=5, pretrain_epochs=40, mixup_share=0.5, head_targets=True, checkpoints=(10, 25)
+)
 
 
 def describe(settings: BandStudentSettings) -> str:
@@ -156,6 +165,8 @@ def fit_band_student(
     log=print,
     auxiliary: list[np.ndarray] | None = None,
     on_checkpoint=None,
+    start=None,
+    state_path: str | None = None,
 ) -> BandStudent:
     """Train the network on every window of `train_files` (indices into the per-file lists
     `band_frames`, `starts`, `targets`; corpus files and training clips alike).
@@ -164,7 +175,12 @@ def fit_band_student(
     `head_logit_targets`), regressed beside the 500 with equal weight and dropped from the
     network afterwards, so the network returned always estimates the 500 teacher outputs.
     `on_checkpoint(epoch, student)` is called after each epoch in `settings.checkpoints`
-    with the network in eval mode (and a copy of it without the auxiliary outputs)."""
+    with a copy of the network in eval mode, without the auxiliary outputs.
+    `start`: a trained BandStudentNetwork to continue from (`pretrain`): its input and
+    output standardisation and weights are kept, the auxiliary outputs start at zero, and
+    the learning rate peaks at `settings.finetune_learning_rate`.
+    `state_path`: the training state is saved there after every epoch and a run resumes
+    from it (same arguments), so a killed training loses at most one epoch."""
     import torch
 
     torch.manual_seed(settings.seed)
@@ -175,19 +191,36 @@ def fit_band_student(
     n_teacher = y.shape[1]
     if auxiliary is not None:
         y = np.concatenate([y, np.concatenate([auxiliary[f] for f in train_files]).astype(np.float32)], axis=1)
-    sample = rng.choice(len(index), size=min(2000, len(index)), replace=False)
-    sample_windows = gather(band_frames, index[sample], window_starts[sample]).reshape(-1, band_frames[0].shape[2])
-    band_mean, band_scale = sample_windows.mean(axis=0), sample_windows.std(axis=0) + 1e-3
     target_mean, target_scale = y.mean(axis=0), y.std(axis=0)
     target_scale = np.where(target_scale > 0, target_scale, 1.0)
+    if start is not None:
+        band_mean, band_scale = start.band_mean.numpy(), start.band_scale.numpy()
+        target_mean[:n_teacher], target_scale[:n_teacher] = start.target_mean.numpy(), start.target_scale.numpy()
+    else:
+        sample = rng.choice(len(index), size=min(2000, len(index)), replace=False)
+        sample_windows = gather(band_frames, index[sample], window_starts[sample]).reshape(-1, band_frames[0].shape[2])
+        band_mean, band_scale = sample_windows.mean(axis=0), sample_windows.std(axis=0) + 1e-3
     y_standardised = (y - target_mean) / target_scale
     from .network import BandStudentNetwork
 
     network = BandStudentNetwork(band_mean, band_scale, target_mean, target_scale, settings.width, settings.dropout)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    if start is not None:
+        _continue_from(network, start, n_teacher)
+    peak = settings.finetune_learning_rate if start is not None else settings.learning_rate
+    optimizer = torch.optim.AdamW(network.parameters(), lr=peak, weight_decay=settings.weight_decay)
     steps = settings.epochs * ((len(index) + settings.batch_size - 1) // settings.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, settings.learning_rate, total_steps=steps)
-    for epoch in range(1, settings.epochs + 1):
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, peak, total_steps=steps)
+    done = 0
+    if state_path and os.path.exists(state_path):
+        state = torch.load(state_path, weights_only=False)
+        network.load_state_dict(state["network"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        done = state["epoch"]
+        log(f"    band student: resuming after epoch {done} ({state_path})")
+    for epoch in range(done + 1, settings.epochs + 1):
         started, total = time.time(), 0.0
         network.train()
         order = rng.permutation(len(index))
@@ -213,9 +246,110 @@ def fit_band_student(
             f"    band student epoch {epoch}/{settings.epochs}: "
             f"loss {total / len(index):.4f} ({time.time() - started:.0f} s)"
         )
+        if state_path:
+            _save_state(
+                state_path,
+                {
+                    "network": network.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                    "epoch": epoch,
+                },
+            )
         if on_checkpoint is not None and epoch in settings.checkpoints and epoch < settings.epochs:
             on_checkpoint(epoch, BandStudent(_teacher_outputs_only(network, n_teacher), heads=None))
     return BandStudent(_teacher_outputs_only(network, n_teacher), heads=None)
+
+
+def _save_state(path: str, state: dict) -> None:
+    """Write a training state whole, then rename: a kill never leaves half a file."""
+    import torch
+
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    torch.save(state, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def _continue_from(network, start, n_teacher: int) -> None:
+    """Copy `start`'s weights into `network`; the rows of its last layer past `n_teacher`
+    (auxiliary outputs `start` does not have) start at zero."""
+    import torch
+
+    with torch.no_grad():
+        for name, value in start.state_dict().items():
+            if name.startswith("out."):
+                target = network.state_dict()[name]
+                target.zero_()
+                target[:n_teacher] = value[:n_teacher]
+            elif not name.startswith(("target_mean", "target_scale")):
+                network.state_dict()[name].copy_(value)
+
+
+def _corpus_stage(settings: BandStudentSettings) -> BandStudentSettings:
+    from dataclasses import replace
+
+    return replace(settings, epochs=settings.pretrain_epochs, head_targets=False)
+
+
+def _pretrained_folder(data: BandData, settings: BandStudentSettings, cache_dir: str | None) -> str:
+    """The cache folder of a corpus stage: keyed by its settings and the corpus' windows."""
+    import hashlib
+
+    from .feature_cache import default_cache_dir
+
+    digest = hashlib.sha1(repr(_corpus_stage(settings)).encode())
+    for f in range(data.n_clips, len(data.band_frames)):
+        digest.update(np.ascontiguousarray(data.starts[f]).tobytes())
+        digest.update(np.ascontiguousarray(data.targets[f][:, :4]).tobytes())
+    return os.path.join(cache_dir or default_cache_dir(), "band-student-pretrained", digest.hexdigest()[:12])
+
+
+def pretrained_copies(data: BandData, settings: BandStudentSettings, cache_dir: str | None):
+    """(epoch, network) of the corpus stage's kept copies and its end, in epoch order."""
+    import torch
+
+    folder = _pretrained_folder(data, settings, cache_dir)
+    for epoch in [*settings.checkpoints, settings.pretrain_epochs]:
+        name = "final.pt" if epoch == settings.pretrain_epochs else f"epoch{epoch}.pt"
+        if epoch <= settings.pretrain_epochs and os.path.exists(os.path.join(folder, name)):
+            yield epoch, torch.load(os.path.join(folder, name), weights_only=False)
+
+
+def pretrain(data: BandData, settings: BandStudentSettings, cache_dir: str | None, log=print):
+    """The shared start of every fold's student and of the shipped one: the network trained
+    `settings.pretrain_epochs` on the corpus alone (no clip, so no fold's test clips, and no
+    label), cached under `cache_dir`/band-student-pretrained/<key> and resumable epoch by
+    epoch; the key covers the settings and the corpus windows, so a changed corpus or
+    setting trains anew. A copy of the network after each epoch in `settings.checkpoints`
+    is kept beside it (epoch<n>.pt), for accuracy against epochs."""
+    import torch
+
+    corpus = np.arange(data.n_clips, len(data.band_frames))
+    stage = _corpus_stage(settings)
+    folder = _pretrained_folder(data, settings, cache_dir)
+    final = os.path.join(folder, "final.pt")
+    if os.path.exists(final):
+        return torch.load(final, weights_only=False)
+
+    def snapshot(epoch: int, student: BandStudent) -> None:
+        torch.save(student.network, os.path.join(folder, f"epoch{epoch}.pt"))
+
+    log(f"  band student: {stage.epochs} epochs on the corpus alone ({folder}) ...")
+    student = fit_band_student(
+        data.band_frames,
+        data.starts,
+        data.targets,
+        corpus,
+        stage,
+        log,
+        on_checkpoint=snapshot,
+        state_path=os.path.join(folder, "state.pt"),
+    )
+    torch.save(student.network, final + ".tmp")
+    os.replace(final + ".tmp", final)
+    return student.network
 
 
 def _teacher_outputs_only(network, n_teacher: int):
@@ -326,15 +460,19 @@ def teach(
     settings: BandStudentSettings = BandStudentSettings(),
     log=print,
     on_checkpoint=None,
+    cache_dir: str | None = None,
 ) -> tuple[BandStudent, list[np.ndarray]]:
     """The student trained on the corpus and `train_clips` (indices of clips), with heads
     fitted on those clips' mean run-time window features and `labels` (len(train_clips),
     n_tags). Also returns every clip's window features (n_windows, 500).
 
-    With `settings.head_targets` the student also regresses the logits of heads fitted on
-    the training clips' own teacher features (the accurate model's heads, never seeing a
-    test clip). `on_checkpoint(epoch, student, windows)` gets a student with heads and every
-    clip's window features after each epoch in `settings.checkpoints`."""
+    With `settings.pretrain_epochs` it continues from the corpus stage (`pretrain`, cached
+    under `cache_dir`). With `settings.head_targets` the student also regresses the logits
+    of heads fitted on the training clips' own teacher features (the accurate model's
+    heads, never seeing a test clip). `on_checkpoint(epochs, student, windows, stage)` gets
+    a student with heads and every clip's window features: after each epoch in
+    `settings.checkpoints` (stage "corpus and clips"), or, with a corpus stage, of its kept
+    copies and its end (stage "corpus only", epochs of the corpus stage)."""
     train_clips = np.asarray(train_clips)
     train_files = np.concatenate([train_clips, np.arange(data.n_clips, len(data.band_frames))])
     auxiliary = None
@@ -347,8 +485,16 @@ def teach(
         student.heads = accurate.fit_heads(np.stack([windows[i].mean(axis=0) for i in train_clips]), labels)
         return windows
 
+    start = None
+    if settings.pretrain_epochs:
+        start = pretrain(data, settings, cache_dir, log)
+        if on_checkpoint:
+            for epoch, network in pretrained_copies(data, settings, cache_dir):
+                student = BandStudent(network, heads=None)
+                on_checkpoint(epoch, student, with_heads(student), "corpus only")
+
     def checkpoint(epoch: int, student: BandStudent) -> None:
-        on_checkpoint(epoch, student, with_heads(student))
+        on_checkpoint(epoch, student, with_heads(student), "corpus and clips")
 
     student = fit_band_student(
         data.band_frames,
@@ -358,7 +504,9 @@ def teach(
         settings,
         log,
         auxiliary=auxiliary,
-        on_checkpoint=checkpoint if on_checkpoint else None,
+        # the checkpoints count the corpus stage's epochs when there is one
+        on_checkpoint=checkpoint if on_checkpoint and start is None else None,
+        start=start,
     )
     return student, with_heads(student)
 

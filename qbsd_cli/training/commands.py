@@ -232,7 +232,9 @@ def _train_band_blend(
         settings = replace(settings, epochs=epochs)
     _log(f"teaching the band student (corpus and every clip, {settings.epochs} epochs) ...")
     data_for_student = band_student.band_data(songs.paths, params, cache_dir, jobs, log=_log)
-    taught, _ = band_student.teach(data_for_student, np.arange(len(songs.paths)), songs.labels, settings, log=_log)
+    taught, _ = band_student.teach(
+        data_for_student, np.arange(len(songs.paths)), songs.labels, settings, log=_log, cache_dir=cache_dir
+    )
     matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
     network = HybridTagger(
         BandStudentTagger(taught.network, taught.heads, matrix), statistics_module, blend.statistics_weight

@@ -256,16 +256,13 @@ def _teacher_folds(
         if method in band_student.METHODS:
             log(f"  {method} fold {fold}: training on the corpus and {len(train)} clips ...")
             curve_path = os.path.join(results_dir, "folds", method, f"fold{fold}.curve.json")
+            settings = band_student.METHODS[method]
+            record = _curve_recorder(songs, test, matrix, curve_path, log)
             taught, windows = band_student.teach(
-                bands_data,
-                train,
-                songs.labels[train],
-                band_student.METHODS[method],
-                log=log,
-                on_checkpoint=_curve_recorder(songs, test, matrix, curve_path, log),
+                bands_data, train, songs.labels[train], settings, log=log, on_checkpoint=record, cache_dir=cache_dir
             )
             every, derived = band_student.song_scores(taught.heads, matrix, windows)
-            _curve_recorder(songs, test, matrix, curve_path, log)(band_student.METHODS[method].epochs, taught, windows)
+            record(settings.pretrain_epochs + settings.epochs, taught, windows, "corpus and clips")
             save_derived(method, fold, derived)
         elif method in student.STUDENTS:
             pairs = clip_pairs[student.STUDENTS[method]]
@@ -305,16 +302,17 @@ def _curve_recorder(songs: LabelledSongs, test: np.ndarray, matrix: np.ndarray, 
 
     quadrants = [songs.tags.index(f"quadrant:q{i}") for i in range(1, 5)]
 
-    def record(epoch: int, student, windows: list[np.ndarray]) -> None:
+    def record(epoch: int, student, windows: list[np.ndarray], stage: str) -> None:
         scores, _ = band_student.song_scores(student.heads, matrix, [windows[i] for i in test])
         labels = songs.labels[test]
         point = {
             "epoch": epoch,
+            "stage": stage,
             **{k: metrics.retrieval_scores(labels, scores)[k] for k in ("aroc", "map")},
             "quadrant_accuracy": metrics.quadrant_scores(labels, scores, quadrants)["accuracy"],
         }
         curve = json.load(open(path)) if os.path.exists(path) else []
-        curve = [p for p in curve if p["epoch"] != epoch] + [point]
+        curve = [p for p in curve if (p["epoch"], p.get("stage")) != (epoch, stage)] + [point]
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as handle:
             json.dump(sorted(curve, key=lambda p: p["epoch"]), handle)
