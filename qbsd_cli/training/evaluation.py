@@ -263,6 +263,12 @@ def _teacher_folds(
             )
             every, derived = band_student.song_scores(taught.heads, matrix, windows)
             record(settings.pretrain_epochs + settings.epochs, taught, windows, "corpus and clips")
+            # every clip's window features, for trying heads without retraining the student
+            np.savez(
+                os.path.join(results_dir, "folds", method, f"fold{fold}.windows.npz"),
+                features=np.concatenate(windows).astype(np.float32),
+                counts=np.array([len(w) for w in windows]),
+            )
             save_derived(method, fold, derived)
         elif method in student.STUDENTS:
             pairs = clip_pairs[student.STUDENTS[method]]
@@ -317,7 +323,7 @@ def _curve_recorder(songs: LabelledSongs, test: np.ndarray, matrix: np.ndarray, 
         with open(path, "w") as handle:
             json.dump(sorted(curve, key=lambda p: p["epoch"]), handle)
         log(
-            f"    epoch {epoch}: test fold AROC {point['aroc']:.3f}, MAP {point['map']:.3f}, "
+            f"    {stage}, epoch {epoch}: test fold AROC {point['aroc']:.3f}, MAP {point['map']:.3f}, "
             f"quadrant {point['quadrant_accuracy']:.3f}"
         )
 
