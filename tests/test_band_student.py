@@ -260,3 +260,23 @@ def test_the_corpus_stage_is_trained_once_without_clips_and_shared(tmp_path):
     assert not any("on the corpus alone" in line for line in again_lines)  # reused from the cache
     np.testing.assert_allclose(windows[0], again[0], atol=1e-5)
     assert second.network.out.out_features == 500 and windows[0].shape[1] == 500
+
+
+def test_a_killed_fold_resumes_from_its_state_file(tmp_path):
+    # cross-validation passes each fold a state file (evaluation._teacher_folds): a fold
+    # killed after epoch 2 of 3 trains only epoch 3 again and ends where an unbroken run does
+    data = _tiny_corpus(10)
+    labels = np.array([[1.0, 0.0], [0.0, 1.0]])
+    settings = band_student.BandStudentSettings(width=8, epochs=3, batch_size=8, checkpoints=(2,))
+    _, whole = band_student.teach(data, np.arange(2), labels, settings, print)
+
+    def killed(epoch, student, windows, stage):
+        raise KeyboardInterrupt
+
+    state = str(tmp_path / "fold0.state.pt")
+    with pytest.raises(KeyboardInterrupt):
+        band_student.teach(data, np.arange(2), labels, settings, print, killed, state_path=state)
+    lines = []
+    _, resumed = band_student.teach(data, np.arange(2), labels, settings, lines.append, state_path=state)
+    assert "resuming after epoch 2" in lines[0]
+    np.testing.assert_allclose(resumed[0], whole[0], atol=1e-5)

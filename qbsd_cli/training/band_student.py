@@ -461,6 +461,7 @@ def teach(
     log=print,
     on_checkpoint=None,
     cache_dir: str | None = None,
+    state_path: str | None = None,
 ) -> tuple[BandStudent, list[np.ndarray]]:
     """The student trained on the corpus and `train_clips` (indices of clips), with heads
     fitted on those clips' mean run-time window features and `labels` (len(train_clips),
@@ -472,7 +473,9 @@ def teach(
     heads, never seeing a test clip). `on_checkpoint(epochs, student, windows, stage)` gets
     a student with heads and every clip's window features: after each epoch in
     `settings.checkpoints` (stage "corpus and clips"), or, with a corpus stage, of its kept
-    copies and its end (stage "corpus only", epochs of the corpus stage)."""
+    copies and its end (stage "corpus only", epochs of the corpus stage). `state_path`: the
+    clip stage's training state after every epoch (`fit_band_student`), so a killed run
+    resumes there."""
     train_clips = np.asarray(train_clips)
     train_files = np.concatenate([train_clips, np.arange(data.n_clips, len(data.band_frames))])
     auxiliary = None
@@ -507,6 +510,7 @@ def teach(
         # the checkpoints count the corpus stage's epochs when there is one
         on_checkpoint=checkpoint if on_checkpoint and start is None else None,
         start=start,
+        state_path=state_path,
     )
     return student, with_heads(student)
 

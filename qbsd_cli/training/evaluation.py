@@ -258,8 +258,18 @@ def _teacher_folds(
             curve_path = os.path.join(results_dir, "folds", method, f"fold{fold}.curve.json")
             settings = band_student.METHODS[method]
             record = _curve_recorder(songs, test, matrix, curve_path, log)
+            # a fold trains for up to half an hour: its state after each epoch lets a killed
+            # run resume there; removed once the fold's scores are saved
+            state_path = os.path.join(results_dir, "folds", method, f"fold{fold}.state.pt")
             taught, windows = band_student.teach(
-                bands_data, train, songs.labels[train], settings, log=log, on_checkpoint=record, cache_dir=cache_dir
+                bands_data,
+                train,
+                songs.labels[train],
+                settings,
+                log=log,
+                on_checkpoint=record,
+                cache_dir=cache_dir,
+                state_path=state_path,
             )
             every, derived = band_student.song_scores(taught.heads, matrix, windows)
             record(settings.pretrain_epochs + settings.epochs, taught, windows, "corpus and clips")
@@ -296,6 +306,8 @@ def _teacher_folds(
         _save_array(path, np.asarray(every)[test])
         with open(path + ".json", "w") as handle:
             json.dump({"seconds": time.time() - started}, handle)
+        if method in band_student.METHODS and os.path.exists(state_path):
+            os.remove(state_path)
         log(f"  {method} fold {fold}: {time.time() - started:.0f} s")
 
 
@@ -317,7 +329,10 @@ def _curve_recorder(songs: LabelledSongs, test: np.ndarray, matrix: np.ndarray, 
             **{k: metrics.retrieval_scores(labels, scores)[k] for k in ("aroc", "map")},
             "quadrant_accuracy": metrics.quadrant_scores(labels, scores, quadrants)["accuracy"],
         }
-        curve = json.load(open(path)) if os.path.exists(path) else []
+        curve = []
+        if os.path.exists(path):
+            with open(path) as handle:
+                curve = json.load(handle)
         curve = [p for p in curve if (p["epoch"], p.get("stage")) != (epoch, stage)] + [point]
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as handle:
