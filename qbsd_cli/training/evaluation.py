@@ -24,6 +24,7 @@ import numpy as np
 
 from ..features import FeatureParams
 from . import metrics
+from .band_student import METHODS as BAND_STUDENT_METHODS
 from .datasets import LabelledSongs
 from .recipes import (
     BLENDS,
@@ -40,7 +41,8 @@ BASELINES = ("prior", "logreg", *STATISTICS_MODELS, "gmm-sml")
 #: scores each patch and averages, as the shipped accurate model does; `mlp-student` is
 #: the fast model's statistics part taught by the teachers (student.py), `cnn-band-student`
 #: its patch part taught by them (band_student.py); `cnn-patient-student` the same taught
-#: longer, with mixup and the heads' logits as further targets (band_student.PATIENT_SETTINGS).
+#: longer, with mixup and the heads' logits as further targets (band_student.PATIENT_SETTINGS);
+#: `cnn-wide-student` with twice the filters (band_student.WIDE_SETTINGS).
 #: `musicnn-finetuned` also trains the teachers' last layers on the labels (finetune.py).
 TEACHER_METHODS = (
     "teacher-probe",
@@ -48,11 +50,10 @@ TEACHER_METHODS = (
     "musicnn-finetuned",
     "mlp-student",
     "mlp-student-bands",
-    "cnn-band-student",
-    "cnn-patient-student",
+    *BAND_STUDENT_METHODS,
 )
 #: methods whose folds also keep their teacher-derived tags (student.teacher_tag_report)
-DERIVING_METHODS = ("mlp-student", "mlp-student-bands", "cnn-band-student", "cnn-patient-student")
+DERIVING_METHODS = ("mlp-student", "mlp-student-bands", *BAND_STUDENT_METHODS)
 
 
 def artist_folds(groups: list[str], n_folds: int = 5, seed: int = 0) -> np.ndarray:

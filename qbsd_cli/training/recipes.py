@@ -207,6 +207,9 @@ BLENDS: dict[str, Blend] = {
     # the patient band student (issue 20: longer, mixup, the heads' logits as targets) with
     # the same statistics student; w = 0.25 until its own nested selection (model card)
     "cnn-patient-student-bands": Blend("cnn-patient-student", 0.25, "mlp-student-bands"),
+    # the wide band student (issue 20) with the same statistics student; w = 0.25 until its
+    # own nested selection (model card)
+    "cnn-wide-student-bands": Blend("cnn-wide-student", 0.25, "mlp-student-bands"),
 }
 
 # The song-statistics MLP's L2 penalty, chosen on the cross-validation folds (1 and 3
