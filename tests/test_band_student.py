@@ -219,6 +219,19 @@ def _tiny_corpus(seed: int):
     return band_student.BandData(frames, starts, targets, n_clips=2)
 
 
+@pytest.fixture
+def one_thread():
+    """Torch on one thread: with several, a CPU convolution's gradient may sum its parts in
+    a different order from run to run on a loaded machine, and three epochs at a high
+    learning rate grow that last-bit difference to about 0.005, which would hide whether
+    resuming changed anything."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("one_thread")
 def test_a_killed_training_resumes_where_it_stopped(tmp_path):
     data = _tiny_corpus(8)
     settings = band_student.BandStudentSettings(width=8, epochs=3, batch_size=8, mixup_share=0.5, checkpoints=(2,))
@@ -262,6 +275,7 @@ def test_the_corpus_stage_is_trained_once_without_clips_and_shared(tmp_path):
     assert second.network.out.out_features == 500 and windows[0].shape[1] == 500
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_a_killed_fold_resumes_from_its_state_file(tmp_path):
     # cross-validation passes each fold a state file (evaluation._teacher_folds): a fold
     # killed after epoch 2 of 3 trains only epoch 3 again and ends where an unbroken run does
@@ -280,3 +294,20 @@ def test_a_killed_fold_resumes_from_its_state_file(tmp_path):
     _, resumed = band_student.teach(data, np.arange(2), labels, settings, lines.append, state_path=state)
     assert "resuming after epoch 2" in lines[0]
     np.testing.assert_allclose(resumed[0], whole[0], atol=1e-5)
+
+
+def test_a_training_resumes_only_the_very_same_training(tmp_path):
+    # `qbsd train` keeps its band student's state under the cache, keyed by what it learns
+    data = _tiny_corpus(11)
+    labels = np.array([[1.0, 0.0], [0.0, 1.0]])
+    settings = band_student.BandStudentSettings(width=8, epochs=2, batch_size=8)
+    clips = np.arange(2)
+    path = band_student.training_state_path(data, clips, labels, settings, str(tmp_path))
+    assert path == band_student.training_state_path(data, clips, labels, settings, str(tmp_path))
+    assert path.startswith(str(tmp_path / "band-student-state"))
+    others = {
+        band_student.training_state_path(data, clips, labels[::-1], settings, str(tmp_path)),
+        band_student.training_state_path(data, clips[:1], labels[:1], settings, str(tmp_path)),
+        band_student.training_state_path(data, clips, labels, band_student.WIDE_SETTINGS, str(tmp_path)),
+    }
+    assert path not in others and len(others) == 3

@@ -311,6 +311,28 @@ def _pretrained_folder(data: BandData, settings: BandStudentSettings, cache_dir:
     return os.path.join(cache_dir or default_cache_dir(), "band-student-pretrained", digest.hexdigest()[:12])
 
 
+def training_state_path(
+    data: BandData, train_clips: np.ndarray, labels: np.ndarray, settings: BandStudentSettings, cache_dir: str | None
+) -> str:
+    """Where `teach` keeps a training's state between epochs (its `state_path`) when the
+    run is not a cross-validation fold: under `cache_dir`/band-student-state, keyed by the
+    settings, every file's windows, the training clips and their labels, so a killed
+    `qbsd train` resumes only the very same training."""
+    import hashlib
+
+    from .feature_cache import default_cache_dir
+
+    digest = hashlib.sha1(repr(settings).encode())
+    for f in range(len(data.band_frames)):
+        digest.update(np.ascontiguousarray(data.starts[f]).tobytes())
+        digest.update(np.ascontiguousarray(data.targets[f][:, :4]).tobytes())
+    digest.update(np.ascontiguousarray(train_clips, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(labels, dtype=np.float32).tobytes())
+    folder = os.path.join(cache_dir or default_cache_dir(), "band-student-state")
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, digest.hexdigest()[:12] + ".pt")
+
+
 def pretrained_copies(data: BandData, settings: BandStudentSettings, cache_dir: str | None):
     """(epoch, network) of the corpus stage's kept copies and its end, in epoch order."""
     import torch

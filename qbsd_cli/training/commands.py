@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -232,8 +233,11 @@ def _train_band_blend(
         settings = replace(settings, epochs=epochs)
     _log(f"teaching the band student (corpus and every clip, {settings.epochs} epochs) ...")
     data_for_student = band_student.band_data(songs.paths, params, cache_dir, jobs, log=_log)
+    every_clip = np.arange(len(songs.paths))
+    # the wide student trains for about half an hour: a killed run resumes after its last epoch
+    state_path = band_student.training_state_path(data_for_student, every_clip, songs.labels, settings, cache_dir)
     taught, _ = band_student.teach(
-        data_for_student, np.arange(len(songs.paths)), songs.labels, settings, log=_log, cache_dir=cache_dir
+        data_for_student, every_clip, songs.labels, settings, log=_log, cache_dir=cache_dir, state_path=state_path
     )
     matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
     network = HybridTagger(
@@ -259,6 +263,8 @@ def _train_band_blend(
         False,
         band_windows=True,
     )
+    if os.path.exists(state_path):  # the model is written: nothing left to resume
+        os.remove(state_path)
     _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
     return model_id
 
