@@ -300,15 +300,22 @@ def _corpus_stage(settings: BandStudentSettings) -> BandStudentSettings:
 
 def _pretrained_folder(data: BandData, settings: BandStudentSettings, cache_dir: str | None) -> str:
     """The cache folder of a corpus stage: keyed by its settings and the corpus' windows."""
-    import hashlib
-
     from .feature_cache import default_cache_dir
 
-    digest = hashlib.sha1(repr(_corpus_stage(settings)).encode())
-    for f in range(data.n_clips, len(data.band_frames)):
+    digest = _windows_digest(data, _corpus_stage(settings), range(data.n_clips, len(data.band_frames)))
+    return os.path.join(cache_dir or default_cache_dir(), "band-student-pretrained", digest.hexdigest()[:12])
+
+
+def _windows_digest(data: BandData, settings: BandStudentSettings, files):
+    """A SHA-1 of the settings and the windows of `files` (their starts and first targets):
+    the key of a cached training."""
+    import hashlib
+
+    digest = hashlib.sha1(repr(settings).encode())
+    for f in files:
         digest.update(np.ascontiguousarray(data.starts[f]).tobytes())
         digest.update(np.ascontiguousarray(data.targets[f][:, :4]).tobytes())
-    return os.path.join(cache_dir or default_cache_dir(), "band-student-pretrained", digest.hexdigest()[:12])
+    return digest
 
 
 def training_state_path(
@@ -318,14 +325,9 @@ def training_state_path(
     run is not a cross-validation fold: under `cache_dir`/band-student-state, keyed by the
     settings, every file's windows, the training clips and their labels, so a killed
     `qbsd train` resumes only the very same training."""
-    import hashlib
-
     from .feature_cache import default_cache_dir
 
-    digest = hashlib.sha1(repr(settings).encode())
-    for f in range(len(data.band_frames)):
-        digest.update(np.ascontiguousarray(data.starts[f]).tobytes())
-        digest.update(np.ascontiguousarray(data.targets[f][:, :4]).tobytes())
+    digest = _windows_digest(data, settings, range(len(data.band_frames)))
     digest.update(np.ascontiguousarray(train_clips, dtype=np.int64).tobytes())
     digest.update(np.ascontiguousarray(labels, dtype=np.float32).tobytes())
     folder = os.path.join(cache_dir or default_cache_dir(), "band-student-state")

@@ -234,7 +234,7 @@ def _train_band_blend(
     _log(f"teaching the band student (corpus and every clip, {settings.epochs} epochs) ...")
     data_for_student = band_student.band_data(songs.paths, params, cache_dir, jobs, log=_log)
     every_clip = np.arange(len(songs.paths))
-    # the wide student trains for about half an hour: a killed run resumes after its last epoch
+    # a band student trains for up to half an hour: a killed run resumes after its last epoch
     state_path = band_student.training_state_path(data_for_student, every_clip, songs.labels, settings, cache_dir)
     taught, _ = band_student.teach(
         data_for_student, every_clip, songs.labels, settings, log=_log, cache_dir=cache_dir, state_path=state_path

@@ -252,6 +252,7 @@ def _teacher_folds(
 
     for method, fold in todo:
         started = time.time()
+        state_path = None  # a band student's training state, while its fold trains
         train, test = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
         # every clip is scored by the fold's model (its training clips for query by example)
         if method in band_student.METHODS:
@@ -307,7 +308,7 @@ def _teacher_folds(
         _save_array(path, np.asarray(every)[test])
         with open(path + ".json", "w") as handle:
             json.dump({"seconds": time.time() - started}, handle)
-        if method in band_student.METHODS and os.path.exists(state_path):
+        if state_path and os.path.exists(state_path):
             os.remove(state_path)
         log(f"  {method} fold {fold}: {time.time() - started:.0f} s")
 
