@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -60,6 +60,10 @@ class BandStudentSettings:
     pretrain_epochs: int = 0
     #: the peak learning rate of the epochs that continue from the corpus stage
     finetune_learning_rate: float = 5e-4
+    #: augmented views (views.py) of each training clip and of each corpus file: every
+    #: epoch, each file is seen as one of its original and its views, drawn at random
+    clip_views: int = 0
+    corpus_views: int = 0
 
 
 #: The patient student (issue 20): 40 epochs with mixup on the corpus alone, shared by the
@@ -74,6 +78,11 @@ PATIENT_SETTINGS = BandStudentSettings(
 #: multiply-adds; the network is about an eighth of the fast model's time per song.
 WIDE_SETTINGS = BandStudentSettings(width=256)
 
+#: The consistent student (issue 20, item 2): the shipped recipe, each training clip seen
+#: as itself or one of four augmented views (views.py), teachers and student on the same
+#: changed audio.
+VIEWS_SETTINGS = BandStudentSettings(clip_views=4)
+
 
 def describe(settings: BandStudentSettings) -> str:
     """One line on the band student for a model's metadata."""
@@ -82,6 +91,12 @@ def describe(settings: BandStudentSettings) -> str:
         extras += f", {settings.mixup_share:g} of each batch mixed (mixup, Beta({settings.mixup_alpha:g}))"
     if settings.head_targets:
         extras += ", also regressing the logits of the teachers' 4Q heads"
+    if settings.clip_views or settings.corpus_views:
+        extras += (
+            f", each clip seen as itself or one of {settings.clip_views} and each corpus file one of "
+            f"{settings.corpus_views} augmented views (level, EQ, speed, noise, MP3/Ogg re-encoding) that the "
+            "teachers analysed too"
+        )
     return (
         f"a 1-D CNN over 3 s windows of the 96-band log-mel from the MFCC's STFT (4 convolutions, width "
         f"{settings.width}, mean and max over time) regressing the musicnn teachers' 500 outputs per 3 s patch "
@@ -172,6 +187,7 @@ def fit_band_student(
     on_checkpoint=None,
     start=None,
     state_path: str | None = None,
+    variants: list[list[int]] | None = None,
 ) -> BandStudent:
     """Train the network on every window of `train_files` (indices into the per-file lists
     `band_frames`, `starts`, `targets`; corpus files and training clips alike).
@@ -185,17 +201,29 @@ def fit_band_student(
     output standardisation and weights are kept, the auxiliary outputs start at zero, and
     the learning rate peaks at `settings.finetune_learning_rate`.
     `state_path`: the training state is saved there after every epoch and a run resumes
-    from it (same arguments), so a killed training loses at most one epoch."""
+    from it (same arguments), so a killed training loses at most one epoch.
+    `variants`: per file, the indices of its augmented views in the same lists (views.py);
+    every epoch each training file is then seen as one of itself and its views, drawn at
+    random, so an epoch has about as many windows as without views."""
     import torch
 
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    index = np.concatenate([np.full(len(starts[f]), f) for f in train_files])
-    window_starts = np.concatenate([starts[f] for f in train_files])
-    y = np.concatenate([targets[f] for f in train_files]).astype(np.float32)
-    n_teacher = y.shape[1]
-    if auxiliary is not None:
-        y = np.concatenate([y, np.concatenate([auxiliary[f] for f in train_files]).astype(np.float32)], axis=1)
+
+    def windows_of(files) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(file of each window, its start, its targets (k, 500 [+ auxiliary]))."""
+        wanted = np.concatenate([targets[f] for f in files]).astype(np.float32)
+        if auxiliary is not None:
+            extra = np.concatenate([auxiliary[f] for f in files]).astype(np.float32)
+            wanted = np.concatenate([wanted, extra], axis=1)
+        owners = np.concatenate([np.full(len(starts[f]), f) for f in files])
+        return owners, np.concatenate([starts[f] for f in files]), wanted
+
+    versions = None
+    if variants is not None and any(variants[f] for f in train_files):
+        versions = [np.array([f, *variants[f]]) for f in train_files]
+    index, window_starts, y = windows_of(train_files)
+    n_teacher = targets[train_files[0]].shape[1]
     target_mean, target_scale = y.mean(axis=0), y.std(axis=0)
     target_scale = np.where(target_scale > 0, target_scale, 1.0)
     if start is not None:
@@ -213,7 +241,9 @@ def fit_band_student(
         _continue_from(network, start, n_teacher)
     peak = settings.finetune_learning_rate if start is not None else settings.learning_rate
     optimizer = torch.optim.AdamW(network.parameters(), lr=peak, weight_decay=settings.weight_decay)
-    steps = settings.epochs * ((len(index) + settings.batch_size - 1) // settings.batch_size)
+    # with views an epoch's windows vary: the schedule is long enough for the most
+    most = len(index) if versions is None else sum(max(len(starts[g]) for g in v) for v in versions)
+    steps = settings.epochs * ((most + settings.batch_size - 1) // settings.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, peak, total_steps=steps)
     done = 0
     if state_path and os.path.exists(state_path):
@@ -228,6 +258,9 @@ def fit_band_student(
     for epoch in range(done + 1, settings.epochs + 1):
         started, total = time.time(), 0.0
         network.train()
+        if versions is not None:
+            index, window_starts, y = windows_of([v[rng.integers(len(v))] for v in versions])
+            y_standardised = (y - target_mean) / target_scale
         order = rng.permutation(len(index))
         jitter = rng.integers(-settings.jitter_frames, settings.jitter_frames + 1, size=len(index))
         shifted = window_starts.copy()
@@ -302,7 +335,7 @@ def _pretrained_folder(data: BandData, settings: BandStudentSettings, cache_dir:
     """The cache folder of a corpus stage: keyed by its settings and the corpus' windows."""
     from .feature_cache import default_cache_dir
 
-    digest = _windows_digest(data, _corpus_stage(settings), range(data.n_clips, len(data.band_frames)))
+    digest = _windows_digest(data, _corpus_stage(settings), data.corpus_files())
     return os.path.join(cache_dir or default_cache_dir(), "band-student-pretrained", digest.hexdigest()[:12])
 
 
@@ -327,7 +360,7 @@ def training_state_path(
     `qbsd train` resumes only the very same training."""
     from .feature_cache import default_cache_dir
 
-    digest = _windows_digest(data, settings, range(len(data.band_frames)))
+    digest = _windows_digest(data, settings, range(data.n_files))
     digest.update(np.ascontiguousarray(train_clips, dtype=np.int64).tobytes())
     digest.update(np.ascontiguousarray(labels, dtype=np.float32).tobytes())
     folder = os.path.join(cache_dir or default_cache_dir(), "band-student-state")
@@ -355,7 +388,7 @@ def pretrain(data: BandData, settings: BandStudentSettings, cache_dir: str | Non
     is kept beside it (epoch<n>.pt), for accuracy against epochs."""
     import torch
 
-    corpus = np.arange(data.n_clips, len(data.band_frames))
+    corpus = data.corpus_files()
     stage = _corpus_stage(settings)
     folder = _pretrained_folder(data, settings, cache_dir)
     final = os.path.join(folder, "final.pt")
@@ -447,11 +480,14 @@ METHOD = "cnn-band-student"
 PATIENT_METHOD = "cnn-patient-student"
 #: The wide student's (WIDE_SETTINGS).
 WIDE_METHOD = "cnn-wide-student"
+#: The consistent student's (VIEWS_SETTINGS).
+VIEWS_METHOD = "cnn-view-student"
 #: Every band student method and how it is taught.
 METHODS: dict[str, BandStudentSettings] = {
     METHOD: BandStudentSettings(),
     PATIENT_METHOD: PATIENT_SETTINGS,
     WIDE_METHOD: WIDE_SETTINGS,
+    VIEWS_METHOD: VIEWS_SETTINGS,
 }
 
 
@@ -459,17 +495,47 @@ METHODS: dict[str, BandStudentSettings] = {
 class BandData:
     """Everything the band student learns from: per file (the labelled clips first, then the
     corpus), its cached band frames, one window start (segment, frame) per teacher patch,
-    and that patch's teacher features (500)."""
+    and that patch's teacher features (500). Augmented views (views.py) follow the files
+    as further entries of the same lists: `variants[f]` lists the entries of file f's
+    views, view 1 first (empty without views), and `n_files` counts the files themselves."""
 
     band_frames: list[np.ndarray]
     starts: list[np.ndarray]
     targets: list[np.ndarray]
     n_clips: int
+    variants: list[list[int]] = field(default_factory=list)
+    n_files: int = -1
+
+    def __post_init__(self) -> None:
+        if self.n_files < 0:
+            self.n_files = len(self.band_frames)
+        if not self.variants:
+            self.variants = [[] for _ in range(self.n_files)]
+
+    def corpus_files(self) -> np.ndarray:
+        return np.arange(self.n_clips, self.n_files)
+
+    def chosen_variants(self, settings: BandStudentSettings) -> list[list[int]]:
+        """Per entry, the views `settings` asks for (its first clip_views or corpus_views)."""
+        chosen: list[list[int]] = [[] for _ in range(len(self.band_frames))]
+        for f in range(self.n_files):
+            wanted = settings.clip_views if f < self.n_clips else settings.corpus_views
+            chosen[f] = self.variants[f][:wanted]
+        return chosen
 
 
-def band_data(clip_paths: list[str], params: FeatureParams, cache_dir: str | None, jobs: int, log=print) -> BandData:
+def band_data(
+    clip_paths: list[str],
+    params: FeatureParams,
+    cache_dir: str | None,
+    jobs: int,
+    log=print,
+    clip_views: int = 0,
+    corpus_views: int = 0,
+) -> BandData:
     """Band frames and teacher outputs of the clips and the corpus (corpus.py's manifest),
-    each computed where not cached."""
+    and views 1..`clip_views` of each clip and 1..`corpus_views` of each corpus file
+    (views.py), each computed where not cached."""
     from ..errors import QbsdError
     from .corpus import DEFAULT_CACHE
     from .teacher import corpus_paths
@@ -485,7 +551,44 @@ def band_data(clip_paths: list[str], params: FeatureParams, cache_dir: str | Non
     log(f"band frames of {len(paths)} files (cached under {cache_dir or 'the default cache'}) ...")
     frames = clip_band_frames(paths, params, cache_dir, jobs)
     pairs = [patch_windows(f, o) for f, o in zip(frames, outputs)]
-    return BandData(frames, [p[0] for p in pairs], [p[1] for p in pairs], len(clip_paths))
+    data = BandData(frames, [p[0] for p in pairs], [p[1] for p in pairs], len(clip_paths))
+    if clip_views or corpus_views:
+        _add_views(data, paths, params, cache_dir, jobs, clip_views, corpus_views, log)
+    return data
+
+
+def _add_views(
+    data: BandData,
+    paths: list[str],
+    params: FeatureParams,
+    cache_dir: str | None,
+    jobs: int,
+    clip_views: int,
+    corpus_views: int,
+    log,
+) -> None:
+    """Append views 1..clip_views of the clips and 1..corpus_views of the corpus files to
+    `data` (computing those not cached); a file a view cannot be made of keeps fewer."""
+    from . import views
+    from .export import librosa_mel_basis
+    from .feature_cache import default_cache_dir
+
+    folder_args = (cache_dir or default_cache_dir(), params, librosa_mel_basis(params), str(accurate.TEACHER_DIR))
+    clips, corpus = paths[: data.n_clips], paths[data.n_clips :]
+    folder = views.compute_views(clips, clip_views, *folder_args, jobs=jobs, log=log)
+    if corpus_views:
+        views.compute_views(corpus, corpus_views, *folder_args, jobs=jobs, log=log)
+    for f, path in enumerate(paths):
+        for view in range(1, (clip_views if f < data.n_clips else corpus_views) + 1):
+            loaded = views.load_view(folder, path, view)
+            if loaded is None:
+                continue
+            frames, outputs = loaded
+            starts, targets = patch_windows(frames, outputs)
+            data.variants[f].append(len(data.band_frames))
+            data.band_frames.append(frames)
+            data.starts.append(starts)
+            data.targets.append(targets)
 
 
 def teach(
@@ -512,7 +615,7 @@ def teach(
     clip stage's training state after every epoch (`fit_band_student`), so a killed run
     resumes there."""
     train_clips = np.asarray(train_clips)
-    train_files = np.concatenate([train_clips, np.arange(data.n_clips, len(data.band_frames))])
+    train_files = np.concatenate([train_clips, data.corpus_files()])
     auxiliary = None
     if settings.head_targets:
         teacher_heads = accurate.fit_heads(np.stack([data.targets[i].mean(axis=0) for i in train_clips]), labels)
@@ -546,6 +649,8 @@ def teach(
         on_checkpoint=checkpoint if on_checkpoint and start is None else None,
         start=start,
         state_path=state_path,
+        # views of the training files only: a test clip's views never reach the student
+        variants=data.chosen_variants(settings),
     )
     return student, with_heads(student)
 

@@ -232,7 +232,15 @@ def _train_band_blend(
     if epochs:
         settings = replace(settings, epochs=epochs)
     _log(f"teaching the band student (corpus and every clip, {settings.epochs} epochs) ...")
-    data_for_student = band_student.band_data(songs.paths, params, cache_dir, jobs, log=_log)
+    data_for_student = band_student.band_data(
+        songs.paths,
+        params,
+        cache_dir,
+        jobs,
+        log=_log,
+        clip_views=settings.clip_views,
+        corpus_views=settings.corpus_views,
+    )
     every_clip = np.arange(len(songs.paths))
     # a band student trains for up to half an hour: a killed run resumes after its last epoch
     state_path = band_student.training_state_path(data_for_student, every_clip, songs.labels, settings, cache_dir)
@@ -244,7 +252,7 @@ def _train_band_blend(
         BandStudentTagger(taught.network, taught.heads, matrix), statistics_module, blend.statistics_weight
     )
     tags = [*songs.tags, *statistics_tags]
-    windows = sum(len(s) for s in data_for_student.starts)
+    windows = sum(len(s) for s in data_for_student.starts[: data_for_student.n_files])
     description = (
         f"{1 - blend.statistics_weight:g} x [a band student: {band_student.describe(settings)}] + "
         f"{blend.statistics_weight:g} x {statistics_description}"
@@ -259,7 +267,8 @@ def _train_band_blend(
         recipe_name,
         description,
         f"{songs.description}; trained on all {len(songs.paths)} songs; band student: {windows} teacher patches "
-        f"of the corpus and the clips, {settings.epochs} epochs; {statistics_note}",
+        f"of the corpus and the clips ({settings.clip_views} augmented views of each clip, {settings.corpus_views} "
+        f"of each corpus file), {settings.epochs} epochs; {statistics_note}",
         False,
         band_windows=True,
     )

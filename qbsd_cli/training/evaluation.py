@@ -42,7 +42,8 @@ BASELINES = ("prior", "logreg", *STATISTICS_MODELS, "gmm-sml")
 #: the fast model's statistics part taught by the teachers (student.py), `cnn-band-student`
 #: its patch part taught by them (band_student.py); `cnn-patient-student` the same taught
 #: longer, with mixup and the heads' logits as further targets (band_student.PATIENT_SETTINGS);
-#: `cnn-wide-student` with twice the filters (band_student.WIDE_SETTINGS).
+#: `cnn-wide-student` with twice the filters (band_student.WIDE_SETTINGS); `cnn-view-student`
+#: on augmented views that the teachers analysed too (band_student.VIEWS_SETTINGS, views.py).
 #: `musicnn-finetuned` also trains the teachers' last layers on the labels (finetune.py).
 TEACHER_METHODS = (
     "teacher-probe",
@@ -234,7 +235,16 @@ def _teacher_folds(
             student.segment_pairs(f, o, params, b) for f, o, b in zip(song_frames, outputs, bands)
         ]
     if any(method in band_student.METHODS for method, _ in todo):
-        bands_data = band_student.band_data(songs.paths, params, cache_dir, jobs, log=log)
+        wanted = [band_student.METHODS[method] for method, _ in todo if method in band_student.METHODS]
+        bands_data = band_student.band_data(
+            songs.paths,
+            params,
+            cache_dir,
+            jobs,
+            log=log,
+            clip_views=max(settings.clip_views for settings in wanted),
+            corpus_views=max(settings.corpus_views for settings in wanted),
+        )
     if any(method == finetune.METHOD for method, _ in todo):
         pooled = finetune.pooled_features(
             songs.paths, finetune.pooled_cache(accurate.teacher_cache(cache_dir)), accurate.TEACHER_DIR, log=log

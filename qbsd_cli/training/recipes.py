@@ -210,6 +210,10 @@ BLENDS: dict[str, Blend] = {
     # the wide band student (issue 20) with the same statistics student; w = 0.25 until its
     # own nested selection (model card)
     "cnn-wide-student-bands": Blend("cnn-wide-student", 0.25, "mlp-student-bands"),
+    # the consistent band student (issue 20: teachers and student on the same augmented
+    # views, views.py) with the same statistics student; w = 0.25 until its own nested
+    # selection (model card)
+    "cnn-view-student-bands": Blend("cnn-view-student", 0.25, "mlp-student-bands"),
 }
 
 # The song-statistics MLP's L2 penalty, chosen on the cross-validation folds (1 and 3

@@ -366,18 +366,32 @@ def file_outputs(
     """
     from ..audio import decode_segments
 
-    patch_seconds = logmel.PATCH_FRAMES * logmel.HOP_LENGTH / logmel.SAMPLE_RATE
-    batches, segment_of, starts, seconds = [], [], [], 0.0
+    parts, seconds = [], 0.0
     for index, segment in enumerate(decode_segments(path, logmel.SAMPLE_RATE, SEGMENT_SECONDS)):
         seconds += segment.duration
         if index > 0 and segment.duration < MIN_SEGMENT_SECONDS:
             continue
-        patches = logmel.patches(logmel.log_mel(segment.samples))
-        batches.append(patches)
-        segment_of.append(np.full(len(patches), index, dtype=np.int32))
-        starts.append((index * SEGMENT_SECONDS + patch_seconds * np.arange(len(patches))).astype(np.float32))
-    batch = np.concatenate(batches)
-    result = {"segment": np.concatenate(segment_of), "start": np.concatenate(starts), "seconds": np.float64(seconds)}
+        parts.append(segment_outputs(segment.samples, index, teachers, outputs))
+    result = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    result["seconds"] = np.float64(seconds)
+    return result
+
+
+def segment_outputs(
+    samples: np.ndarray,
+    segment: int,
+    teachers: dict,
+    outputs: tuple[str, ...] = ("probabilities", "penultimate"),
+) -> dict[str, np.ndarray]:
+    """Teacher outputs of every 3 s patch of one 30 s segment, mono float32 `samples` at
+    16 kHz, number `segment` of its file: `segment` (n,) int32, `start` (n,) float32 in
+    seconds from the file's start, and `<teacher>/<output>` as `file_outputs` gives them."""
+    patch_seconds = logmel.PATCH_FRAMES * logmel.HOP_LENGTH / logmel.SAMPLE_RATE
+    batch = logmel.patches(logmel.log_mel(samples))
+    result = {
+        "segment": np.full(len(batch), segment, dtype=np.int32),
+        "start": (segment * SEGMENT_SECONDS + patch_seconds * np.arange(len(batch))).astype(np.float32),
+    }
     for name, session in teachers.items():
         # batches of one 30 s segment (10 patches): onnxruntime's working memory stays small
         # for a 10-minute file, and this is the batch whose speed was measured (0.38 s)
