@@ -275,9 +275,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=None, help="cache folder (default: qbsd's frames cache)")
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args(argv)
-    paths = moods4q_paths(args.data)
+    try:
+        paths = moods4q_paths(args.data)
+    except OSError as error:
+        parser.error(f"{error.filename}: {error.strerror}")
     if args.corpus:
-        paths += corpus_paths(DEFAULT_CACHE)
+        try:
+            paths += corpus_paths(DEFAULT_CACHE)
+        except OSError:
+            parser.error(f"no corpus in {DEFAULT_CACHE}: run `python -m qbsd_cli.training.corpus fetch` first")
     params = FeatureParams()
     folder = compute_views(
         paths,
