@@ -3,11 +3,13 @@ end to end as a user runs it (a real process: start-up, decoding, front end, net
 
     python benchmarks/models.py [--clips 40] [--rounds 3] [--models fast,accurate] [--output benchmarks/MODELS.md]
 
-`--models` takes two shipped names or model files (a candidate against the shipped one).
+`--models` takes two or more shipped names or model files (a candidate against the shipped
+ones, a shipped model against the one it replaced).
 
-Rounds alternate the models, so a slower moment of the machine hits both; the report gives
-each model's median seconds of audio analysed per wall-clock second on one core (x
-realtime) and the ratio between the models within each round.
+Each round runs every model, in an order that turns from round to round, so a slower moment
+of the machine hits them all; the report gives each model's median seconds of audio
+analysed per wall-clock second on one core (x realtime) and, within each round, the first
+model's speed over each other's.
 """
 
 from __future__ import annotations
@@ -45,23 +47,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--models", default=",".join(MODELS), help="two shipped model names or ONNX files")
+    parser.add_argument("--models", default=",".join(MODELS), help="two or more shipped model names or ONNX files")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "MODELS.md")
     args = parser.parse_args()
     models = tuple(args.models.split(","))
-    if len(models) != 2:
-        sys.exit("--models takes two models")
+    if len(models) < 2:
+        sys.exit("--models takes two or more models")
     paths = sorted(str(path) for path in CLIPS.glob("*.mp3"))[: args.clips]
     if not paths:
         sys.exit(f"no clips in {CLIPS}")
     tag_run(models[0], paths[:2])  # warm the page cache and Python's imports
     speeds: dict[str, list[float]] = {model: [] for model in models}
     for round_number in range(args.rounds):
-        for model in models if round_number % 2 == 0 else reversed(models):
+        turn = round_number % len(models)
+        for model in models[turn:] + models[:turn]:
             wall, audio = tag_run(model, paths)
             speeds[model].append(audio / wall)
             print(f"round {round_number + 1}: {model} {audio / wall:.0f}x realtime ({wall:.1f} s)", flush=True)
-    ratios = [first / second for first, second in zip(speeds[models[0]], speeds[models[1]])]
     lines = [
         "# The shipped models side by side",
         "",
@@ -73,12 +75,14 @@ def main() -> int:
         "|---|---|---|",
     ]
     lines += [f"| {m} | {statistics.median(v):.0f} | {', '.join(f'{s:.0f}' for s in v)} |" for m, v in speeds.items()]
-    lines += [
-        "",
-        f"{models[0]} / {models[1]}, within each round: median {statistics.median(ratios):.1f}x "
-        f"({', '.join(f'{r:.1f}' for r in ratios)})",
-        "",
-    ]
+    lines.append("")
+    for other in models[1:]:
+        ratios = [first / second for first, second in zip(speeds[models[0]], speeds[other])]
+        lines.append(
+            f"{models[0]} / {other}, within each round: median {statistics.median(ratios):.2f}x "
+            f"({', '.join(f'{r:.2f}' for r in ratios)})"
+        )
+    lines.append("")
     args.output.write_text("\n".join(lines))
     print("\n".join(lines))
     return 0

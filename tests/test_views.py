@@ -184,9 +184,7 @@ def test_views_are_drawn_only_when_asked_for():
 def test_a_killed_training_on_views_resumes_where_it_stopped(tmp_path):
     data = _data_with_views(5, held_out_view_targets=0.0)
     settings = band_student.BandStudentSettings(width=8, epochs=3, batch_size=8, checkpoints=(2,))
-    files, variants = np.arange(5), data.chosen_variants(
-        band_student.BandStudentSettings(clip_views=1, corpus_views=1)
-    )
+    files, variants = np.arange(5), data.chosen_variants(band_student.BandStudentSettings(clip_views=1, corpus_views=1))
     arguments = (data.band_frames, data.starts, data.targets, files, settings)
     whole = band_student.fit_band_student(*arguments, log=print, variants=variants)
 
