@@ -48,6 +48,7 @@ def _init_worker(params: FeatureParams, mel_basis: np.ndarray) -> None:
 
 
 def _save(target: str, values: np.ndarray) -> str:
+    """np.save whole to a temporary name, then rename: a stopped run leaves no half file."""
     temporary = target + f".{os.getpid()}.tmp.npy"
     np.save(temporary, values)
     os.replace(temporary, target)
@@ -75,19 +76,39 @@ def _compute_band_statistics(job: tuple[str, str]) -> str:
     return _save(target, np.array(rows, dtype=np.float32).reshape(-1, BAND_STATISTICS_DIM))
 
 
+def _frames_per_segment(front_end) -> int:
+    from ..settings import SEGMENT_SECONDS
+
+    return 1 + int(SEGMENT_SECONDS * front_end.sample_rate) // front_end.params.hop_length
+
+
+def segment_band_frames_of(front_end, samples: np.ndarray) -> np.ndarray:
+    """(frames_per_segment, 96) float16: one 30 s segment's log-mel time course
+    (`front_end.bands`, a frontends.MfccFrontEnd) as the band-frames cache keeps it, NaN
+    past the segment's end and throughout a segment too short for two frames;
+    frames_per_segment = 1 + 30 s * sample_rate // hop_length."""
+    per_segment = _frames_per_segment(front_end)
+    bands = np.full((per_segment, N_MELS), np.nan, dtype=np.float16)
+    if len(samples) >= 2 * front_end.params.hop_length:
+        values = front_end.bands(samples)[:per_segment]
+        bands[: len(values)] = values
+    return bands
+
+
+def stacked_band_frames(rows: list[np.ndarray], front_end) -> np.ndarray:
+    """A file's segments' rows (`segment_band_frames_of`) as one (n_segments, frames, 96) array."""
+    return np.array(rows, dtype=np.float16).reshape(-1, _frames_per_segment(front_end), N_MELS)
+
+
 def _compute_band_frames(job: tuple[str, str]) -> str:
     from ..settings import SEGMENT_SECONDS
 
     path, target = job
-    per_segment = 1 + int(SEGMENT_SECONDS * _worker_front_end.sample_rate) // _worker_front_end.params.hop_length
-    rows = []
-    for segment in decode_segments(path, _worker_front_end.sample_rate, SEGMENT_SECONDS):
-        bands = np.full((per_segment, N_MELS), np.nan, dtype=np.float16)
-        if len(segment.samples) >= 2 * _worker_front_end.params.hop_length:
-            values = _worker_front_end.bands(segment.samples)[:per_segment]
-            bands[: len(values)] = values
-        rows.append(bands)
-    return _save(target, np.array(rows, dtype=np.float16).reshape(-1, per_segment, N_MELS))
+    rows = [
+        segment_band_frames_of(_worker_front_end, segment.samples)
+        for segment in decode_segments(path, _worker_front_end.sample_rate, SEGMENT_SECONDS)
+    ]
+    return _save(target, stacked_band_frames(rows, _worker_front_end))
 
 
 def _cached(

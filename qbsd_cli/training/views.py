@@ -150,14 +150,14 @@ def file_view(job: ViewJob) -> str:
     """Compute and cache one view of one file (the worker's front end and teachers); returns
     its outputs file. A file that cannot be decoded gets an outputs file with its `error`."""
     from ..audio import AudioError, decode_segments, resample
-    from ..logmel import N_MELS
+    from ..logmel import SAMPLE_RATE as TEACHER_RATE
     from ..settings import SEGMENT_SECONDS
+    from .feature_cache import _save, segment_band_frames_of, stacked_band_frames
     from .file_cache import content_key
     from .teacher import MIN_SEGMENT_SECONDS, _save_atomic, segment_outputs
 
     front_end = _worker["front_end"]
-    rate, hop = front_end.sample_rate, front_end.params.hop_length
-    per_segment = 1 + int(SEGMENT_SECONDS * rate) // hop
+    rate = front_end.sample_rate
     key = content_key(job.path)
     frames, outputs = [], []
     seconds = 0.0
@@ -165,24 +165,17 @@ def file_view(job: ViewJob) -> str:
         for number, segment in enumerate(decode_segments(job.path, rate, SEGMENT_SECONDS)):
             seconds += segment.duration
             view = augment(segment.samples, rate, segment_rng(job.view, key, number), _worker["augmentation"])
-            bands = np.full((per_segment, N_MELS), np.nan, dtype=np.float16)
-            if len(view) >= 2 * hop:
-                values = front_end.bands(view)[:per_segment]
-                bands[: len(values)] = values
-            frames.append(bands)
+            frames.append(segment_band_frames_of(front_end, view))
             if number > 0 and segment.duration < MIN_SEGMENT_SECONDS:
                 continue
-            outputs.append(segment_outputs(resample(view, rate, 16000), number, _worker["teachers"]))
+            outputs.append(segment_outputs(resample(view, rate, TEACHER_RATE), number, _worker["teachers"]))
     except AudioError as error:
         _save_atomic(job.outputs_target, {"path": np.array(job.path), "error": np.array(str(error))})
         return job.outputs_target
-    stacked = np.array(frames, dtype=np.float16).reshape(-1, per_segment, N_MELS)
-    temporary = job.frames_target + f".{os.getpid()}.tmp.npy"
-    np.save(temporary, stacked)
-    os.replace(temporary, job.frames_target)
+    # the band frames are written first: an outputs file marks a finished view of the file
+    _save(job.frames_target, stacked_band_frames(frames, front_end))
     arrays = {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
     arrays.update(path=np.array(job.path), seconds=np.float64(seconds), view=np.int64(job.view))
-    # the band frames are written first: an outputs file marks a finished view of the file
     _save_atomic(job.outputs_target, arrays)
     return job.outputs_target
 
@@ -204,10 +197,11 @@ def cache_folder(
 
 
 def _targets(folder: str, path: str, view: int) -> tuple[str, str]:
-    from .file_cache import content_key
+    """(band frames file, teacher outputs file) of one view of `path`, named by its content."""
+    from .file_cache import entry_path
 
-    stem = os.path.join(folder, f"view{view}", "c" + content_key(path))
-    return stem + ".npy", stem + ".npz"
+    view_folder = os.path.join(folder, f"view{view}")
+    return entry_path(view_folder, path, ".npy"), entry_path(view_folder, path, ".npz")
 
 
 def compute_views(
