@@ -655,12 +655,20 @@ def train(
         None, "--cache", help="Feature cache folder; if not given, ~/.cache/qbsd/frames."
     ),
     jobs: int = JobsOption,
+    int8_convolutions: bool = typer.Option(
+        False,
+        "--int8-convolutions",
+        help="Write the model with its convolutions in int8 (static, calibrated on the unlabelled corpus), "
+        "as the shipped fast model; the float model is not kept.",
+    ),
 ) -> None:
     """Train the tag model on labelled audio and export it as ONNX (needs the train extra)."""
     from .settings import default_jobs
     from .training.commands import train_and_export
 
-    train_and_export(data, layout, recipe, output, epochs, limit, cache, jobs or default_jobs(), epochs_from_cv)
+    train_and_export(
+        data, layout, recipe, output, epochs, limit, cache, jobs or default_jobs(), epochs_from_cv, int8_convolutions
+    )
 
 
 def evaluate(

@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -375,6 +376,23 @@ class TagModel:
             assert segment_statistics is not None  # a blended model's, for a segment with patches
             statistics.append(segment_statistics)
         return self._song_vector(patch_sum, len(patches), statistics, [len(patches)])
+
+    def network_inputs(
+        self, path: str, max_segments: int | None = DEFAULT_MAX_SEGMENTS
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """What the graph is fed for the file at `path`, per analysed segment (as `analyse`
+        chooses them): (patches, the segment's song statistics or None for an unblended
+        model); a segment without a patch is left out. For calibrating a quantised copy."""
+        from .audio import decode_segments
+
+        for number, segment in enumerate(
+            decode_segments(path, self.front_end.sample_rate, SEGMENT_SECONDS, max_segments)
+        ):
+            if number and segment.duration < self.front_end.min_later_segment_seconds:
+                continue
+            patches, segment_statistics, _log_mel = self._segment_features(segment.samples)
+            if len(patches):
+                yield patches, segment_statistics
 
     def analyse(self, path: str, max_segments: int | None = DEFAULT_MAX_SEGMENTS) -> SongVector:
         """Decode and analyse one file; raises AudioError or TooShortError.

@@ -64,6 +64,16 @@ def cv_median_best_epoch(results: Path, recipe_name: str) -> int:
     return int(round(statistics.median(epochs)))
 
 
+def default_output(recipe_name: str) -> Path:
+    """Where `qbsd train` writes a model unless told: models/qbsd-accurate.onnx for the
+    accurate model's recipes, else models/qbsd.onnx."""
+    from . import accurate
+
+    if recipe_name in (accurate.RECIPE, accurate.FINETUNED_RECIPE):
+        return Path("models/qbsd-accurate.onnx")
+    return Path("models/qbsd.onnx")
+
+
 def train_and_export(
     data: Path,
     layout: str,
@@ -74,14 +84,46 @@ def train_and_export(
     cache: Path | None,
     jobs: int,
     epochs_from_cv: Path | None = None,
+    int8_convolutions: bool = False,
 ) -> str:
     """Train `recipe_name` (a recipe, ensemble or blend) on every song of `data` and write
-    the ONNX model (`output`, by default models/qbsd.onnx, or models/qbsd-accurate.onnx
-    for the accurate model's recipe); returns its id.
+    the ONNX model (`output`, by default `default_output(recipe_name)`); returns its id.
 
     Epochs: by default each recipe early-stops on an artist-grouped inner split;
     `epochs` fixes the length, and `epochs_from_cv` takes each recipe's median
-    best epoch over the cross-validation folds; both train on every song."""
+    best epoch over the cross-validation folds; both train on every song.
+    `int8_convolutions`: the float model is trained into a temporary folder and what
+    `output` gets is its copy with int8 convolutions (quantise.py), calibrated on the corpus."""
+    output = output or default_output(recipe_name)
+    if not int8_convolutions:
+        return _train_float(data, layout, recipe_name, output, epochs, limit, cache, jobs, epochs_from_cv)
+    import tempfile
+
+    from .corpus import DEFAULT_CACHE
+    from .quantise import CalibrationSettings, corpus_calibration_paths, quantise_with_corpus
+
+    corpus_calibration_paths(DEFAULT_CACHE, CalibrationSettings())  # no corpus: say so before training
+    with tempfile.TemporaryDirectory(prefix="qbsd-train-") as folder:
+        float_path = Path(folder) / output.name
+        _train_float(data, layout, recipe_name, float_path, epochs, limit, cache, jobs, epochs_from_cv)
+        _log("int8 convolutions, calibrated on the corpus ...")
+        model_id = quantise_with_corpus(float_path, output, DEFAULT_CACHE, log=_log)
+    _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
+    return model_id
+
+
+def _train_float(
+    data: Path,
+    layout: str,
+    recipe_name: str,
+    output: Path,
+    epochs: int | None,
+    limit: int,
+    cache: Path | None,
+    jobs: int,
+    epochs_from_cv: Path | None,
+) -> str:
+    """train_and_export's float model, written to `output`."""
     from . import accurate, band_student
     from .export import export_onnx
     from .feature_cache import song_frames
@@ -100,7 +142,6 @@ def train_and_export(
                 + (" and no --epochs (its heads are logistic regressions)" if recipe_name == accurate.RECIPE else "")
                 + f"; --epochs sets the fine-tuning epochs of {accurate.FINETUNED_RECIPE}"
             )
-        output = output or Path("models/qbsd-accurate.onnx")
         songs = load_songs(data, layout)
         if limit:
             songs = songs.subset(range(min(limit, len(songs.paths))))
@@ -118,7 +159,6 @@ def train_and_export(
         )
         _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
         return model_id
-    output = output or Path("models/qbsd.onnx")
     blend = BLENDS.get(recipe_name)
     if blend and blend.patch_model in band_student.METHODS:
         if epochs_from_cv:

@@ -1,0 +1,234 @@
+"""Int8 convolutions for a trained model: a copy of its ONNX graph with every convolution in
+static QDQ int8 (needs the train extra's `onnx`; onnxruntime's own quantisation tools).
+
+Why only the convolutions, and why static (benchmarks/QUANTISATION.md, the model card): on
+the band student they are most of the network's time, and onnxruntime's static int8
+convolution kernels made the wide student's network 2.65x faster while no tag score moved
+more than 0.015; dynamic int8, or int8 of every operator, bought less or moved more.
+
+Weights are int8 per output channel; activations uint8 with ranges from calibration, which
+runs the float model on real music exactly as `qbsd tag` would (`TagModel.network_inputs`):
+by default the first 30 s of `CalibrationSettings.files` files spread evenly over the
+corpus manifest (training/corpus.py), the unlabelled music the band student learnt from,
+so no labelled clip that a figure is measured on sets a range.
+
+The copy is a new model: its id is `qbsd-<recipe>-int8-<10 hex>` (sha256 of the float
+model's id and the quantised graph's initialisers), its metadata keeps the float model's
+(tags, front end, feature parameters, recipe) and adds `qbsd.quantisation` (JSON: the float
+model's id, the operators, formats and the calibration), and its summary says int8.
+
+    python -m qbsd_cli.training.quantise FLOAT.onnx OUTPUT.onnx [--corpus DIR] [--files 40]
+
+or `qbsd train ... --int8-convolutions`, which quantises the model it has just trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import QbsdError
+from ..settings import SEGMENT_SECONDS
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """Which music sets the int8 activation ranges: `files` files spread evenly over the
+    corpus, `segments` 30 s segments of each (from its start, as `qbsd tag` chooses them)."""
+
+    files: int = 40
+    segments: int = 1
+
+
+#: the operators put in int8 (see the module docstring for why only these)
+QUANTISED_OPERATORS = ("Conv",)
+
+
+def corpus_calibration_paths(corpus: str, settings: CalibrationSettings) -> list[str]:
+    """`settings.files` decodable files of the corpus manifest in `corpus` (its folder or
+    the manifest itself), evenly spaced over the manifest's order, so that every package
+    of a sorted manifest has its share."""
+    from .teacher import corpus_paths
+
+    try:
+        paths = corpus_paths(corpus)
+    except OSError:
+        raise QbsdError(
+            f"no corpus manifest in {corpus}: run `python -m qbsd_cli.training.corpus fetch` first"
+        ) from None
+    if not paths:
+        raise QbsdError(f"the corpus manifest in {corpus} lists no decodable music")
+    count = min(settings.files, len(paths))
+    chosen = np.linspace(0, len(paths) - 1, count).round().astype(int)
+    return [paths[i] for i in sorted(set(chosen.tolist()))]
+
+
+def calibration_feeds(
+    model_path: Path, paths: Sequence[str], settings: CalibrationSettings, log: Callable[[str], object] = print
+) -> list[dict[str, np.ndarray]]:
+    """The float model's graph inputs for `paths`, one feed per analysed segment: its
+    patches, with its song statistics where the graph takes them (a blended model)."""
+    from ..errors import AudioError, TooShortError
+    from ..model import TagModel
+
+    model = TagModel(model_path)
+    feeds: list[dict[str, np.ndarray]] = []
+    for path in paths:
+        try:
+            for patches, statistics in model.network_inputs(path, max_segments=settings.segments):
+                feed = {"patches": patches.astype(np.float32)}
+                if statistics is not None:
+                    feed["song_statistics"] = statistics.astype(np.float32)[None, :]
+                feeds.append(feed)
+        except (AudioError, TooShortError) as error:
+            log(f"calibration: skipped {os.path.basename(path)} ({error})")
+    if not feeds:
+        raise QbsdError("calibration: none of the files gave the model any input")
+    return feeds
+
+
+def quantised_model_id(float_model_id: str, recipe_name: str, model) -> str:
+    """`qbsd-<recipe>-int8-<first 10 hex of sha256 of the float id and the initialisers>`."""
+    from onnx import numpy_helper
+
+    digest = hashlib.sha256(float_model_id.encode())
+    for initializer in sorted(model.graph.initializer, key=lambda tensor: tensor.name):
+        digest.update(initializer.name.encode())
+        digest.update(np.ascontiguousarray(numpy_helper.to_array(initializer)).tobytes())
+    return f"qbsd-{recipe_name}-int8-{digest.hexdigest()[:10]}"
+
+
+def quantise_convolutions(
+    float_path: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    calibration_paths: Sequence[str],
+    settings: CalibrationSettings = CalibrationSettings(),
+    calibration_note: str = "",
+    log: Callable[[str], object] = print,
+) -> str:
+    """Write to `output` the model at `float_path` with its convolutions in static QDQ int8,
+    calibrated on `calibration_paths` (`calibration_note` says what they are, for the
+    metadata); returns the new model id. `output` appears whole or not at all."""
+    import onnx
+    import onnxruntime
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from ..model import ORT_ERRORS_ONLY, read_metadata
+
+    float_path, output = Path(float_path), Path(output)
+    metadata = read_metadata(float_path)
+    float_model_id = metadata.get("qbsd.model_id", "")
+    if "qbsd.quantisation" in metadata:
+        raise QbsdError(f"{float_path.name} is already quantised ({float_model_id}): give the float model")
+    recipe_name = json.loads(metadata.get("qbsd.recipe", "{}")).get("name", "model")
+    log(f"calibration: network inputs of {len(calibration_paths)} files ...")
+    feeds = calibration_feeds(float_path, calibration_paths, settings, log)
+
+    class Feeds(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.remaining = iter(feeds)
+
+        def get_next(self):
+            return next(self.remaining, None)
+
+    # the calibration sessions would warn, as every load of a blend does, that
+    # song_statistics (an input with a default) is not constant-folded: intended (model.py)
+    onnxruntime.set_default_logger_severity(ORT_ERRORS_ONLY)
+    with tempfile.TemporaryDirectory(prefix="qbsd-int8-") as folder:
+        prepared, quantised = Path(folder) / "prepared.onnx", Path(folder) / "int8.onnx"
+        quant_pre_process(str(float_path), str(prepared))
+        quantize_static(
+            str(prepared),
+            str(quantised),
+            Feeds(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            op_types_to_quantize=list(QUANTISED_OPERATORS),
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+        model = onnx.load(str(quantised))
+    model_id = quantised_model_id(float_model_id, recipe_name, model)
+    description = (
+        f"{', '.join(QUANTISED_OPERATORS)} in static QDQ int8 (weights int8 per channel, activations uint8), "
+        f"calibrated on {len(feeds)} segments of {len(calibration_paths)} files"
+        + (f" ({calibration_note})" if calibration_note else "")
+    )
+    updated = {
+        "qbsd.model_id": model_id,
+        "qbsd.quantisation": json.dumps(
+            {
+                "float_model_id": float_model_id,
+                "operators": list(QUANTISED_OPERATORS),
+                "format": "QDQ",
+                "weights": "int8, per channel",
+                "activations": "uint8",
+                "calibration": {
+                    "files": len(calibration_paths),
+                    "segments": len(feeds),
+                    "segments_per_file": settings.segments,
+                    "note": calibration_note,
+                },
+            }
+        ),
+        "qbsd.summary": metadata.get("qbsd.summary", recipe_name) + f"; int8: {description}",
+    }
+    entries = {**metadata, **updated}
+    del model.metadata_props[:]
+    for key, value in entries.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    temporary = output.with_name(output.name + ".tmp")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(temporary))
+    os.replace(temporary, output)
+    return model_id
+
+
+def quantise_with_corpus(
+    float_path: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    corpus: str,
+    settings: CalibrationSettings = CalibrationSettings(),
+    log: Callable[[str], object] = print,
+) -> str:
+    """`quantise_convolutions`, calibrated on the corpus (`corpus_calibration_paths`)."""
+    paths = corpus_calibration_paths(corpus, settings)
+    seconds = settings.segments * SEGMENT_SECONDS
+    note = f"first {seconds:g} s of {len(paths)} files spread evenly over the unlabelled corpus manifest"
+    return quantise_convolutions(float_path, output, paths, settings, note, log)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    from .corpus import DEFAULT_CACHE
+
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("model", type=Path, help="the float ONNX model")
+    parser.add_argument("output", type=Path, help="where to write the int8 model")
+    parser.add_argument("--corpus", default=DEFAULT_CACHE, help="the corpus cache folder (or its manifest.json)")
+    parser.add_argument("--files", type=int, default=CalibrationSettings.files, help="calibration files")
+    parser.add_argument("--segments", type=int, default=CalibrationSettings.segments, help="30 s segments per file")
+    arguments = parser.parse_args(argv)
+    if not arguments.model.is_file():
+        parser.error(f"no model file {arguments.model}")
+    if arguments.files < 1 or arguments.segments < 1:
+        parser.error("--files and --segments must be at least 1")
+    settings = CalibrationSettings(files=arguments.files, segments=arguments.segments)
+    model_id = quantise_with_corpus(arguments.model, arguments.output, arguments.corpus, settings)
+    print(f"wrote {arguments.output} ({arguments.output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
