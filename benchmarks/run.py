@@ -3,11 +3,15 @@
     python benchmarks/run.py                  # the full benchmark (100 songs, 100k/1M vectors)
     python benchmarks/run.py --quick          # a small smoke version (a few minutes)
     python benchmarks/run.py --songs 200 --out benchmarks/RESULTS.md
+    python benchmarks/run.py --sections tag --compare-model OLD.onnx   # two models, same rounds
 
 Workloads are generated from ../shared/data/moods4q/audio into a temporary folder that
 is deleted at the end (`--cache DIR` keeps the generated audio there, to reuse it). The
 tag model is $QBSD_MODEL, else the shipped one. `qbsd` is the executable on PATH, else
 `python -m qbsd_cli` from this checkout. See RESULTS.md for what each figure means.
+`--compare-model` adds `qbsd tag --jobs 1` with another model to the tagging rounds, so
+that two models' speeds come from the same rounds on the same machine, not from two runs
+(this machine drifts by 10% between runs).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ SEGMENT_SECONDS = 30.0
 TARGET_VS_NAIVE = 3.0
 TARGET_SCALING = 1.8
 TARGET_RT_PER_CORE = 600.0
+FLOOR_RT_PER_CORE = 500.0  # issue 20: a new fast model, measured in the same run as today's
 TARGET_REINDEX_S = 2.0
 TARGET_SIMILAR_S = 1.0
 TARGET_AGREEMENT = 0.95
@@ -59,7 +64,7 @@ def log(message: str) -> None:
 class Runner:
     """Runs commands as children and measures wall time, CPU time and peak memory."""
 
-    def __init__(self, home: Path, model: Path):
+    def __init__(self, home: Path, model: Path, compared_model: Path | None = None):
         self.home = home
         executable = shutil.which("qbsd")
         self.qbsd = [executable] if executable else [sys.executable, "-m", "qbsd_cli"]
@@ -70,6 +75,8 @@ class Runner:
         if not executable:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         self.env = env
+        #: the environment of the runs with `--compare-model` (None without one)
+        self.compared_env = {**env, "QBSD_MODEL": str(compared_model)} if compared_model else None
         # The naive reference is one job: one thread everywhere it could use more.
         self.single_thread_env = {
             **env,
@@ -237,6 +244,8 @@ def bench_tagging(
         "full-j2": (runner.qbsd + ["tag", "--jobs", "2", "--full"] + paths, runner.env),
         "naive-j1": ([sys.executable, str(HERE / "naive.py"), str(model)] + paths, runner.single_thread_env),
     }
+    if runner.compared_env:
+        commands["compared-default-j1"] = (runner.qbsd + ["tag", "--jobs", "1"] + paths, runner.compared_env)
     runs: dict[str, list[dict]] = {variant: [] for variant in variants}
     for round_number in range(rounds):
         order = variants[round_number % len(variants) :] + variants[: round_number % len(variants)]
@@ -634,6 +643,11 @@ def write_report(out: Path, results: dict, settings: dict) -> None:
         f"| software | Python {machine['python']}, numpy {machine['numpy']}, onnxruntime "
         f"{machine['onnxruntime']}, libsndfile {machine['libsndfile']}, Linux {machine['kernel']} |",
         f"| model | `{results['model_id']}` ({results['model_path']}) |",
+        *(
+            [f"| compared model | `{results['compared_model_id']}` ({results['compared_model_path']}) |"]
+            if results.get("compared_model_id")
+            else []
+        ),
         f"| qbsd | `{' '.join(results['qbsd_command'])}` at {machine['git']} |",
         f"| benchmark wall time | {results['elapsed'] / 60:.1f} min |",
         "",
@@ -725,6 +739,21 @@ def write_report(out: Path, results: dict, settings: dict) -> None:
                         fmt_met(r >= TARGET_VS_NAIVE) + ("" if r >= TARGET_VS_NAIVE else f"; {bound}"),
                     )
                 )
+        if "compared-default-j1" in runs and "default-j1" in runs:
+            ours = speed("default-j1", ana["default"])
+            theirs = speed("compared-default-j1", ana["default"])
+            r = ratio("default-j1", "compared-default-j1")
+            rows.append(
+                (
+                    f"`qbsd tag --jobs 1` with `{results['compared_model_id']}` (--compare-model), same rounds",
+                    f"wall time of the whole process, output to /dev/null; {how_runs}, the two models "
+                    "in every round (order rotated between rounds)",
+                    f"**{theirs:,.0f}x per core** (this run's model: {ours:,.0f}x); this run's model is "
+                    f"**{r:.2f}x** as fast (median within rounds)",
+                    f">= {FLOOR_RT_PER_CORE:.0f}x per core for both (issue 20's floor)",
+                    fmt_met(min(ours, theirs) >= FLOOR_RT_PER_CORE),
+                )
+            )
         for mode in ["default", "full"]:
             a, b = f"{mode}-j1", f"{mode}-j2"
             if a in runs and b in runs:
@@ -938,7 +967,7 @@ def write_report(out: Path, results: dict, settings: dict) -> None:
             "|---|---|---|---:|---:|---:|---:|",
         ]
         for variant, variant_runs in tag["runs"].items():
-            mode = variant.split("-")[0]
+            mode = variant.removeprefix("compared-").split("-")[0]
             seconds = tag["library_seconds"] if mode == "naive" else tag["analysed_seconds"][mode]
             walls = ", ".join(f"{r['wall']:.1f}" for r in variant_runs)
             others = ", ".join(f"{r.get('other_cpu', 0):.1f}" for r in variant_runs)
@@ -1091,6 +1120,12 @@ def main() -> int:
         help="comma-separated subset to run",
     )
     parser.add_argument("--long-minutes", type=float, default=None, help="length of the long file (default 60)")
+    parser.add_argument(
+        "--compare-model",
+        type=Path,
+        default=None,
+        help="another model file: its `qbsd tag --jobs 1` joins the tagging rounds, side by side",
+    )
     parser.add_argument("--similar-sizes", default=None, help="index sizes (default 100000,1000000)")
     args = parser.parse_args()
     quick = args.quick
@@ -1123,12 +1158,17 @@ def main() -> int:
     from qbsd_cli.model import TagModel
 
     model_id = TagModel(model).model_id
+    compared = args.compare_model.resolve() if args.compare_model else None
+    if compared and not compared.is_file():
+        sys.exit(f"no model at {compared} (--compare-model)")
     started = time.perf_counter()
     results: dict = {
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "machine": machine_info(),
         "model_id": model_id,
         "model_path": str(model),
+        "compared_model_id": TagModel(compared).model_id if compared else None,
+        "compared_model_path": str(compared) if compared else None,
         "cv_running_at_start": cv_running(),
         "load_start": os.getloadavg()[0],
         "settings": {**settings, "notes": []},
@@ -1144,7 +1184,7 @@ def main() -> int:
     try:
         home = temporary / "home"
         home.mkdir()
-        runner = Runner(home, model)
+        runner = Runner(home, model, compared)
         results["qbsd_command"] = [Path(runner.qbsd[0]).name] + runner.qbsd[1:]
         audio_root = args.cache.resolve() if args.cache else temporary / "audio"
         clips = [str(p) for p in workloads.clip_paths(CLIPS_DIR)]
@@ -1171,7 +1211,8 @@ def main() -> int:
                 "library",
                 library,
                 runs,
-                ["default-j1", "default-j2", "full-j1", "full-j2", "naive-j1"],
+                ["default-j1", "default-j2", "full-j1", "full-j2", "naive-j1"]
+                + (["compared-default-j1"] if compared else []),
                 results,
             )
         if "profile" in sections:
