@@ -43,7 +43,8 @@ BASELINES = ("prior", "logreg", *STATISTICS_MODELS, "gmm-sml")
 #: its patch part taught by them (band_student.py); `cnn-patient-student` the same taught
 #: longer, with mixup and the heads' logits as further targets (band_student.PATIENT_SETTINGS);
 #: `cnn-wide-student` with twice the filters (band_student.WIDE_SETTINGS); `cnn-view-student`
-#: on augmented views that the teachers analysed too (band_student.VIEWS_SETTINGS, views.py).
+#: on augmented views that the teachers analysed too (band_student.VIEWS_SETTINGS, views.py),
+#: `cnn-wide-view-student` both (band_student.WIDE_VIEWS_SETTINGS).
 #: `musicnn-finetuned` also trains the teachers' last layers on the labels (finetune.py).
 TEACHER_METHODS = (
     "teacher-probe",

@@ -214,6 +214,8 @@ BLENDS: dict[str, Blend] = {
     # views, views.py) with the same statistics student; w = 0.25 until its own nested
     # selection (model card)
     "cnn-view-student-bands": Blend("cnn-view-student", 0.25, "mlp-student-bands"),
+    # the wide student with the same views, and the same statistics student; w = 0.25
+    "cnn-wide-view-student-bands": Blend("cnn-wide-view-student", 0.25, "mlp-student-bands"),
 }
 
 # The song-statistics MLP's L2 penalty, chosen on the cross-validation folds (1 and 3
