@@ -1,6 +1,6 @@
 """How well `qbsd cluster` groups songs that belong together, on the 800 clips of the 4Q data.
 
-    python benchmarks/clusters.py [--models fast,accurate] [--counts 4,10,20] [--cache DIR]
+    python benchmarks/clusters.py [--models fast,accurate,OTHER.onnx] [--counts 4,10,20] [--cache DIR]
 
 Each model's index of the 800 clips (made once with `qbsd index`, kept under --cache) is
 clustered by `qbsd cluster --count N`, and the clusters are compared with the clips'
@@ -93,7 +93,8 @@ def main() -> None:
     counts = [int(count) for count in arguments.counts.split(",")]
     rows = []
     for model in arguments.models.split(","):
-        index = arguments.cache / f"index-{model}"
+        # a model file's index is named by its stem (an index keeps the model it was made with)
+        index = arguments.cache / f"index-{Path(model).stem}"
         qbsd("index", str(DATA / "audio"), "--model", model, "--index", str(index))
         for count in counts:
             found = qbsd_clusters(index, count)
@@ -101,7 +102,7 @@ def main() -> None:
             assigned = [found[i] for i in ids]
             rows.append(
                 (
-                    f"qbsd cluster, {model} model",
+                    f"qbsd cluster, {Path(model).stem} model",
                     count,
                     len(ids),
                     *scores(assigned, [truth[i][0] for i in ids]),

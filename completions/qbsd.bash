@@ -151,7 +151,7 @@ _qbsd_offer() {
                 --layout|--recipe|--epochs|--limit|--jobs|-j) return 0 ;;
                 --cache) _qbsd_compgen dir "$cur"; return 0 ;;
             esac
-            _qbsd_compgen words "$cur" "--data --layout --recipe --output -o --epochs --epochs-from-cv --limit --cache --jobs -j --help -h"
+            _qbsd_compgen words "$cur" "--data --layout --recipe --output -o --epochs --epochs-from-cv --limit --cache --jobs -j --int8-convolutions --help -h"
             ;;
         evaluate)
             case "$option" in

@@ -630,7 +630,8 @@ def train(
         "cnn-tf-stats",
         "--recipe",
         help="Training recipe, ensemble or blend (see the model card): the shipped fast model is "
-        "cnn-band-student-bands (needs the teachers' corpus), the accurate one musicnn-finetuned (or "
+        "cnn-wide-student-bands with --int8-convolutions (needs the teachers' corpus), the accurate one "
+        "musicnn-finetuned (or "
         "musicnn-heads, its teachers frozen); the default, "
         "cnn-tf-stats, needs neither.",
     ),

@@ -32,3 +32,17 @@ def test_default_recipe_trains_exports_and_tags(qbsd, moods4q_root, clip_paths, 
     assert record["model"].startswith("qbsd-cnn-tf-stats-")
     assert record["model"] in trained.stderr  # the id it reported is the id the file carries
     assert len(record["tags"]) == 3
+
+
+def test_int8_convolutions_are_refused_where_they_were_not_measured(qbsd, moods4q_root, tmp_path):
+    """Only the band-student blends (the fast model's recipes) take --int8-convolutions: the
+    accurate model's convolutions ran slower in int8, the others were never measured. The
+    refusal comes before any training."""
+    model = tmp_path / "small.onnx"
+    refused = qbsd(
+        "train", "--data", moods4q_root, "--limit", "24", "--output", model, "--int8-convolutions", "--jobs", "1"
+    )
+    assert refused.returncode == 2, refused
+    assert "--int8-convolutions" in refused.stderr and "cnn-wide-student-bands" in refused.stderr
+    assert "cnn-tf-stats" in refused.stderr
+    assert not model.exists()

@@ -99,7 +99,18 @@ def train_and_export(
         return _train_float(data, layout, recipe_name, output, epochs, limit, cache, jobs, epochs_from_cv)
     import tempfile
 
+    from . import band_student
     from .corpus import DEFAULT_CACHE
+    from .recipes import BLENDS
+
+    blend = BLENDS.get(recipe_name)
+    if not blend or blend.patch_model not in band_student.METHODS:
+        # measured only there: the accurate model's convolutions ran slower in int8 (models/README.md)
+        raise UsageError(
+            "--int8-convolutions is for the band-student blends (the fast model's recipes: "
+            + ", ".join(name for name, b in BLENDS.items() if b.patch_model in band_student.METHODS)
+            + f"), not {recipe_name}"
+        )
     from .quantise import CalibrationSettings, corpus_calibration_paths, quantise_with_corpus
 
     corpus_calibration_paths(DEFAULT_CACHE, CalibrationSettings())  # no corpus: say so before training
