@@ -1,15 +1,18 @@
 """The shipped tag models: ONNX graphs plus the metadata that makes them self-describing.
 
-Two ship in the package: `fast` (models/qbsd.onnx, the default: the paper's CNN on MFCC
-patches, blended with an MLP on song statistics) and `accurate` (models/qbsd-accurate.onnx:
-the musicnn teachers with heads trained on the 4Q labels). `--model` takes either name, or
+Two ship in the package: `fast` (models/qbsd.onnx, the default: a CNN over 3 s windows of
+the band log-mel, its convolutions in int8, blended with a student on song statistics, both
+taught by the musicnn teachers) and `accurate` (models/qbsd-accurate.onnx: the musicnn
+teachers with heads trained on the 4Q labels, their last layers fine-tuned). `--model` takes either name, or
 the path of any qbsd model file.
 
 Metadata keys (all strings): `qbsd.model_id`, `qbsd.tags` (JSON list, vocabulary
 order = output order), `qbsd.front_end` (`mfcc` when absent, `mfcc-bands` or
 `musicnn-logmel`: see frontends.py), `qbsd.training_data`, `qbsd.recipe`; an `mfcc` or
 `mfcc-bands` model also has `qbsd.feature_params` (JSON of FeatureParams) and
-`qbsd.mel_basis` (base64 .npy, (n_mels, 1 + n_fft // 2) float32). Input `patches` (batch,
+`qbsd.mel_basis` (base64 .npy, (n_mels, 1 + n_fft // 2) float32); a quantised copy of a
+model has `qbsd.quantisation` (JSON: the float model's id, what was quantised and how it
+was calibrated; training/quantise.py). Input `patches` (batch,
 195, 10) float32 raw MFCC values, (batch, 258, 96) band log-mel windows (`mfcc-bands`), or
 (batch, 187, 96) log-mel (normalisation is inside the graph); output `tags`
 (batch, n_tags), per-patch sigmoid probabilities. A song's vector is the mean of its
