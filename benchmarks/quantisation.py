@@ -1,12 +1,13 @@
 """Int8 quantisation of the shipped models (issue 20, item 4): what it buys and what it moves.
 
-    python benchmarks/quantisation.py [--models fast,accurate] [--clips 20] [--rounds 3] [--output benchmarks/QUANTISATION.md]
+    python benchmarks/quantisation.py [--models FLOAT.onnx,accurate] [--clips 20] [--rounds 3] [--output benchmarks/QUANTISATION.md]
 
 For each model and each way of quantising it (onnxruntime's dynamic int8 of every MatMul and
 Conv; static QDQ int8, per-channel weights, of every quantisable operator or of the
-convolutions only, calibrated on the network inputs of 40 real clips that the comparison
-does not use), the same real clips are analysed by `TagModel` with the float model and the
-quantised one in alternating rounds in this process. Reported: the network's own seconds
+convolutions only, by the export path's quantiser (qbsd_cli/training/quantise.py),
+calibrated on the network inputs of 40 real clips that the comparison does not use), the
+same real clips are analysed by `TagModel` with the float model and the quantised one in
+alternating rounds in this process. Reported: the network's own seconds
 (`TagModel.patch_outputs` summed over the clips; decoding and the front end are the same
 code for both and not counted) as the median ratio float / int8, the largest change of any
 tag score, the smallest cosine between a clip's float and int8 song vectors, and the share
@@ -29,77 +30,26 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 CLIPS = REPO.parent / "shared" / "data" / "moods4q" / "audio"
 
-from qbsd_cli.model import TagModel, resolve_model_path  # noqa: E402
+from qbsd_cli.model import TagModel, read_metadata, resolve_model_path  # noqa: E402
 
 #: calibration clips: sorted positions 100..139, apart from the compared first --clips
 CALIBRATION = slice(100, 140)
 
 
-def network_inputs(model_path: Path, paths: list[str]) -> list[dict[str, np.ndarray]]:
-    """Calibration feeds: the network inputs seen while `paths` are analysed, each batch of
-    patches paired with a batch of song statistics where the graph takes them too."""
-    model = TagModel(model_path)
-    patches: list[np.ndarray] = []
-    statistics_batches: list[np.ndarray] = []
-    patch_outputs, statistics_outputs = TagModel.patch_outputs, TagModel.statistics_outputs
+def quantised(model_path: Path, way: str, calibration: list[str], folder: Path) -> Path:
+    """`model_path` quantised one `way` ("dynamic", "static" or "static-conv") into `folder`;
+    the static ways by the export path's own quantiser (qbsd_cli/training/quantise.py),
+    calibrated on the network inputs of the `calibration` clips."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    def record_patches(self, values):
-        patches.append(np.asarray(values, dtype=np.float32))
-        return patch_outputs(self, values)
-
-    def record_statistics(self, values):
-        statistics_batches.append(np.asarray(values, dtype=np.float32))
-        return statistics_outputs(self, values)
-
-    TagModel.patch_outputs, TagModel.statistics_outputs = record_patches, record_statistics
-    try:
-        for path in paths:
-            model.analyse(path)
-    finally:
-        TagModel.patch_outputs, TagModel.statistics_outputs = patch_outputs, statistics_outputs
-    if "song_statistics" not in {i.name for i in model.session.get_inputs()}:
-        return [{"patches": batch} for batch in patches]
-    return [
-        {"patches": batch, "song_statistics": statistics_batches[i % len(statistics_batches)]}
-        for i, batch in enumerate(patches)
-    ]
-
-
-def quantised(model_path: Path, way: str, feeds: list[dict[str, np.ndarray]], folder: Path) -> Path:
-    """`model_path` quantised one `way` ("dynamic", "static" or "static-conv") into `folder`."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_dynamic,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from qbsd_cli.training.quantise import quantise_convolutions
 
     target = folder / f"{model_path.stem}.{way}.onnx"
     if way == "dynamic":
         quantize_dynamic(str(model_path), str(target), weight_type=QuantType.QInt8)
         return target
-
-    class Feeds(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.remaining = iter(feeds)
-
-        def get_next(self):
-            return next(self.remaining, None)
-
-    prepared = folder / f"{model_path.stem}.prepared.onnx"
-    quant_pre_process(str(model_path), str(prepared))
-    quantize_static(
-        str(prepared),
-        str(target),
-        Feeds(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        op_types_to_quantize=["Conv"] if way == "static-conv" else None,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
+    operators = ("Conv",) if way == "static-conv" else None
+    quantise_convolutions(model_path, target, calibration, log=lambda _: None, operators=operators)
     return target
 
 
@@ -146,7 +96,9 @@ def _nearest(vectors: np.ndarray) -> np.ndarray:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="fast,accurate")
+    parser.add_argument(
+        "--models", default="accurate", help="comma-separated float model names or files (the shipped fast one is int8)"
+    )
     parser.add_argument("--clips", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "QUANTISATION.md")
@@ -159,9 +111,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models.split(","):
             path = resolve_model_path(name)
-            feeds = network_inputs(path, calibration)
+            if "qbsd.quantisation" in read_metadata(path):
+                sys.exit(f"{name} is already quantised: give its float model's file")
             for way in ("dynamic", "static", "static-conv"):
-                result = side_by_side(path, quantised(path, way, feeds, Path(folder)), compared, args.rounds)
+                result = side_by_side(path, quantised(path, way, calibration, Path(folder)), compared, args.rounds)
                 rows.append((name, way, result))
                 print(name, way, {k: round(v, 4) for k, v in result.items()}, flush=True)
     lines = [

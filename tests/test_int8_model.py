@@ -152,3 +152,21 @@ def test_the_shipped_fast_model_has_int8_convolutions():
     described = json.loads(metadata["qbsd.quantisation"])
     assert "-int8-" in metadata["qbsd.model_id"] and described["operators"] == ["Conv"]
     assert "corpus" in described["calibration"]["note"]
+
+
+def test_every_operator_can_be_quantised_for_the_comparison_benchmark(float_model, tmp_path):
+    """benchmarks/quantisation.py compares int8 of every operator through the same quantiser:
+    more operators read int8 weights than with the convolutions alone, and the metadata says so."""
+    path, _float_id, calibration, _music = float_model
+
+    def int8_weights(target) -> int:
+        graph = onnx.load(str(target)).graph
+        return sum(tensor.data_type == onnx.TensorProto.INT8 for tensor in graph.initializer)
+
+    convolutions = tmp_path / "conv.onnx"
+    everything = tmp_path / "all.onnx"
+    quantise.quantise_convolutions(path, convolutions, calibration, log=print)
+    quantise.quantise_convolutions(path, everything, calibration, log=print, operators=None)
+    assert int8_weights(everything) > int8_weights(convolutions)
+    described = json.loads(read_metadata(everything)["qbsd.quantisation"])
+    assert described["operators"] == ["every quantisable operator"]

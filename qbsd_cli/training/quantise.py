@@ -112,10 +112,13 @@ def quantise_convolutions(
     settings: CalibrationSettings = CalibrationSettings(),
     calibration_note: str = "",
     log: Callable[[str], object] = print,
+    operators: Sequence[str] | None = QUANTISED_OPERATORS,
 ) -> str:
     """Write to `output` the model at `float_path` with its convolutions in static QDQ int8,
     calibrated on `calibration_paths` (`calibration_note` says what they are, for the
-    metadata); returns the new model id. `output` appears whole or not at all."""
+    metadata); returns the new model id. `output` appears whole or not at all.
+    `operators`: the operator types put in int8 (None: every one onnxruntime can; measured
+    worse, benchmarks/quantisation.py compares them)."""
     import onnx
     import onnxruntime
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -151,14 +154,15 @@ def quantise_convolutions(
             Feeds(),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
-            op_types_to_quantize=list(QUANTISED_OPERATORS),
+            op_types_to_quantize=list(operators) if operators else None,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
         )
         model = onnx.load(str(quantised))
     model_id = quantised_model_id(float_model_id, recipe_name, model)
+    quantised_names = list(operators) if operators else ["every quantisable operator"]
     description = (
-        f"{', '.join(QUANTISED_OPERATORS)} in static QDQ int8 (weights int8 per channel, activations uint8), "
+        f"{', '.join(quantised_names)} in static QDQ int8 (weights int8 per channel, activations uint8), "
         f"calibrated on {len(feeds)} segments of {len(calibration_paths)} files"
         + (f" ({calibration_note})" if calibration_note else "")
     )
@@ -167,7 +171,7 @@ def quantise_convolutions(
         "qbsd.quantisation": json.dumps(
             {
                 "float_model_id": float_model_id,
-                "operators": list(QUANTISED_OPERATORS),
+                "operators": quantised_names,
                 "format": "QDQ",
                 "weights": "int8, per channel",
                 "activations": "uint8",
