@@ -62,6 +62,7 @@ from .settings import DEFAULT_DUPLICATE_COSINE, DEFAULT_MAX_SEGMENTS, SEGMENT_SE
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
 
+    from .audio import DecodedAudio
     from .features import MfccExtractor
     from .frontends import FrontEnd
 
@@ -386,16 +387,23 @@ class TagModel:
         """What the graph is fed for the file at `path`, per analysed segment (as `analyse`
         chooses them): (patches, the segment's song statistics or None for an unblended
         model); a segment without a patch is left out. For calibrating a quantised copy."""
+        for _number, segment, analysed in self._segments(path, max_segments):
+            if analysed:
+                patches, segment_statistics, _log_mel = self._segment_features(segment.samples)
+                if len(patches):
+                    yield patches, segment_statistics
+
+    def _segments(self, path: str, max_segments: int | None) -> Iterator[tuple[int, DecodedAudio, bool]]:
+        """(number, decoded segment, whether it is analysed) for each segment that
+        `decode_segments` reads; a later segment shorter than the front end's
+        `min_later_segment_seconds` (a file's tail) would be mostly padding, and the
+        training data skips it too."""
         from .audio import decode_segments
 
         for number, segment in enumerate(
             decode_segments(path, self.front_end.sample_rate, SEGMENT_SECONDS, max_segments)
         ):
-            if number and segment.duration < self.front_end.min_later_segment_seconds:
-                continue
-            patches, segment_statistics, _log_mel = self._segment_features(segment.samples)
-            if len(patches):
-                yield patches, segment_statistics
+            yield number, segment, not number or segment.duration >= self.front_end.min_later_segment_seconds
 
     def analyse(self, path: str, max_segments: int | None = DEFAULT_MAX_SEGMENTS) -> SongVector:
         """Decode and analyse one file; raises AudioError or TooShortError.
@@ -407,20 +415,16 @@ class TagModel:
         model, mixed with the statistics model's output per segment, each
         weighted by its patches); `duration` is the number of seconds analysed.
         """
-        from .audio import decode_segments
-
         total = np.zeros(len(self.tags), dtype=np.float64)
         n_patches = 0
         seconds = 0.0
         statistics: list[np.ndarray] = []
         patch_counts: list[int] = []
         audio_fingerprint = None
-        for number, segment in enumerate(
-            decode_segments(path, self.front_end.sample_rate, SEGMENT_SECONDS, max_segments)
-        ):
+        for number, segment, analysed in self._segments(path, max_segments):
             seconds += segment.duration
-            if number and segment.duration < self.front_end.min_later_segment_seconds:
-                continue  # a short tail would be mostly padding (the training data skips it too)
+            if not analysed:
+                continue
             patches, segment_statistics, log_mel = self._segment_features(segment.samples, with_log_mel=number == 0)
             if number == 0:  # the file's first 30 s (decode_segments always starts at 0)
                 assert log_mel is not None  # asked for (with_log_mel)

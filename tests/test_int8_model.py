@@ -170,3 +170,20 @@ def test_every_operator_can_be_quantised_for_the_comparison_benchmark(float_mode
     assert int8_weights(everything) > int8_weights(convolutions)
     described = json.loads(read_metadata(everything)["qbsd.quantisation"])
     assert described["operators"] == ["every quantisable operator"]
+
+
+def test_the_command_says_what_is_wrong_without_a_traceback(float_model, tmp_path, capsys):
+    path, _float_id, _calibration, _music = float_model
+    not_a_model = tmp_path / "notes.onnx"
+    not_a_model.write_text("not a model")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    assert quantise.main([str(path), str(tmp_path / "out.onnx"), "--corpus", str(corpus)]) == 1
+    assert "no corpus manifest" in capsys.readouterr().err
+    (corpus / "manifest.json").write_text(json.dumps({"files": [{"path": str(path), "decodable": True}]}))
+    assert quantise.main([str(not_a_model), str(tmp_path / "out.onnx"), "--corpus", str(corpus)]) == 1
+    assert capsys.readouterr().err.startswith("error: ")
+    with pytest.raises(SystemExit):
+        quantise.main([str(path), str(tmp_path), "--corpus", str(corpus)])
+    assert "is a folder" in capsys.readouterr().err
+    assert not (tmp_path / "out.onnx").exists()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -226,10 +227,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if not arguments.model.is_file():
         parser.error(f"no model file {arguments.model}")
+    if arguments.output.is_dir():
+        parser.error(f"{arguments.output} is a folder: give the int8 model's file name")
     if arguments.files < 1 or arguments.segments < 1:
         parser.error("--files and --segments must be at least 1")
     settings = CalibrationSettings(files=arguments.files, segments=arguments.segments)
-    model_id = quantise_with_corpus(arguments.model, arguments.output, arguments.corpus, settings)
+    try:
+        model_id = quantise_with_corpus(arguments.model, arguments.output, arguments.corpus, settings)
+    except QbsdError as error:  # a bad model file, no corpus, no usable calibration audio
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(f"wrote {arguments.output} ({arguments.output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
     return 0
 
