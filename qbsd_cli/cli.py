@@ -665,10 +665,21 @@ def train(
 ) -> None:
     """Train the tag model on labelled audio and export it as ONNX (needs the train extra)."""
     from .settings import default_jobs
-    from .training.commands import train_and_export
+    from .training.commands import TrainingRequest, train_and_export
 
     train_and_export(
-        data, layout, recipe, output, epochs, limit, cache, jobs or default_jobs(), epochs_from_cv, int8_convolutions
+        TrainingRequest(
+            data=data,
+            recipe=recipe,
+            layout=layout,
+            output=output,
+            epochs=epochs,
+            limit=limit,
+            cache=cache,
+            jobs=jobs or default_jobs(),
+            epochs_from_cv=epochs_from_cv,
+            int8_convolutions=int8_convolutions,
+        )
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -74,35 +75,43 @@ def default_output(recipe_name: str) -> Path:
     return Path("models/qbsd.onnx")
 
 
-def train_and_export(
-    data: Path,
-    layout: str,
-    recipe_name: str,
-    output: Path | None,
-    epochs: int | None,
-    limit: int,
-    cache: Path | None,
-    jobs: int,
-    epochs_from_cv: Path | None = None,
-    int8_convolutions: bool = False,
-) -> str:
-    """Train `recipe_name` (a recipe, ensemble or blend) on every song of `data` and write
-    the ONNX model (`output`, by default `default_output(recipe_name)`); returns its id.
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What `qbsd train` is asked to do: train `recipe` (a recipe, ensemble or blend) on
+    every song of `data` (read as `layout`) and write the ONNX model to `output` (None:
+    `default_output(recipe)`).
 
-    Epochs: by default each recipe early-stops on an artist-grouped inner split;
-    `epochs` fixes the length, and `epochs_from_cv` takes each recipe's median
-    best epoch over the cross-validation folds; both train on every song.
-    `int8_convolutions`: the float model is trained into a temporary folder and what
-    `output` gets is its copy with int8 convolutions (quantise.py), calibrated on the corpus."""
-    output = output or default_output(recipe_name)
-    if not int8_convolutions:
-        return _train_float(data, layout, recipe_name, output, epochs, limit, cache, jobs, epochs_from_cv)
+    Epochs: by default each recipe early-stops on an artist-grouped inner split; `epochs`
+    fixes the length, and `epochs_from_cv` takes each recipe's median best epoch over the
+    cross-validation folds in that results folder; both train on every song. `limit`: only
+    the first songs (0: all). `int8_convolutions`: the float model is trained into a
+    temporary folder and `output` gets its copy with int8 convolutions (quantise.py),
+    calibrated on the corpus."""
+
+    data: Path
+    recipe: str
+    layout: str = "moods4q"
+    output: Path | None = None
+    epochs: int | None = None
+    limit: int = 0
+    cache: Path | None = None
+    jobs: int = 1
+    epochs_from_cv: Path | None = None
+    int8_convolutions: bool = False
+
+
+def train_and_export(request: TrainingRequest) -> str:
+    """Train and write the model `request` asks for; returns its id."""
+    output = request.output or default_output(request.recipe)
+    if not request.int8_convolutions:
+        return _train_float(request, output)
     import tempfile
 
     from . import band_student
     from .corpus import DEFAULT_CACHE
     from .recipes import BLENDS
 
+    recipe_name = request.recipe
     blend = BLENDS.get(recipe_name)
     if not blend or blend.patch_model not in band_student.METHODS:
         # measured only there: the accurate model's convolutions ran slower in int8 (models/README.md)
@@ -116,25 +125,15 @@ def train_and_export(
     corpus_calibration_paths(DEFAULT_CACHE, CalibrationSettings())  # no corpus: say so before training
     with tempfile.TemporaryDirectory(prefix="qbsd-train-") as folder:
         float_path = Path(folder) / output.name
-        _train_float(data, layout, recipe_name, float_path, epochs, limit, cache, jobs, epochs_from_cv)
+        _train_float(request, float_path)
         _log("int8 convolutions, calibrated on the corpus ...")
         model_id = quantise_with_corpus(float_path, output, DEFAULT_CACHE, log=_log)
     _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
     return model_id
 
 
-def _train_float(
-    data: Path,
-    layout: str,
-    recipe_name: str,
-    output: Path,
-    epochs: int | None,
-    limit: int,
-    cache: Path | None,
-    jobs: int,
-    epochs_from_cv: Path | None,
-) -> str:
-    """train_and_export's float model, written to `output`."""
+def _train_float(request: TrainingRequest, output: Path) -> str:
+    """The float model that `request` asks for, written to `output`; returns its id."""
     from . import accurate, band_student
     from .export import export_onnx
     from .feature_cache import song_frames
@@ -146,6 +145,15 @@ def _train_float(
         recipe_feature_params,
     )
 
+    data, layout, recipe_name, limit, cache, jobs = (
+        request.data,
+        request.layout,
+        request.recipe,
+        request.limit,
+        request.cache,
+        request.jobs,
+    )
+    epochs, epochs_from_cv = request.epochs, request.epochs_from_cv
     if recipe_name in (accurate.RECIPE, accurate.FINETUNED_RECIPE):  # the accurate model: heads on the teachers
         if epochs_from_cv or (epochs is not None and recipe_name == accurate.RECIPE):
             raise UsageError(
@@ -177,7 +185,7 @@ def _train_float(
                 f"{recipe_name} has no early-stopped members: its band student trains for a fixed number of "
                 "epochs (--epochs changes it); leave out --epochs-from-cv"
             )
-        return _train_band_blend(recipe_name, blend, data, layout, output, limit, cache, jobs, epochs)
+        return _train_band_blend(request, blend, output)
     patch_model = blend.patch_model if blend else recipe_name
     members = ENSEMBLES.get(patch_model, [patch_model])
     unknown = [name for name in members if name not in RECIPES]
@@ -250,12 +258,10 @@ def _train_float(
     return model_id
 
 
-def _train_band_blend(
-    recipe_name: str, blend, data, layout, output: Path, limit: int, cache, jobs: int, epochs: int | None
-) -> str:
+def _train_band_blend(request: TrainingRequest, blend, output: Path) -> str:
     """The fast model with the band student as its patch half (band_student.py): band windows
     in, every tag (4Q and teacher-derived) from both halves, mixed by the blend's weight;
-    `epochs` replaces the student's default length."""
+    `request.epochs` replaces the student's default length."""
     from dataclasses import replace
 
     import torch
@@ -265,7 +271,8 @@ def _train_band_blend(
     from .feature_cache import song_frames
     from .network import BandStudentTagger, HybridTagger
 
-    songs = load_songs(data, layout)
+    recipe_name, limit, cache, jobs, epochs = request.recipe, request.limit, request.cache, request.jobs, request.epochs
+    songs = load_songs(request.data, request.layout)
     if limit:
         songs = songs.subset(range(min(limit, len(songs.paths))))
     params = FeatureParams()
