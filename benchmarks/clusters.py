@@ -28,6 +28,8 @@ REPO = HERE.parent
 DATA = REPO.parent / "shared" / "data" / "moods4q"
 sys.path.insert(0, str(REPO))
 
+from qbsd_cli.model import TagModel  # noqa: E402
+
 
 def labels() -> dict[str, tuple[str, str]]:
     """clip id -> (quadrant, first genre)."""
@@ -93,8 +95,8 @@ def main() -> None:
     counts = [int(count) for count in arguments.counts.split(",")]
     rows = []
     for model in arguments.models.split(","):
-        # a model file's index is named by its stem (an index keeps the model it was made with)
-        index = arguments.cache / f"index-{Path(model).stem}"
+        # an index keeps the model it was made with: one index per model id
+        index = arguments.cache / f"index-{TagModel(model).model_id}"
         qbsd("index", str(DATA / "audio"), "--model", model, "--index", str(index))
         for count in counts:
             found = qbsd_clusters(index, count)

@@ -1161,6 +1161,8 @@ def main() -> int:
     compared = args.compare_model.resolve() if args.compare_model else None
     if compared and not compared.is_file():
         sys.exit(f"no model at {compared} (--compare-model)")
+    if compared and "tag" not in sections:
+        sys.exit("--compare-model times the tagging section: add tag to --sections")
     started = time.perf_counter()
     results: dict = {
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),

@@ -660,7 +660,7 @@ def train(
         False,
         "--int8-convolutions",
         help="Write the model with its convolutions in int8 (static, calibrated on the unlabelled corpus), "
-        "as the shipped fast model; the float model is not kept.",
+        "as the shipped fast model; the float model is removed once quantised.",
     ),
 ) -> None:
     """Train the tag model on labelled audio and export it as ONNX (needs the train extra)."""

@@ -69,8 +69,12 @@ def test_the_int8_model_is_a_new_self_describing_model(float_model, tmp_path):
     assert described["calibration"]["files"] == 3 and described["calibration"]["segments"] == 3
     assert "int8" in metadata["qbsd.summary"] and "generated" in metadata["qbsd.summary"]
     assert ModelInfo.read(target).model_id == model_id
-    # every convolution reads int8 weights through a DequantizeLinear
-    graph = onnx.load(str(target)).graph
+    assert_int8_convolutions(target)
+
+
+def assert_int8_convolutions(path) -> None:
+    """Every convolution of the graph reads int8 weights through a DequantizeLinear."""
+    graph = onnx.load(str(path)).graph
     producers = {output: node for node in graph.node for output in node.output}
     initialisers = {tensor.name: tensor for tensor in graph.initializer}
     convolutions = [node for node in graph.node if node.op_type == "Conv"]
@@ -148,10 +152,48 @@ def test_the_command_writes_an_int8_model_calibrated_on_the_corpus(float_model, 
 
 
 def test_the_shipped_fast_model_has_int8_convolutions():
-    metadata = ModelInfo.read("fast").metadata
-    described = json.loads(metadata["qbsd.quantisation"])
-    assert "-int8-" in metadata["qbsd.model_id"] and described["operators"] == ["Conv"]
+    info = ModelInfo.read("fast")
+    described = json.loads(info.metadata["qbsd.quantisation"])
+    assert "-int8-" in info.model_id and described["operators"] == ["Conv"]
     assert "corpus" in described["calibration"]["note"]
+    assert_int8_convolutions(info.path)
+
+
+def test_the_network_inputs_are_what_analyse_feeds_the_graph(float_model):
+    """Calibration sees what `qbsd tag` sees: the same segments (a long file's short tail
+    left out) and the same patches, so the patch outputs over `network_inputs` make the
+    patch half of `analyse`'s vector."""
+    path, _float_id, _calibration, music = float_model
+    model = TagModel(path)
+    song = str(music.chord("tail.wav", seconds=61.0))  # 30 + 30 + a 1 s tail, which analyse skips
+    inputs = list(model.network_inputs(song, max_segments=None))
+    assert [len(patches) for patches, _ in inputs] == [10, 10]
+    patch_outputs = np.concatenate([model.patch_outputs(patches) for patches, _ in inputs])
+    statistics = model.statistics_outputs(np.stack([s for _, s in inputs])).astype(np.float64)
+    counts = np.array([len(patches) for patches, _ in inputs], dtype=np.float64)
+    weights = model.info.statistics_weights()
+    expected = (1 - weights) * patch_outputs.mean(axis=0) + weights * (counts @ statistics / counts.sum())
+    np.testing.assert_allclose(model.analyse(song, max_segments=None).vector, expected, atol=1e-5)
+
+
+def test_the_command_refuses_to_overwrite_the_float_model(float_model, tmp_path, capsys):
+    path, _float_id, calibration, _music = float_model
+    copy = tmp_path / "float.onnx"
+    copy.write_bytes(path.read_bytes())
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"files": [{"path": p, "decodable": True} for p in calibration]}))
+    with pytest.raises(SystemExit):
+        quantise.main([str(copy), str(tmp_path / "." / "float.onnx"), "--corpus", str(manifest)])
+    assert "would replace the float model" in capsys.readouterr().err
+    assert copy.read_bytes() == path.read_bytes()
+
+
+def test_a_graph_with_nothing_to_quantise_is_not_passed_off_as_int8(float_model, tmp_path):
+    path, _float_id, calibration, _music = float_model
+    with pytest.raises(QbsdError, match="nothing was quantised"):
+        quantise.quantise_convolutions(path, tmp_path / "int8.onnx", calibration, log=print, operators=("LSTM",))
+    assert not (tmp_path / "int8.onnx").exists()
+    assert list(tmp_path.iterdir()) == []  # no half-written file either
 
 
 def test_every_operator_can_be_quantised_for_the_comparison_benchmark(float_model, tmp_path):

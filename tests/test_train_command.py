@@ -45,4 +45,5 @@ def test_int8_convolutions_are_refused_where_they_were_not_measured(qbsd, moods4
     assert refused.returncode == 2, refused
     assert "--int8-convolutions" in refused.stderr and "cnn-wide-student-bands" in refused.stderr
     assert "cnn-tf-stats" in refused.stderr
+    assert "songs," not in refused.stderr and "computing features" not in refused.stderr  # nothing loaded
     assert not model.exists()

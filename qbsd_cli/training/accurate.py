@@ -306,6 +306,7 @@ def build_onnx(
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    from .export import write_onnx
     from .pruning import NEAR_ZERO, pruned_teacher
 
     recipe = RECIPE if fine_tuned is None else FINETUNED_RECIPE
@@ -402,13 +403,7 @@ def build_onnx(
         "qbsd.teachers": "musicnn 0.1.0 (ISC licence) MTT_musicnn (trained on MagnaTagATune, audio CC BY-NC-SA) "
         "and MSD_musicnn (Million Song Dataset); see models/teacher/README.md",
     }
-    for key, value in metadata.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(model)
-    temporary = str(output) + ".tmp"
-    onnx.save(model, temporary)
-    os.replace(temporary, output)
+    write_onnx(model, output, {**{entry.key: entry.value for entry in model.metadata_props}, **metadata})
     return model_id
 
 

@@ -100,41 +100,52 @@ class TrainingRequest:
     int8_convolutions: bool = False
 
 
+def band_blends() -> list[str]:
+    """The blends whose patch half is a band student (band_student.METHODS): the fast
+    model's recipes."""
+    from . import band_student
+    from .recipes import BLENDS
+
+    return [name for name, blend in BLENDS.items() if blend.patch_model in band_student.METHODS]
+
+
 def train_and_export(request: TrainingRequest) -> str:
     """Train and write the model `request` asks for; returns its id."""
     output = request.output or default_output(request.recipe)
+    if output.is_dir():
+        raise UsageError(f"--output {output} is a folder: give the model's file name")
     if not request.int8_convolutions:
         return _train_float(request, output)
-    import tempfile
-
-    from . import band_student
     from .corpus import DEFAULT_CACHE
-    from .recipes import BLENDS
-
-    recipe_name = request.recipe
-    blend = BLENDS.get(recipe_name)
-    if not blend or blend.patch_model not in band_student.METHODS:
-        # measured only there: the accurate model's convolutions ran slower in int8 (models/README.md)
-        raise UsageError(
-            "--int8-convolutions is for the band-student blends (the fast model's recipes: "
-            + ", ".join(name for name, b in BLENDS.items() if b.patch_model in band_student.METHODS)
-            + f"), not {recipe_name}"
-        )
     from .quantise import CalibrationSettings, corpus_calibration_paths, quantise_with_corpus
 
+    if request.recipe not in band_blends():
+        # measured only there: the accurate model's convolutions ran slower in int8 (models/README.md)
+        raise UsageError(
+            f"--int8-convolutions is for the band-student blends (the fast model's recipes: "
+            f"{', '.join(band_blends())}), not {request.recipe}"
+        )
     corpus_calibration_paths(DEFAULT_CACHE, CalibrationSettings())  # no corpus: say so before training
-    with tempfile.TemporaryDirectory(prefix="qbsd-train-") as folder:
-        float_path = Path(folder) / output.name
-        _train_float(request, float_path)
-        _log("int8 convolutions, calibrated on the corpus ...")
+    # beside the output, not in a temporary folder: a failed quantisation must not lose the training
+    float_path = output.with_name(f"{output.stem}.float.onnx")
+    _train_float(request, float_path)
+    _log("int8 convolutions, calibrated on the corpus ...")
+    try:
         model_id = quantise_with_corpus(float_path, output, DEFAULT_CACHE, log=_log)
-    _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
+    except BaseException:
+        _log(
+            f"the float model is kept in {float_path}: `python -m qbsd_cli.training.quantise {float_path} "
+            f"{output}` quantises it"
+        )
+        raise
+    float_path.unlink()
+    _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id} (the float model removed)")
     return model_id
 
 
 def _train_float(request: TrainingRequest, output: Path) -> str:
     """The float model that `request` asks for, written to `output`; returns its id."""
-    from . import accurate, band_student
+    from . import accurate
     from .export import export_onnx
     from .feature_cache import song_frames
     from .network import EnsembleCNN, HybridTagger
@@ -179,7 +190,7 @@ def _train_float(request: TrainingRequest, output: Path) -> str:
         _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
         return model_id
     blend = BLENDS.get(recipe_name)
-    if blend and blend.patch_model in band_student.METHODS:
+    if blend and recipe_name in band_blends():
         if epochs_from_cv:
             raise UsageError(
                 f"{recipe_name} has no early-stopped members: its band student trains for a fixed number of "

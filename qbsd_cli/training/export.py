@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -43,6 +44,30 @@ def encode_array(array: np.ndarray) -> str:
 
 
 OPSET = 17
+
+
+def write_onnx(model, path: str | os.PathLike[str], metadata: dict[str, str]) -> None:
+    """Save the ONNX `model` (an onnx.ModelProto) to `path` with exactly `metadata` as its
+    metadata, checked first. The file appears whole or not at all: it is written under a
+    name of its own in the same folder, then renamed; a failed write leaves nothing."""
+    import tempfile
+
+    import onnx
+
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        onnx.save(model, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def export_onnx(
@@ -94,7 +119,7 @@ def export_onnx(
         input_names.append("song_statistics")
         output_names.append("statistics_tags")
         dynamic_axes.update({"song_statistics": {0: "songs"}, "statistics_tags": {0: "songs"}})
-    temporary = path + ".tmp"
+    temporary = f"{path}.{os.getpid()}.export.tmp"
     torch.onnx.export(
         network,
         inputs,
@@ -106,6 +131,7 @@ def export_onnx(
         dynamo=False,
     )
     model = onnx.load(temporary)
+    os.remove(temporary)
     if hybrid:
         # a default for song_statistics makes it optional: a caller that only wants the
         # per-patch `tags` (the documented single-input interface) feeds patches alone
@@ -173,14 +199,8 @@ def export_onnx(
             "teachers) and a song-statistics student (models/README.md has both shipped models' speeds and accuracies)"
         )
     metadata.update(extra or {})
-    del model.metadata_props[:]
-    for key, value in metadata.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
     model.producer_name = "qbsd"
-    onnx.checker.check_model(model)
-    onnx.save(model, temporary)
-    os.replace(temporary, path)
+    write_onnx(model, path, metadata)
     return model_id
 
 
@@ -191,14 +211,8 @@ def set_metadata(path: str | os.PathLike[str], key: str, value: str) -> None:
     import onnx
 
     model = onnx.load(str(path))
-    kept = [(entry.key, entry.value) for entry in model.metadata_props if entry.key != key]
-    del model.metadata_props[:]
-    for entry_key, entry_value in [*kept, (key, value)]:
-        entry = model.metadata_props.add()
-        entry.key, entry.value = entry_key, entry_value
-    temporary = str(path) + ".tmp"
-    onnx.save(model, temporary)
-    os.replace(temporary, path)
+    kept = {entry.key: entry.value for entry in model.metadata_props if entry.key != key}
+    write_onnx(model, path, {**kept, key: value})
 
 
 if __name__ == "__main__":

@@ -8,14 +8,17 @@ more than 0.015; dynamic int8, or int8 of every operator, bought less or moved m
 
 Weights are int8 per output channel; activations uint8 with ranges from calibration, which
 runs the float model on real music exactly as `qbsd tag` would (`TagModel.network_inputs`):
-by default the first 30 s of `CalibrationSettings.files` files spread evenly over the
-corpus manifest (training/corpus.py), the unlabelled music the band student learnt from,
-so no labelled clip that a figure is measured on sets a range.
+by default one 30 s segment (the middle one, as `qbsd tag` chooses a single segment) of
+each of `CalibrationSettings.files` files spread evenly over the corpus manifest
+(training/corpus.py), the unlabelled music the band student learnt from, so no labelled
+clip that a figure is measured on sets a range.
 
 The copy is a new model: its id is `qbsd-<recipe>-int8-<10 hex>` (sha256 of the float
-model's id and the quantised graph's initialisers), its metadata keeps the float model's
-(tags, front end, feature parameters, recipe) and adds `qbsd.quantisation` (JSON: the float
-model's id, the operators, formats and the calibration), and its summary says int8.
+model's id and the quantised graph); its duplicate cosine is the strict default until
+measured (benchmarks/duplicates.py, then `python -m qbsd_cli.training.export`); the rest
+of its metadata is the float model's (tags, front end, feature parameters, recipe), plus
+`qbsd.quantisation` (JSON: the float model's id, the operators, formats and the
+calibration), and its summary says int8.
 
     python -m qbsd_cli.training.quantise FLOAT.onnx OUTPUT.onnx [--corpus DIR] [--files 40]
 
@@ -42,7 +45,8 @@ from ..settings import SEGMENT_SECONDS
 @dataclass(frozen=True)
 class CalibrationSettings:
     """Which music sets the int8 activation ranges: `files` files spread evenly over the
-    corpus, `segments` 30 s segments of each (from its start, as `qbsd tag` chooses them)."""
+    corpus, `segments` 30 s segments of each, chosen as `qbsd tag` chooses them (one: the
+    middle of the file; more: spread from its start to its end)."""
 
     files: int = 40
     segments: int = 1
@@ -64,6 +68,8 @@ def corpus_calibration_paths(corpus: str, settings: CalibrationSettings) -> list
         raise QbsdError(
             f"no corpus manifest in {corpus}: run `python -m qbsd_cli.training.corpus fetch` first"
         ) from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise QbsdError(f"the corpus manifest in {corpus} is damaged ({error!r}): fetch the corpus again") from None
     if not paths:
         raise QbsdError(f"the corpus manifest in {corpus} lists no decodable music")
     count = min(settings.files, len(paths))
@@ -96,14 +102,18 @@ def calibration_feeds(
 
 
 def quantised_model_id(float_model_id: str, recipe_name: str, model) -> str:
-    """`qbsd-<recipe>-int8-<first 10 hex of sha256 of the float id and the initialisers>`."""
-    from onnx import numpy_helper
-
+    """`qbsd-<recipe>-int8-<first 10 hex of sha256 of the float id and the quantised graph>`
+    (the whole graph: its weights, ranges and operators; the metadata is not part of it)."""
     digest = hashlib.sha256(float_model_id.encode())
-    for initializer in sorted(model.graph.initializer, key=lambda tensor: tensor.name):
-        digest.update(initializer.name.encode())
-        digest.update(np.ascontiguousarray(numpy_helper.to_array(initializer)).tobytes())
+    digest.update(model.graph.SerializeToString())
     return f"qbsd-{recipe_name}-int8-{digest.hexdigest()[:10]}"
+
+
+def _int8_weights(model) -> int:
+    """How many of the graph's initialisers are int8 (the quantised weights)."""
+    from onnx import TensorProto
+
+    return sum(tensor.data_type == TensorProto.INT8 for tensor in model.graph.initializer)
 
 
 def quantise_convolutions(
@@ -125,14 +135,21 @@ def quantise_convolutions(
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from ..model import ORT_ERRORS_ONLY, read_metadata
+    from ..model import DUPLICATE_COSINE_KEY, ORT_ERRORS_ONLY, read_metadata
+    from ..settings import DEFAULT_DUPLICATE_COSINE
+    from .export import write_onnx
 
     float_path, output = Path(float_path), Path(output)
+    if output.is_dir():
+        raise QbsdError(f"{output} is a folder: give the int8 model's file name")
     metadata = read_metadata(float_path)
     float_model_id = metadata.get("qbsd.model_id", "")
     if "qbsd.quantisation" in metadata:
         raise QbsdError(f"{float_path.name} is already quantised ({float_model_id}): give the float model")
-    recipe_name = json.loads(metadata.get("qbsd.recipe", "{}")).get("name", "model")
+    try:
+        recipe_name = str(json.loads(metadata.get("qbsd.recipe", "{}")).get("name", "model"))
+    except (ValueError, AttributeError):
+        raise QbsdError(f"{float_path.name}: its qbsd.recipe metadata is not a qbsd recipe") from None
     log(f"calibration: network inputs of {len(calibration_paths)} files ...")
     feeds = calibration_feeds(float_path, calibration_paths, settings, log)
 
@@ -148,18 +165,26 @@ def quantise_convolutions(
     onnxruntime.set_default_logger_severity(ORT_ERRORS_ONLY)
     with tempfile.TemporaryDirectory(prefix="qbsd-int8-") as folder:
         prepared, quantised = Path(folder) / "prepared.onnx", Path(folder) / "int8.onnx"
-        quant_pre_process(str(float_path), str(prepared))
-        quantize_static(
-            str(prepared),
-            str(quantised),
-            Feeds(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            op_types_to_quantize=list(operators) if operators else None,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-        )
+        try:
+            quant_pre_process(str(float_path), str(prepared))
+            quantize_static(
+                str(prepared),
+                str(quantised),
+                Feeds(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                op_types_to_quantize=list(operators) if operators else None,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+            )
+        except Exception as error:  # onnxruntime's tools raise anything from a graph they cannot take
+            raise QbsdError(f"{float_path.name}: onnxruntime could not quantise it ({error})") from error
         model = onnx.load(str(quantised))
+    if not _int8_weights(model):
+        raise QbsdError(
+            f"{float_path.name}: nothing was quantised (no {', '.join(operators or ['quantisable operator'])} "
+            "with weights in the graph)"
+        )
     model_id = quantised_model_id(float_model_id, recipe_name, model)
     quantised_names = list(operators) if operators else ["every quantisable operator"]
     description = (
@@ -185,17 +210,11 @@ def quantise_convolutions(
             }
         ),
         "qbsd.summary": metadata.get("qbsd.summary", recipe_name) + f"; int8: {description}",
+        # a new model's vectors: unmeasured until benchmarks/duplicates.py measures them
+        DUPLICATE_COSINE_KEY: f"{DEFAULT_DUPLICATE_COSINE}",
     }
-    entries = {**metadata, **updated}
-    del model.metadata_props[:]
-    for key, value in entries.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(model)
-    temporary = output.with_name(output.name + ".tmp")
     output.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(temporary))
-    os.replace(temporary, output)
+    write_onnx(model, output, {**metadata, **updated})
     return model_id
 
 
@@ -208,8 +227,12 @@ def quantise_with_corpus(
 ) -> str:
     """`quantise_convolutions`, calibrated on the corpus (`corpus_calibration_paths`)."""
     paths = corpus_calibration_paths(corpus, settings)
-    seconds = settings.segments * SEGMENT_SECONDS
-    note = f"first {seconds:g} s of {len(paths)} files spread evenly over the unlabelled corpus manifest"
+    segments = (
+        f"the middle {SEGMENT_SECONDS:g} s"
+        if settings.segments == 1
+        else f"{settings.segments} segments of {SEGMENT_SECONDS:g} s spread over each"
+    )
+    note = f"{segments} of {len(paths)} files spread evenly over the unlabelled corpus manifest, as qbsd tag chooses"
     return quantise_convolutions(float_path, output, paths, settings, note, log)
 
 
@@ -229,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"no model file {arguments.model}")
     if arguments.output.is_dir():
         parser.error(f"{arguments.output} is a folder: give the int8 model's file name")
+    if arguments.output.resolve() == arguments.model.resolve():
+        parser.error("the output would replace the float model: give another file name")
     if arguments.files < 1 or arguments.segments < 1:
         parser.error("--files and --segments must be at least 1")
     settings = CalibrationSettings(files=arguments.files, segments=arguments.segments)
