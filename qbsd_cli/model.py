@@ -426,7 +426,8 @@ class TagModel:
             if not analysed:
                 continue
             patches, segment_statistics, log_mel = self._segment_features(segment.samples, with_log_mel=number == 0)
-            if number == 0:  # the first segment analysed: the file's first 30 s unless max_segments is 1 (then its middle)
+            # the first segment analysed: the file's first 30 s, unless max_segments is 1 (then its middle)
+            if number == 0:
                 assert log_mel is not None  # asked for (with_log_mel)
                 audio_fingerprint = fingerprint.compute(log_mel, self.front_end.sample_rate, self.front_end.hop_length)
             if len(patches):
