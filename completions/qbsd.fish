@@ -122,7 +122,7 @@ complete -c qbsd -n '__fish_seen_subcommand_from train' -l epochs-from-cv -r -F 
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l limit -x -d 'Use only the first N songs (smoke tests)'
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l cache -x -a '(__fish_complete_directories (commandline -ct))' -d 'Feature cache folder; if not given, ~/.cache/qbsd/frames'
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l jobs -s j -x -d 'Files analysed in parallel; 0 (the default): all cores'
-complete -c qbsd -n '__fish_seen_subcommand_from train' -l int8-convolutions -d 'Write the model with its convolutions in int8 (static, calibrated on the unlabelled corpus), as the shipped fast model; the float model is not kept'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l int8-convolutions -d 'Write the model with its convolutions in int8 (static, calibrated on the unlabelled corpus), as the shipped fast model; the float model is removed once quantised'
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l help -s h -d 'Show this message and exit'
 
 # qbsd evaluate
