@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..display import shown_path, shown_reason
 from ..errors import QbsdError
 from ..settings import SEGMENT_SECONDS
 
@@ -95,7 +96,8 @@ def calibration_feeds(
                     feed["song_statistics"] = statistics.astype(np.float32)[None, :]
                 feeds.append(feed)
         except (AudioError, TooShortError) as error:
-            log(f"calibration: skipped {os.path.basename(path)} ({error})")
+            # corpus file names and decoder messages are untrusted text: through the one sanitiser
+            log(f"calibration: skipped {shown_path(os.path.basename(path))} ({shown_reason(str(error))})")
     if not feeds:
         raise QbsdError("calibration: none of the files gave the model any input")
     return feeds
