@@ -78,19 +78,22 @@ def small_blend(rng, n_tags: int, matrix: np.ndarray, weight: float):
     return HybridTagger(band, StatisticsStudentModule(taught, matrix, with_bands=True), weight), band
 
 
-def test_an_exported_band_blend_runs_as_its_modules_compute(tmp_path):
-    rng = np.random.default_rng(3)
+#: the vocabulary of `exported_small_blend`: four 4Q tags, then two teacher-derived ones
+SMALL_BLEND_TAGS = ["mood:a", "mood:b", "quadrant:q1", "genre:c", "instrument:x", "voice:y"]
+
+
+def exported_small_blend(seed: int, path):
+    """A `small_blend` (w = 0.3, two teacher-derived tags) exported to ONNX at `path`:
+    (the blend, its band half, its teacher-tag matrix, the model id)."""
     matrix = np.zeros((100, 2), dtype=np.float32)
     matrix[[0, 1], 0] = 0.5
     matrix[70, 1] = 1.0
-    blend, band = small_blend(rng, 4, matrix, weight=0.3)
+    blend, band = small_blend(np.random.default_rng(seed), 4, matrix, weight=0.3)
     params = FeatureParams()
-    path = tmp_path / "band.onnx"
-    tags = ["mood:a", "mood:b", "quadrant:q1", "genre:c", "instrument:x", "voice:y"]
-    export_onnx(
+    model_id = export_onnx(
         blend,
         str(path),
-        tags,
+        SMALL_BLEND_TAGS,
         params,
         librosa_mel_basis(params),
         "test-band",
@@ -99,6 +102,13 @@ def test_an_exported_band_blend_runs_as_its_modules_compute(tmp_path):
         False,
         band_windows=True,
     )
+    return blend, band, matrix, model_id
+
+
+def test_an_exported_band_blend_runs_as_its_modules_compute(tmp_path):
+    path = tmp_path / "band.onnx"
+    blend, band, matrix, _model_id = exported_small_blend(3, path)
+    params, tags = FeatureParams(), SMALL_BLEND_TAGS
     model = TagModel(path)
     assert model.info.front_end == "mfcc-bands" and model.tags == tags
     samples = decode(str(write_chord(tmp_path / "chord.wav", seconds=8.0)), params.sample_rate).samples

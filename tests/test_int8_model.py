@@ -13,38 +13,20 @@ onnx = pytest.importorskip("onnx", reason="the train extra (onnx) is not install
 torch = pytest.importorskip("torch", reason="the train extra (PyTorch) is not installed")
 
 from helpers import AudioFactory  # noqa: E402
-from test_band_student import small_blend  # noqa: E402
+from test_band_student import SMALL_BLEND_TAGS, exported_small_blend  # noqa: E402
 
 from qbsd_cli.errors import QbsdError  # noqa: E402
-from qbsd_cli.features import FeatureParams  # noqa: E402
 from qbsd_cli.model import ModelInfo, TagModel, read_metadata  # noqa: E402
 from qbsd_cli.training import quantise  # noqa: E402
-from qbsd_cli.training.export import export_onnx, librosa_mel_basis  # noqa: E402
 
-TAGS = ["mood:a", "mood:b", "quadrant:q1", "genre:c", "instrument:x", "voice:y"]
+TAGS = SMALL_BLEND_TAGS
 
 
 @pytest.fixture(scope="module")
 def float_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("int8")
-    matrix = np.zeros((100, 2), dtype=np.float32)
-    matrix[[0, 1], 0] = 0.5
-    matrix[70, 1] = 1.0
-    blend, _band = small_blend(np.random.default_rng(5), 4, matrix, weight=0.3)
-    params = FeatureParams()
     path = folder / "float.onnx"
-    model_id = export_onnx(
-        blend,
-        str(path),
-        TAGS,
-        params,
-        librosa_mel_basis(params),
-        "test-band",
-        "test",
-        "generated",
-        False,
-        band_windows=True,
-    )
+    _blend, _band, _matrix, model_id = exported_small_blend(5, path)
     music = AudioFactory(folder / "music")
     calibration = [
         str(music.chord("chord.wav", seconds=12.0)),
