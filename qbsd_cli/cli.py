@@ -632,7 +632,8 @@ def train(
         help="Training recipe, ensemble or blend (see the model card): the shipped fast model is "
         "cnn-wide-student-bands with --int8-convolutions (needs the teachers' corpus), the accurate one "
         "musicnn-finetuned (or "
-        "musicnn-heads, its teachers frozen); the default, "
+        "musicnn-heads, its teachers frozen; musicnn-midend-finetuned, the top of their mid-end tuned too); "
+        "the default, "
         "cnn-tf-stats, needs neither.",
     ),
     output: Optional[Path] = typer.Option(
@@ -640,7 +641,7 @@ def train(
         "--output",
         "-o",
         help="Where to write the ONNX model; if not given, models/qbsd.onnx, or models/qbsd-accurate.onnx for "
-        "musicnn-finetuned and musicnn-heads.",
+        "the musicnn-* recipes.",
         show_default=False,
     ),
     epochs: Optional[int] = typer.Option(

@@ -1,9 +1,11 @@
-"""Fine-tuning the teachers' last layers (qbsd_cli.training.finetune) on real clips: the
-tuned network starts exactly at the frozen model, training moves it deterministically, and
-the exported graph scores songs as the trained network does while its teacher-derived tags
-stay the frozen teachers' own."""
+"""Fine-tuning the teachers' last layers, and the top of their mid-end
+(qbsd_cli.training.finetune), on real clips: the tuned network starts exactly at the frozen
+model, training moves it deterministically, and the exported graph scores songs as the
+trained network does while its teacher-derived tags stay the frozen teachers' own."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,57 +21,113 @@ from qbsd_cli.training.teacher import compute_outputs, load_outputs  # noqa: E40
 pytestmark = pytest.mark.shared_data
 
 
+MIDEND = finetune.METHODS[finetune.MIDEND_METHOD]
+
+
 @pytest.fixture(scope="module")
 def taught(clip_paths, tmp_path_factory):
-    """Teacher outputs, pooled features and labels of 12 real clips, and the frozen heads."""
+    """Teacher outputs, fine-tuning inputs (with the mid-end's) and labels of 12 real
+    clips, and the frozen heads."""
     paths = clip_paths[:12]
-    cache = tmp_path_factory.mktemp("teacher-outputs")
+    cache = tmp_path_factory.mktemp("cache") / "teacher-outputs"
     compute_outputs(paths, str(cache), str(accurate.TEACHER_DIR), log=lambda *_: None)
     outputs = [load_outputs(path, str(cache)) for path in paths]
-    pooled = finetune.pooled_features(paths, finetune.pooled_cache(cache), accurate.TEACHER_DIR, log=lambda *_: None)
+    inputs = finetune.training_inputs(paths, MIDEND, cache, accurate.TEACHER_DIR, log=lambda *_: None)
     clip_features = np.stack([accurate.patch_features(o).mean(axis=0) for o in outputs]).astype(np.float64)
     rng = np.random.default_rng(0)
     labels = np.zeros((len(paths), 4), dtype=np.float32)
     labels[np.arange(len(paths)), rng.permutation(np.arange(len(paths)) % 4)] = 1  # a quadrant each
     heads = accurate.fit_heads(clip_features, labels)
-    return paths, outputs, pooled, labels, heads, finetune.backend_weights(accurate.TEACHER_DIR)
+    return paths, outputs, inputs, labels, heads
+
+
+def short(settings: finetune.FineTuneSettings) -> finetune.FineTuneSettings:
+    return replace(settings, epochs=2)
 
 
 def test_the_untrained_network_is_the_frozen_model(taught):
-    paths, outputs, pooled, labels, heads, backend = taught
+    paths, outputs, inputs, labels, heads = taught
     weights, bias = heads.folded()
-    untrained = finetune.FineTuned({t: {k: backend[t][k] for k in finetune.TUNED} for t in backend}, weights, bias)
+    backends = {t: {k: inputs.constants[t][k] for k in finetune.TUNED} for t in inputs.constants}
     frozen = accurate.song_scores(heads, [accurate.patch_features(o) for o in outputs])
-    np.testing.assert_allclose(untrained.song_scores(backend, pooled), frozen, atol=1e-5)
+    untrained = finetune.FineTuned(backends, weights, bias)
+    np.testing.assert_allclose(untrained.song_scores(inputs), frozen, atol=1e-5)
+    # the mid-end recomputed in torch from its first layer's output, as the graph pools it
+    with_midend = finetune.FineTuned(backends, weights, bias, inputs.layers)
+    np.testing.assert_allclose(with_midend.song_scores(inputs), frozen, atol=1e-5)
 
 
-def test_fine_tuning_moves_the_layers_deterministically(taught):
-    paths, outputs, pooled, labels, heads, backend = taught
-    first = finetune.fine_tune(pooled, labels, heads, backend, epochs=2)
-    again = finetune.fine_tune(pooled, labels, heads, backend, epochs=2)
-    for teacher in backend:
+def test_the_mid_end_inputs_are_the_first_mid_end_layer_per_patch(taught):
+    paths, outputs, inputs, labels, heads = taught
+    for pooled, midend in zip(inputs.pooled, inputs.midend):
+        assert midend.shape == (len(pooled), 2, finetune.MIDEND_CHANNELS, 187)
+        # its max and mean over time are the pooled features' channels 561-624
+        start = 2 * finetune.FRONT_END_CHANNELS
+        np.testing.assert_allclose(pooled[:, :, start : start + 128 : 2], midend.max(axis=3), atol=1e-5)
+        np.testing.assert_allclose(pooled[:, :, start + 1 : start + 128 : 2], midend.mean(axis=3), atol=1e-4)
+
+
+def test_only_the_live_mid_end_filters_are_tuned(taught):
+    paths, outputs, inputs, labels, heads = taught
+    layers = [layer for teacher_layers in inputs.layers.values() for layer in teacher_layers]
+    for layer in layers:
+        # `order` puts a live filter's channel among the first len(weights), a dead one after
+        live = layer.order < len(layer.weights)
+        assert live.sum() == len(layer.weights) and len(layer.order) == finetune.MIDEND_CHANNELS
+        assert layer.weights.shape[1:] == (1, 7, finetune.MIDEND_CHANNELS)
+        assert not layer.constants[live].any()
+    assert any(len(layer.weights) < finetune.MIDEND_CHANNELS for layer in layers)
+
+
+@pytest.mark.parametrize("settings", [finetune.FineTuneSettings(), MIDEND], ids=["last layers", "mid-end"])
+def test_fine_tuning_moves_the_layers_deterministically(taught, settings):
+    paths, outputs, inputs, labels, heads = taught
+    first = finetune.fine_tune(inputs, labels, heads, short(settings))
+    again = finetune.fine_tune(inputs, labels, heads, short(settings))
+    for teacher in inputs.constants:
         for key in finetune.TUNED:
             np.testing.assert_array_equal(first.backends[teacher][key], again.backends[teacher][key])
-        assert np.abs(first.backends[teacher]["dense_weights"] - backend[teacher]["dense_weights"]).max() > 0
+        assert np.abs(first.backends[teacher]["dense_weights"] - inputs.constants[teacher]["dense_weights"]).max() > 0
     weights, _ = heads.folded()
     assert np.abs(first.weights - weights).max() > 0
+    if settings.midend:
+        for teacher, layers in first.midends.items():
+            for tuned, frozen, repeated in zip(layers, inputs.layers[teacher], again.midends[teacher]):
+                np.testing.assert_array_equal(tuned.weights, repeated.weights)
+                assert tuned.weights.shape == frozen.weights.shape
+                assert np.abs(tuned.weights - frozen.weights).max() > 0
+                np.testing.assert_array_equal(tuned.order, frozen.order)
+    else:
+        assert first.midends is None
 
 
-def test_the_exported_graph_scores_as_the_tuned_network(taught, tmp_path):
+def test_the_mid_end_needs_its_inputs(taught):
+    paths, outputs, inputs, labels, heads = taught
+    without = finetune.TrainingInputs(inputs.pooled, None, inputs.constants, None)
+    with pytest.raises(ValueError, match="mid-end"):
+        finetune.fine_tune(without, labels, heads, short(MIDEND))
+
+
+@pytest.mark.parametrize(
+    "settings, recipe",
+    [(finetune.FineTuneSettings(), accurate.FINETUNED_RECIPE), (MIDEND, accurate.MIDEND_RECIPE)],
+    ids=["last layers", "mid-end"],
+)
+def test_the_exported_graph_scores_as_the_tuned_network(taught, tmp_path, settings, recipe):
     import onnxruntime
 
-    paths, outputs, pooled, labels, heads, backend = taught
-    tuned = finetune.fine_tune(pooled, labels, heads, backend, epochs=2)
+    paths, outputs, inputs, labels, heads = taught
+    tuned = finetune.fine_tune(inputs, labels, heads, short(settings))
     tags = [f"quadrant:q{i}" for i in range(1, 5)]
     tuned_path, frozen_path = tmp_path / "tuned.onnx", tmp_path / "frozen.onnx"
     model_id = accurate.build_onnx(heads, tags, tuned_path, "12 clips", fine_tuned=tuned)
-    assert model_id.startswith(f"qbsd-{accurate.FINETUNED_RECIPE}-")
+    assert model_id.startswith(f"qbsd-{recipe}-")
     accurate.build_onnx(heads, tags, frozen_path, "12 clips")
     sessions = [
         onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         for path in (tuned_path, frozen_path)
     ]
-    expected = tuned.song_scores(backend, pooled)
+    expected = tuned.song_scores(inputs)
     for number, path in enumerate(paths[:4]):
         patches = logmel.patches(logmel.log_mel(decode(path, logmel.SAMPLE_RATE).samples))
         tuned_tags, frozen_tags = (session.run(["tags"], {"patches": patches})[0] for session in sessions)

@@ -51,6 +51,10 @@ HEAD_C = 0.01
 RECIPE = "musicnn-heads"
 #: the accurate model with the teachers' last layers fine-tuned on the labels (finetune.py)
 FINETUNED_RECIPE = "musicnn-finetuned"
+#: the same with the top of the teachers' mid-end fine-tuned too (finetune.py)
+MIDEND_RECIPE = "musicnn-midend-finetuned"
+#: the recipes that fine-tune (finetune.METHODS holds their settings)
+FINETUNING_RECIPES = (FINETUNED_RECIPE, MIDEND_RECIPE)
 
 #: qbsd's name for each teacher-derived tag -> the teacher tags it merges ("MTT:x", "MSD:y"),
 #: whose probabilities are averaged. Synonyms are merged (MTT's `female`, `woman`,
@@ -262,10 +266,59 @@ def teacher_outputs(
     return outputs
 
 
-def _tuned_backend(prefix: str, tuned: dict[str, np.ndarray]) -> tuple[list, list, str, str]:
+def _tuned_midend(nodes: list, prefix: str, layers: list) -> tuple[list, list, str]:
+    """Nodes and initializers of a teacher's fine-tuned mid-end (finetune.py's
+    `MIDEND_CONVS`, `layers` its tuned `MidendLayer`s), beside the frozen one: a copy of
+    every node between the first mid-end layer's output and the flattened pooled features,
+    its outputs renamed and the tuned convolutions reading the tuned weights; `nodes` are
+    the teacher's (names with `prefix`). Returns them and the tuned flattened features' name."""
+    import onnx
+    from onnx import numpy_helper
+
+    from .finetune import FLATTEN, MIDEND_CONVS, MIDEND_INPUT
+
+    step = f"{prefix}tuned-midend/"
+    # the nodes that the first mid-end layer's output reaches ...
+    reached, downstream = {prefix + MIDEND_INPUT}, []
+    for node in nodes:
+        if any(name in reached for name in node.input):
+            downstream.append(node)
+            reached.update(node.output)
+    # ... and of them, those the flattened features need
+    needed, copied = {prefix + FLATTEN}, []
+    for node in reversed(downstream):
+        if any(name in needed for name in node.output):
+            copied.append(node)
+            needed.update(node.input)
+    renamed = {name: step + name for node in copied for name in node.output}
+    tuned_inputs = {}
+    initializers = []
+    for weights_name, layer in zip(MIDEND_CONVS, layers):
+        conv = next(n for n in copied if n.op_type == "Conv" and n.input[1] == prefix + weights_name)
+        tuned_inputs[conv.input[1]] = step + conv.input[1]
+        tuned_inputs[conv.input[2]] = step + conv.input[2]
+        initializers += [
+            numpy_helper.from_array(layer.weights.astype(np.float32), step + conv.input[1]),
+            numpy_helper.from_array(layer.bias.astype(np.float32), step + conv.input[2]),
+        ]
+    result = []
+    for node in reversed(copied):
+        copy = onnx.NodeProto.FromString(node.SerializeToString())
+        copy.name = step + node.name if node.name else ""
+        for number, name in enumerate(copy.input):
+            copy.input[number] = renamed.get(name, tuned_inputs.get(name, name))
+        for number, name in enumerate(copy.output):
+            copy.output[number] = renamed[name]
+        result.append(copy)
+    return result, initializers, renamed[prefix + FLATTEN]
+
+
+def _tuned_backend(
+    prefix: str, tuned: dict[str, np.ndarray], flatten: str | None = None
+) -> tuple[list, list, str, str]:
     """Nodes and initializers of a teacher's fine-tuned dense layers (finetune.py), from its
-    flattened pooled features, beside the frozen ones; returns them and the names of the
-    tuned penultimate layer and probabilities."""
+    flattened pooled features (`flatten`, or the frozen teacher's), beside the frozen
+    ones; returns them and the names of the tuned penultimate layer and probabilities."""
     from onnx import helper, numpy_helper
 
     from .finetune import BACKEND, FLATTEN
@@ -277,7 +330,7 @@ def _tuned_backend(prefix: str, tuned: dict[str, np.ndarray]) -> tuple[list, lis
     initializers = [numpy_helper.from_array(value.astype(np.float32), tuned_names[key]) for key, value in tuned.items()]
     step = f"{prefix}tuned/"
     nodes = [
-        helper.make_node("Mul", [prefix + FLATTEN, frozen("bn9_scale")], [step + "bn9_scaled"]),
+        helper.make_node("Mul", [flatten or prefix + FLATTEN, frozen("bn9_scale")], [step + "bn9_scaled"]),
         helper.make_node("Add", [step + "bn9_scaled", frozen("bn9_shift")], [step + "bn9"]),
         helper.make_node("MatMul", [step + "bn9", tuned_names["dense_weights"]], [step + "dense_product"]),
         helper.make_node("Add", [step + "dense_product", tuned_names["dense_bias"]], [step + "dense"]),
@@ -309,7 +362,7 @@ def build_onnx(
     from .export import write_onnx
     from .pruning import NEAR_ZERO, pruned_teacher
 
-    recipe = RECIPE if fine_tuned is None else FINETUNED_RECIPE
+    recipe = RECIPE if fine_tuned is None else FINETUNED_RECIPE if fine_tuned.midends is None else MIDEND_RECIPE
     names = teacher_tag_names(teacher_dir)
     matrix = teacher_tag_matrix(names)
     weights, bias = heads.folded() if fine_tuned is None else (fine_tuned.weights, fine_tuned.bias)
@@ -325,8 +378,15 @@ def build_onnx(
         teacher_outputs_[teacher] = (f"{prefix}penultimate", f"{prefix}probabilities")
         head_inputs[teacher] = teacher_outputs_[teacher]
         if fine_tuned is not None:
+            flatten = None
+            if fine_tuned.midends is not None:
+                midend_nodes, midend_initializers, flatten = _tuned_midend(
+                    list(model.graph.node), prefix, fine_tuned.midends[teacher]
+                )
+                nodes.extend(midend_nodes)
+                initializers.extend(midend_initializers)
             tuned_nodes, tuned_initializers, penultimate, probability = _tuned_backend(
-                prefix, fine_tuned.backends[teacher]
+                prefix, fine_tuned.backends[teacher], flatten
             )
             nodes.extend(tuned_nodes)
             initializers.extend(tuned_initializers)
@@ -371,6 +431,8 @@ def build_onnx(
         for teacher in OUTPUT_TEACHERS:
             for value in fine_tuned.backends[teacher].values():
                 digest.update(value.tobytes())
+            for layer in (fine_tuned.midends or {}).get(teacher, []):
+                digest.update(layer.weights.tobytes() + layer.bias.tobytes())
     model_id = f"qbsd-{recipe}-{digest.hexdigest()[:10]}"
     metadata = {
         "qbsd.model_id": model_id,
@@ -387,8 +449,9 @@ def build_onnx(
                 f"4Q tags: logistic regression per tag (C={HEAD_C}, balanced) on their 500 "
                 "standardised penultimate and probability outputs, fitted on clip means"
                 + (
-                    "; then both teachers' two dense layers and those heads fine-tuned together on the "
-                    "labels (finetune.py)"
+                    "; then both teachers' two dense layers"
+                    + (" and their mid-end's upper two convolutions" if fine_tuned.midends is not None else "")
+                    + " and those heads fine-tuned together on the labels (finetune.py)"
                     if fine_tuned is not None
                     else ""
                 )
@@ -408,29 +471,33 @@ def build_onnx(
 
 
 def train_and_export(
-    songs, output: Path, cache_dir: Path | None = None, log=print, fine_tune: bool = False, epochs: int | None = None
+    songs, output: Path, cache_dir: Path | None = None, log=print, recipe: str = RECIPE, epochs: int | None = None
 ) -> str:
-    """Fit the heads on every song of `songs` (datasets.LabelledSongs), with `fine_tune`
-    also the teachers' last layers (finetune.py, `epochs` of it), and write the model."""
+    """Fit the heads on every song of `songs` (datasets.LabelledSongs), for a
+    `FINETUNING_RECIPES` recipe also fine-tune the teachers' layers (finetune.py, `epochs`
+    of it), and write the model."""
     cache_dir = cache_dir or TEACHER_CACHE
     outputs = teacher_outputs(songs.paths, cache_dir, log=log)
     clip_features = np.stack([patch_features(value).mean(axis=0) for value in outputs]).astype(np.float64)
     heads = fit_heads(clip_features, songs.labels)
     output.parent.mkdir(parents=True, exist_ok=True)
     fine_tuned = None
-    if fine_tune:
+    if recipe in FINETUNING_RECIPES:
+        from dataclasses import replace
+
         from . import finetune
 
-        pooled = finetune.pooled_features(songs.paths, finetune.pooled_cache(cache_dir), TEACHER_DIR, log=log)
-        fine_tuned = finetune.fine_tune(
-            pooled,
-            songs.labels,
-            heads,
-            finetune.backend_weights(TEACHER_DIR),
-            epochs=finetune.EPOCHS if epochs is None else epochs,
-            log=log,
-        )
-    trained = "heads and the teachers' last layers fine-tuned" if fine_tune else "heads trained"
+        settings = finetune.METHODS[recipe]
+        settings = settings if epochs is None else replace(settings, epochs=epochs)
+        inputs = finetune.training_inputs(songs.paths, settings, cache_dir, TEACHER_DIR, log=log)
+        fine_tuned = finetune.fine_tune(inputs, songs.labels, heads, settings, log=log)
+    trained = (
+        "heads trained"
+        if fine_tuned is None
+        else "heads and the teachers' last layers"
+        + (" and upper mid-end" if fine_tuned.midends is not None else "")
+        + " fine-tuned"
+    )
     return build_onnx(
         heads,
         songs.tags,

@@ -70,7 +70,7 @@ def default_output(recipe_name: str) -> Path:
     accurate model's recipes, else models/qbsd.onnx."""
     from . import accurate
 
-    if recipe_name in (accurate.RECIPE, accurate.FINETUNED_RECIPE):
+    if recipe_name in (accurate.RECIPE, *accurate.FINETUNING_RECIPES):
         return Path("models/qbsd-accurate.onnx")
     return Path("models/qbsd.onnx")
 
@@ -165,12 +165,12 @@ def _train_float(request: TrainingRequest, output: Path) -> str:
         request.jobs,
     )
     epochs, epochs_from_cv = request.epochs, request.epochs_from_cv
-    if recipe_name in (accurate.RECIPE, accurate.FINETUNED_RECIPE):  # the accurate model: heads on the teachers
+    if recipe_name in (accurate.RECIPE, *accurate.FINETUNING_RECIPES):  # the accurate model: heads on the teachers
         if epochs_from_cv or (epochs is not None and recipe_name == accurate.RECIPE):
             raise UsageError(
                 f"{recipe_name} takes no --epochs-from-cv"
                 + (" and no --epochs (its heads are logistic regressions)" if recipe_name == accurate.RECIPE else "")
-                + f"; --epochs sets the fine-tuning epochs of {accurate.FINETUNED_RECIPE}"
+                + f"; --epochs sets the fine-tuning epochs of {' and '.join(accurate.FINETUNING_RECIPES)}"
             )
         songs = load_songs(data, layout)
         if limit:
@@ -184,7 +184,7 @@ def _train_float(request: TrainingRequest, output: Path) -> str:
             output,
             cache_dir=accurate.teacher_cache(cache),
             log=_log,
-            fine_tune=recipe_name == accurate.FINETUNED_RECIPE,
+            recipe=recipe_name,
             epochs=epochs,
         )
         _log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB), model id {model_id}")
@@ -204,7 +204,7 @@ def _train_float(request: TrainingRequest, output: Path) -> str:
         raise UsageError(
             f"unknown recipe {recipe_name!r}; recipes: {', '.join(RECIPES)}; "
             f"ensembles and blends: {', '.join([*ENSEMBLES, *BLENDS])}; "
-            f"the accurate model: {accurate.FINETUNED_RECIPE} or {accurate.RECIPE}"
+            f"the accurate model: {', '.join(accurate.FINETUNING_RECIPES)} or {accurate.RECIPE}"
         )
     patch_lengths = {RECIPES[name].long_frames_per_patch for name in members}
     if len(patch_lengths) > 1:  # one graph, one way of cutting patches

@@ -45,11 +45,13 @@ BASELINES = ("prior", "logreg", *STATISTICS_MODELS, "gmm-sml")
 #: `cnn-wide-student` with twice the filters (band_student.WIDE_SETTINGS); `cnn-view-student`
 #: on augmented views that the teachers analysed too (band_student.VIEWS_SETTINGS, views.py),
 #: `cnn-wide-view-student` both (band_student.WIDE_VIEWS_SETTINGS).
-#: `musicnn-finetuned` also trains the teachers' last layers on the labels (finetune.py).
+#: `musicnn-finetuned` also trains the teachers' last layers on the labels (finetune.py),
+#: `musicnn-midend-finetuned` the top of their mid-end too.
 TEACHER_METHODS = (
     "teacher-probe",
     "musicnn-heads",
     "musicnn-finetuned",
+    "musicnn-midend-finetuned",
     "mlp-student",
     "mlp-student-bands",
     *BAND_STUDENT_METHODS,
@@ -246,11 +248,16 @@ def _teacher_folds(
             clip_views=max(settings.clip_views for settings in wanted),
             corpus_views=max(settings.corpus_views for settings in wanted),
         )
-    if any(method == finetune.METHOD for method, _ in todo):
-        pooled = finetune.pooled_features(
-            songs.paths, finetune.pooled_cache(accurate.teacher_cache(cache_dir)), accurate.TEACHER_DIR, log=log
+    tuning = [finetune.METHODS[method] for method, _ in todo if method in finetune.METHODS]
+    if tuning:
+        # with the mid-end's inputs if any method tunes it (the others ignore them)
+        tuning_inputs = finetune.training_inputs(
+            songs.paths,
+            max(tuning, key=lambda settings: settings.midend),
+            accurate.teacher_cache(cache_dir),
+            accurate.TEACHER_DIR,
+            log=log,
         )
-        backend = finetune.backend_weights(accurate.TEACHER_DIR)
     matrix = accurate.teacher_tag_matrix(accurate.teacher_tag_names())
 
     def save_derived(method: str, fold: int, derived: np.ndarray) -> None:
@@ -307,9 +314,11 @@ def _teacher_folds(
             heads = accurate.fit_heads(clips[train], songs.labels[train])
             if method == "teacher-probe":
                 every = heads.probabilities(clips)
-            elif method == finetune.METHOD:
-                tuned = finetune.fine_tune([pooled[i] for i in train], songs.labels[train], heads, backend, seed=fold)
-                every = tuned.song_scores(backend, pooled)
+            elif method in finetune.METHODS:
+                tuned = finetune.fine_tune(
+                    tuning_inputs.subset(train), songs.labels[train], heads, finetune.METHODS[method], seed=fold
+                )
+                every = tuned.song_scores(tuning_inputs)
             else:
                 every = accurate.song_scores(heads, patches)
         folder = os.path.join(results_dir, "folds", method)
@@ -477,7 +486,7 @@ def nested_weight(songs: LabelledSongs, results_dir: str, fold_of: np.ndarray, b
 REFERENCE_RANKINGS = ("mfcc-stats-cosine", "musicnn-embedding-cosine", "musicnn-mtt-embedding-cosine")
 #: Methods whose shipped song vector also holds the 72 teacher-derived tags (from the frozen
 #: teachers: the accurate model's); the students' are out of fold (DERIVING_METHODS).
-FROZEN_TEACHER_TAG_METHODS = ("musicnn-heads", "musicnn-finetuned")
+FROZEN_TEACHER_TAG_METHODS = ("musicnn-heads", "musicnn-finetuned", "musicnn-midend-finetuned")
 
 
 def fold_vectors(results_dir: str, method: str, fold: int, derived: bool = False) -> np.ndarray:
