@@ -47,3 +47,32 @@ def test_int8_convolutions_are_refused_where_they_were_not_measured(qbsd, moods4
     assert "cnn-tf-stats" in refused.stderr
     assert "songs," not in refused.stderr and "computing features" not in refused.stderr  # nothing loaded
     assert not model.exists()
+
+
+def test_the_accurate_recipe_with_its_mid_end_tuned_trains_and_tags(qbsd, moods4q_root, clip_paths, tmp_path):
+    """`musicnn-midend-finetuned` from an empty cache: teacher outputs, pooled features and
+    the mid-end's inputs computed, one epoch, and the model it wrote tags a clip as itself."""
+    model = tmp_path / "accurate.onnx"
+    trained = qbsd(
+        "train",
+        "--recipe",
+        "musicnn-midend-finetuned",
+        "--data",
+        moods4q_root,
+        "--limit",
+        "8",
+        "--epochs",
+        "1",
+        "--output",
+        model,
+        "--cache",
+        tmp_path / "cache",
+        timeout=900,
+    )
+    assert trained.returncode == 0, trained
+    assert "mid-end inputs" in trained.stderr and "fine-tuning epoch 1/1" in trained.stderr
+    tagged = qbsd("tag", "--model", model, "--top", "3", clip_paths[0])
+    assert tagged.returncode == 0, tagged
+    record = tagged.json()[0]
+    assert record["model"].startswith("qbsd-musicnn-midend-finetuned-")
+    assert record["model"] in trained.stderr

@@ -60,7 +60,6 @@ class FineTuneSettings:
 
 #: per method, its settings (both fixed before their first cross-validation)
 METHODS = {METHOD: FineTuneSettings(), MIDEND_METHOD: FineTuneSettings(midend=True)}
-EPOCHS = FineTuneSettings.epochs
 #: the teachers' flattened pooled features, exposed as the output `pooled` (teacher.open_teachers)
 FLATTEN = "flatten/Reshape:0"
 POOLED = "pooled"
