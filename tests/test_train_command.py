@@ -1,5 +1,5 @@
-"""`qbsd train` as a user runs it: a short real run of the default (shipped) recipe, then the
-model it wrote tags a clip and names itself."""
+"""`qbsd train` as a user runs it: short real runs of the default recipe and of an accurate
+recipe, then the model each wrote tags a clip and names itself."""
 
 import pytest
 

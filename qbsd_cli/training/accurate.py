@@ -290,21 +290,22 @@ def _tuned_midend(nodes: list, prefix: str, layers: list) -> tuple[list, list, s
         if any(name in needed for name in node.output):
             copied.append(node)
             needed.update(node.input)
-    renamed = {name: step + name for node in copied for name in node.output}
+    renamed = {name: step + name.removeprefix(prefix) for node in copied for name in node.output}
     tuned_inputs = {}
     initializers = []
-    for weights_name, layer in zip(MIDEND_CONVS, layers):
-        conv = next(n for n in copied if n.op_type == "Conv" and n.input[1] == prefix + weights_name)
-        tuned_inputs[conv.input[1]] = step + conv.input[1]
-        tuned_inputs[conv.input[2]] = step + conv.input[2]
-        initializers += [
-            numpy_helper.from_array(layer.weights.astype(np.float32), step + conv.input[1]),
-            numpy_helper.from_array(layer.bias.astype(np.float32), step + conv.input[2]),
-        ]
+    for weights_name, layer in zip(MIDEND_CONVS, layers, strict=True):
+        conv = next((n for n in copied if n.op_type == "Conv" and n.input[1] == prefix + weights_name), None)
+        if conv is None:
+            raise ValueError(
+                f"{prefix}{weights_name} is not a convolution between the mid-end's first layer and pooling"
+            )
+        for name, value in ((conv.input[1], layer.weights), (conv.input[2], layer.bias)):
+            tuned_inputs[name] = step + name.removeprefix(prefix)
+            initializers.append(numpy_helper.from_array(value.astype(np.float32), tuned_inputs[name]))
     result = []
     for node in reversed(copied):
         copy = onnx.NodeProto.FromString(node.SerializeToString())
-        copy.name = step + node.name if node.name else ""
+        copy.name = step + node.name.removeprefix(prefix) if node.name else ""
         for number, name in enumerate(copy.input):
             copy.input[number] = renamed.get(name, tuned_inputs.get(name, name))
         for number, name in enumerate(copy.output):
@@ -476,6 +477,8 @@ def train_and_export(
     """Fit the heads on every song of `songs` (datasets.LabelledSongs), for a
     `FINETUNING_RECIPES` recipe also fine-tune the teachers' layers (finetune.py, `epochs`
     of it), and write the model."""
+    if recipe not in (RECIPE, *FINETUNING_RECIPES):
+        raise ValueError(f"not a recipe of the accurate model: {recipe!r}")
     cache_dir = cache_dir or TEACHER_CACHE
     outputs = teacher_outputs(songs.paths, cache_dir, log=log)
     clip_features = np.stack([patch_features(value).mean(axis=0) for value in outputs]).astype(np.float64)
@@ -489,7 +492,7 @@ def train_and_export(
 
         settings = finetune.METHODS[recipe]
         settings = settings if epochs is None else replace(settings, epochs=epochs)
-        inputs = finetune.training_inputs(songs.paths, settings, cache_dir, TEACHER_DIR, log=log)
+        inputs = finetune.training_inputs(songs.paths, settings.midend, cache_dir, TEACHER_DIR, log=log)
         fine_tuned = finetune.fine_tune(inputs, songs.labels, heads, settings, log=log)
     trained = (
         "heads trained"

@@ -253,7 +253,7 @@ def _teacher_folds(
         # with the mid-end's inputs if any method tunes it (the others ignore them)
         tuning_inputs = finetune.training_inputs(
             songs.paths,
-            max(tuning, key=lambda settings: settings.midend),
+            any(settings.midend for settings in tuning),
             accurate.teacher_cache(cache_dir),
             accurate.TEACHER_DIR,
             log=log,

@@ -179,8 +179,10 @@ def midend_inputs(paths: list[str], cache_dir: Path, teacher_dir: Path, log=prin
     """Per file, (n_patches, 2, 64, 187) float32: both teachers' first mid-end layer
     outputs (channels by frames) for the same patches as `pooled_features`, cached as those."""
     values = _cached_outputs(paths, cache_dir, teacher_dir, MIDEND_OUTPUT, MIDEND_INPUT, "mid-end inputs", log)
-    # (patches, 2, 187, 64, 1) as the graph has them -> channels first for torch's conv1d
-    return [np.ascontiguousarray(value[..., 0].transpose(0, 1, 3, 2)) for value in values]
+    for number, value in enumerate(values):  # in place: the 800 clips' inputs are 0.7 GB
+        # (patches, 2, 187, 64, 1) as the graph has them -> channels first for torch's conv1d
+        values[number] = np.ascontiguousarray(value[..., 0].transpose(0, 1, 3, 2))
+    return values
 
 
 def _cached_outputs(
@@ -203,13 +205,15 @@ def _cached_outputs(
 
 @dataclass(frozen=True)
 class TrainingInputs:
-    """What fine-tuning reads for a list of songs: their `pooled` features, with the
-    mid-end their `midend` inputs (else None), the teachers' `constants`
-    (`backend_weights`) and `layers` (`midend_layers`, else None)."""
+    """What fine-tuning reads for a list of songs: per song its `pooled` features
+    (patches, 2, 1506) float32 and, to tune the mid-end, its `midend` inputs (patches, 2,
+    64, 187) float32 (else None); the frozen teachers' dense layers and batch norms
+    (`backend`, as `backend_weights` gives them) and mid-end `layers` (`midend_layers`,
+    else None)."""
 
     pooled: list[np.ndarray]
     midend: list[np.ndarray] | None
-    constants: dict
+    backend: dict[str, dict[str, np.ndarray]]
     layers: dict[str, list[MidendLayer]] | None
 
     def subset(self, indices) -> TrainingInputs:
@@ -217,18 +221,19 @@ class TrainingInputs:
         return TrainingInputs(
             [self.pooled[i] for i in indices],
             None if self.midend is None else [self.midend[i] for i in indices],
-            self.constants,
+            self.backend,
             self.layers,
         )
 
 
 def training_inputs(
-    paths: list[str], settings: FineTuneSettings, teacher_cache: Path, teacher_dir: Path, log=print
+    paths: list[str], with_midend: bool, teacher_cache: Path, teacher_dir: Path, log=print
 ) -> TrainingInputs:
-    """`TrainingInputs` of `paths`, computed where not cached (beside `teacher_cache`)."""
+    """`TrainingInputs` of `paths` (`with_midend`: with the mid-end's inputs and layers),
+    computed where not cached (beside `teacher_cache`)."""
     pooled = pooled_features(paths, pooled_cache(teacher_cache), teacher_dir, log=log)
-    midend = midend_inputs(paths, midend_cache(teacher_cache), teacher_dir, log=log) if settings.midend else None
-    layers = midend_layers(teacher_dir) if settings.midend else None
+    midend = midend_inputs(paths, midend_cache(teacher_cache), teacher_dir, log=log) if with_midend else None
+    layers = midend_layers(teacher_dir) if with_midend else None
     return TrainingInputs(pooled, midend, backend_weights(teacher_dir), layers)
 
 
@@ -249,7 +254,9 @@ class FineTuned:
         patches of the heads' scores."""
         import torch
 
-        network = _network(inputs.constants, self.backends, self.weights, self.bias, self.midends)
+        if self.midends is not None and inputs.midend is None:
+            raise ValueError("scoring a tuned mid-end needs the songs' mid-end inputs")
+        network = _network(inputs.backend, self.backends, self.weights, self.bias, self.midends)
         with torch.no_grad():
             return np.stack(
                 [
@@ -264,14 +271,16 @@ class FineTuned:
             )
 
 
-def _network(constants, backends, weights, bias, midends=None):  # torch is imported only when training
+def _network(frozen_backend, backends, weights, bias, midends=None):  # torch is imported only when training
     """The torch module of the tuned part: pooled features (patches, 2, 1506), and with
-    `midends` the mid-end inputs (patches, 2, 64, 187) -> per-patch 4Q scores (patches, n_tags)."""
+    `midends` the mid-end inputs (patches, 2, 64, 187) -> per-patch 4Q scores (patches,
+    n_tags). `frozen_backend` gives the batch norms, `backends` the dense layers' start."""
     import torch
 
     class MidendConvolution(torch.nn.Module):
-        """conv (live filters, 7 frames, same padding) -> ReLU -> batch norm, the 64
-        channels restored with the dead filters' constants, as the pruned graph."""
+        """(patches, 64, 187) -> (patches, 64, 187): conv (live filters, 7 frames, same
+        padding) -> ReLU -> batch norm, the 64 channels restored with the dead filters'
+        constants, as the pruned graph computes them."""
 
         def __init__(self, layer: MidendLayer):
             super().__init__()
@@ -336,7 +345,8 @@ def _network(constants, backends, weights, bias, midends=None):  # torch is impo
         def __init__(self):
             super().__init__()
             self.teachers = torch.nn.ModuleList(
-                Backend(constants[t], backends[t], None if midends is None else midends[t]) for t in OUTPUT_TEACHERS
+                Backend(frozen_backend[t], backends[t], None if midends is None else midends[t])
+                for t in OUTPUT_TEACHERS
             )
             self.heads = torch.nn.Linear(weights.shape[0], weights.shape[1])
             with torch.no_grad():
@@ -372,11 +382,16 @@ def fine_tune(
 
     if settings.midend and (inputs.midend is None or inputs.layers is None):
         raise ValueError("fine-tuning the mid-end needs its inputs and its layers")
-    songs_pooled, songs_midend, constants, midend = inputs.pooled, inputs.midend, inputs.constants, inputs.layers
+    songs_pooled, songs_midend, frozen_backend, midend_start = (
+        inputs.pooled,
+        inputs.midend,
+        inputs.backend,
+        inputs.layers,
+    )
     torch.manual_seed(seed)
     weights, bias = heads.folded()
-    backends = {t: {key: constants[t][key] for key in TUNED} for t in OUTPUT_TEACHERS}
-    network = _network(constants, backends, weights, bias, midend if settings.midend else None)
+    backends = {t: {key: frozen_backend[t][key] for key in TUNED} for t in OUTPUT_TEACHERS}
+    network = _network(frozen_backend, backends, weights, bias, midend_start if settings.midend else None)
     start = [parameter.detach().clone() for parameter in network.parameters()]
     optimiser = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
     targets = torch.from_numpy(labels.astype(np.float32))
@@ -422,7 +437,7 @@ def fine_tune(
         for teacher, module in zip(OUTPUT_TEACHERS, network.teachers):
             tuned_midends[teacher] = [
                 replace(layer, weights=convolution.exported()[0], bias=convolution.exported()[1])
-                for layer, convolution in zip(midend[teacher], module.midend.layers)
+                for layer, convolution in zip(midend_start[teacher], module.midend.layers, strict=True)
             ]
     return FineTuned(
         tuned,

@@ -312,7 +312,7 @@ def open_teachers(model_dir: str, names=OUTPUT_TEACHERS, expose: dict[str, str] 
     (pruning.py: outputs moved by float rounding, 2.1 and 4.3 times faster), one thread
     each: the machine is shared, and the patches of a segment are batched instead.
     `expose` maps new output names to inner tensors to add as outputs (finetune.py's
-    pooled features)."""
+    pooled features and mid-end inputs)."""
     import onnxruntime
     from onnx import TensorProto, helper
 
