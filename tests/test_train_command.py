@@ -6,24 +6,28 @@ import pytest
 pytest.importorskip("torch", reason="the train extra (PyTorch) is not installed")
 
 
-def test_default_recipe_trains_exports_and_tags(qbsd, moods4q_root, clip_paths, tmp_path):
-    model = tmp_path / "small.onnx"
-    trained = qbsd(
+def train_one_epoch(qbsd, data, limit: int, output, cache, *options, timeout: int):
+    """`qbsd train` on the first `limit` songs of `data` for one epoch, writing `output`."""
+    return qbsd(
         "train",
         "--data",
-        moods4q_root,
+        data,
         "--limit",
-        "24",
+        str(limit),
         "--epochs",
         "1",
         "--output",
-        model,
+        output,
         "--cache",
-        tmp_path / "cache",
-        "--jobs",
-        "2",
-        timeout=600,
+        cache,
+        *options,
+        timeout=timeout,
     )
+
+
+def test_default_recipe_trains_exports_and_tags(qbsd, moods4q_root, clip_paths, tmp_path):
+    model = tmp_path / "small.onnx"
+    trained = train_one_epoch(qbsd, moods4q_root, 24, model, tmp_path / "cache", "--jobs", "2", timeout=600)
     assert trained.returncode == 0, trained
     assert model.stat().st_size > 0
     tagged = qbsd("tag", "--model", model, "--top", "3", clip_paths[0])
@@ -53,21 +57,8 @@ def test_the_accurate_recipe_with_its_mid_end_tuned_trains_and_tags(qbsd, moods4
     """`musicnn-midend-finetuned` from an empty cache: teacher outputs, pooled features and
     the mid-end's inputs computed, one epoch, and the model it wrote tags a clip as itself."""
     model = tmp_path / "accurate.onnx"
-    trained = qbsd(
-        "train",
-        "--recipe",
-        "musicnn-midend-finetuned",
-        "--data",
-        moods4q_root,
-        "--limit",
-        "8",
-        "--epochs",
-        "1",
-        "--output",
-        model,
-        "--cache",
-        tmp_path / "cache",
-        timeout=900,
+    trained = train_one_epoch(
+        qbsd, moods4q_root, 8, model, tmp_path / "cache", "--recipe", "musicnn-midend-finetuned", timeout=900
     )
     assert trained.returncode == 0, trained
     assert "mid-end inputs" in trained.stderr and "fine-tuning epoch 1/1" in trained.stderr
