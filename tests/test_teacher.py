@@ -83,3 +83,18 @@ def test_reference_input_is_the_teacher_front_end_of_generated_audio(reference):
     assert np.mean(regenerated != stored) < 1e-3
     np.testing.assert_allclose(regenerated, stored, atol=2**-8)
     assert stored.max() > np.log10(10000 * 6.55 + 1)  # beyond musicnn's float16 overflow
+
+
+def test_an_undecodable_files_name_is_logged_made_safe(tmp_path):
+    """A corpus file's name is untrusted text: the teacher-output log shows it through the
+    one sanitiser, so an escape sequence in it cannot reach the terminal."""
+    pytest.importorskip("onnx")
+    from qbsd_cli.training import accurate
+    from qbsd_cli.training.teacher import compute_outputs
+
+    bad = tmp_path / "evil\x1b[31m.mp3"
+    bad.write_bytes(b"not audio")
+    lines: list[str] = []
+    compute_outputs([str(bad)], str(tmp_path / "cache"), str(accurate.TEACHER_DIR), log=lines.append)
+    [line] = lines
+    assert "\x1b" not in line and "evil\\x1b[31m.mp3" in line

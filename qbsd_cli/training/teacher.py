@@ -444,6 +444,7 @@ def compute_outputs(
     cannot be decoded gets a cache file with its `error`, so it is not retried. Returns
     counts and speed."""
     from ..audio import AudioError
+    from ..display import shown_path, shown_reason
 
     os.makedirs(cache_dir, exist_ok=True)
     teachers = open_teachers(model_dir, expose=expose)
@@ -459,7 +460,8 @@ def compute_outputs(
             arrays = file_outputs(path, teachers, outputs)
         except AudioError as error:
             failed += 1
-            log(f"[{number}/{len(paths)}] {path}: {error}")
+            # a corpus file's name and the decoder's message are untrusted text
+            log(f"[{number}/{len(paths)}] {shown_path(path)}: {shown_reason(str(error))}")
             _save_atomic(target, {"path": np.array(path), "error": np.array(str(error))})
             continue
         elapsed = time.perf_counter() - started
