@@ -216,6 +216,8 @@ BLENDS: dict[str, Blend] = {
     "cnn-view-student-bands": Blend("cnn-view-student", 0.25, "mlp-student-bands"),
     # the wide student with the same views, and the same statistics student; w = 0.25
     "cnn-wide-view-student-bands": Blend("cnn-wide-view-student", 0.25, "mlp-student-bands"),
+    # the same with views of the corpus files too; w = 0.25
+    "cnn-wide-corpus-view-student-bands": Blend("cnn-wide-corpus-view-student", 0.25, "mlp-student-bands"),
 }
 
 # The song-statistics MLP's L2 penalty, chosen on the cross-validation folds (1 and 3
