@@ -243,7 +243,8 @@ def segment_starts(total_seconds: float, segment_seconds: float, max_segments: i
 
     The file is cut into consecutive segments of `segment_seconds`; when there are
     more than `max_segments`, that many are taken, evenly spread from the first
-    to the last full segment. `max_segments=None` keeps them all.
+    to the last full segment; one alone is taken from the middle, where a song's intro
+    and fade-out are furthest. `max_segments=None` keeps them all.
     """
     count = max(1, int(np.ceil(total_seconds / segment_seconds - 1e-9)))
     if max_segments is None or count <= max_segments:
