@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qbsd_cli.audio import decode  # noqa: E402
 from qbsd_cli.model import TagModel  # noqa: E402
+from qbsd_cli.training.metrics import own_item_ranks  # noqa: E402
 
 CLIPS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "moods4q" / "audio"
 EXCERPT_SECONDS = 10.0
@@ -48,11 +49,7 @@ def _vectors(job) -> tuple[np.ndarray, np.ndarray]:
 
 def hits(whole: np.ndarray, excerpts: np.ndarray, ks=(1, 10)) -> dict[int, float]:
     """Share of excerpts whose own clip is among the k most cosine-similar whole clips."""
-    unit_whole = whole / np.linalg.norm(whole, axis=1, keepdims=True)
-    unit_excerpts = excerpts / np.linalg.norm(excerpts, axis=1, keepdims=True)
-    similarity = unit_excerpts @ unit_whole.T
-    own = similarity[np.arange(len(similarity)), np.arange(len(similarity))]
-    rank = (similarity > own[:, None]).sum(axis=1) + 1
+    rank = own_item_ranks(excerpts, whole, np.arange(len(excerpts)))
     return {k: float((rank <= k).mean()) for k in ks}
 
 

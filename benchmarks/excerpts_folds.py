@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qbsd_cli.training import accurate  # noqa: E402
 from qbsd_cli.training.datasets import load_moods4q  # noqa: E402
+from qbsd_cli.training.metrics import own_item_ranks  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "moods4q"
 EXCERPT_WINDOWS = 3
@@ -44,11 +45,7 @@ def excerpt_ranks(method_folder: Path, labels: np.ndarray) -> np.ndarray:
         whole = accurate.song_scores(heads, windows)
         middles = [windows[i][max(0, (len(windows[i]) - EXCERPT_WINDOWS) // 2) :][:EXCERPT_WINDOWS] for i in test]
         excerpts = accurate.song_scores(heads, middles)
-        unit_whole = whole / np.linalg.norm(whole, axis=1, keepdims=True)
-        unit_excerpts = excerpts / np.linalg.norm(excerpts, axis=1, keepdims=True)
-        similarity = unit_excerpts @ unit_whole.T
-        own = similarity[np.arange(len(test)), test]
-        ranks[test] = (similarity > own[:, None]).sum(axis=1) + 1
+        ranks[test] = own_item_ranks(excerpts, whole, test)
     return ranks
 
 

@@ -71,6 +71,15 @@ def cosine_matrix(queries: np.ndarray, items: np.ndarray) -> np.ndarray:
     return unit(queries) @ unit(items).T
 
 
+def own_item_ranks(queries: np.ndarray, items: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """Per query row, the rank (1 = first) by cosine of its own item, `items[own[i]]`, among
+    all item rows; ties are counted in the own item's favour, so an excerpt whose vector
+    equals its clip's is found first. Shapes: queries (q, d), items (n, d), own (q,)."""
+    similarity = cosine_matrix(queries, items)
+    own_similarity = similarity[np.arange(len(similarity)), own]
+    return (similarity > own_similarity[:, None]).sum(axis=1) + 1
+
+
 def hit_at_k(labels: np.ndarray, scores: np.ndarray, ks=(1, 5, 10, 20)) -> dict:
     """The paper's query by example: each song's predicted vector queries the
     human-annotated vectors of all songs by cosine; a hit at k when the song
