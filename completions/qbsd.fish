@@ -115,7 +115,7 @@ complete -c qbsd -n '__fish_seen_subcommand_from tags' -l help -s h -d 'Show thi
 # qbsd train
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l data -r -F -d 'A 4Q folder, a CAL500 folder or a path,tags CSV'
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l layout -x -d 'moods4q, cal500 or csv'
-complete -c qbsd -n '__fish_seen_subcommand_from train' -l recipe -x -d 'Training recipe, ensemble or blend (see the model card): the shipped fast model is cnn-wide-view-student-bands with --int8-convolutions (needs the teachers\' corpus), the accurate one musicnn-finetuned (or musicnn-heads, its teachers frozen; musicnn-midend-finetuned, the top of their mid-end tuned too); the default, cnn-tf-stats, needs neither'
+complete -c qbsd -n '__fish_seen_subcommand_from train' -l recipe -x -d 'Training recipe, ensemble or blend (see the model card): the shipped fast model is cnn-wide-corpus-view-student-bands with --int8-convolutions (needs the teachers\' corpus), the accurate one musicnn-finetuned (or musicnn-heads, its teachers frozen; musicnn-midend-finetuned, the top of their mid-end tuned too); the default, cnn-tf-stats, needs neither'
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l output -s o -r -F -d 'Where to write the ONNX model; if not given, models/qbsd.onnx, or models/qbsd-accurate.onnx for the musicnn-* recipes'
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l epochs -x -d 'Train this many epochs on every song (no early stopping)'
 complete -c qbsd -n '__fish_seen_subcommand_from train' -l epochs-from-cv -r -F -d 'Train each recipe for its median best epoch in this `qbsd evaluate` results folder, on every song'

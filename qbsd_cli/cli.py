@@ -630,7 +630,7 @@ def train(
         "cnn-tf-stats",
         "--recipe",
         help="Training recipe, ensemble or blend (see the model card): the shipped fast model is "
-        "cnn-wide-view-student-bands with --int8-convolutions (needs the teachers' corpus), the accurate one "
+        "cnn-wide-corpus-view-student-bands with --int8-convolutions (needs the teachers' corpus), the accurate one "
         "musicnn-finetuned (or "
         "musicnn-heads, its teachers frozen; musicnn-midend-finetuned, the top of their mid-end tuned too); "
         "the default, "
