@@ -45,7 +45,8 @@ BASELINES = ("prior", "logreg", *STATISTICS_MODELS, "gmm-sml")
 #: `cnn-wide-student` with twice the filters (band_student.WIDE_SETTINGS); `cnn-view-student`
 #: on augmented views that the teachers analysed too (band_student.VIEWS_SETTINGS, views.py),
 #: `cnn-wide-view-student` both (band_student.WIDE_VIEWS_SETTINGS), `cnn-wide-corpus-view-student`
-#: with views of the corpus files too (band_student.WIDE_CORPUS_VIEWS_SETTINGS).
+#: with views of the corpus files too (band_student.WIDE_CORPUS_VIEWS_SETTINGS),
+#: `cnn-wide-patient-student` the same taught patiently (band_student.WIDE_PATIENT_SETTINGS).
 #: `musicnn-finetuned` also trains the teachers' last layers on the labels (finetune.py),
 #: `musicnn-midend-finetuned` the top of their mid-end too.
 TEACHER_METHODS = (

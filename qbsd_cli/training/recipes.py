@@ -218,6 +218,8 @@ BLENDS: dict[str, Blend] = {
     "cnn-wide-view-student-bands": Blend("cnn-wide-view-student", 0.25, "mlp-student-bands"),
     # the same with views of the corpus files too; w = 0.25
     "cnn-wide-corpus-view-student-bands": Blend("cnn-wide-corpus-view-student", 0.25, "mlp-student-bands"),
+    # the same student taught patiently (30 epochs, mixup, head logits); w = 0.25
+    "cnn-wide-patient-student-bands": Blend("cnn-wide-patient-student", 0.25, "mlp-student-bands"),
 }
 
 # The song-statistics MLP's L2 penalty, chosen on the cross-validation folds (1 and 3
