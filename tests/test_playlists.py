@@ -216,18 +216,9 @@ def same_list(piped: list[dict], direct: list[dict]) -> bool:
     """The same songs in the same order with the same fields; a score may differ by one unit
     of its fourth decimal, since a JSON line carries its vector to six decimals and a score
     near a rounding boundary can round either way."""
-    if len(piped) != len(direct):
-        return False
-    for one, other in zip(piped, direct):
-        if one.keys() != other.keys():
-            return False
-        for key, value in one.items():
-            if isinstance(value, float) and isinstance(other[key], float):
-                if abs(value - other[key]) > 1.5e-4:
-                    return False
-            elif value != other[key]:
-                return False
-    return True
+    return len(piped) == len(direct) and all(
+        one == pytest.approx(other, abs=1.5e-4) for one, other in zip(piped, direct)
+    )
 
 
 def test_each_dash_takes_the_next_line_of_stdin(shelf):
