@@ -83,8 +83,8 @@ def main() -> int:
         )
     with open(args.output, "w") as handle:
         handle.write(
-            "# Query by excerpt\n\nMeasured by `python benchmarks/excerpts.py "
-            f"--models {args.models}` (its docstring says how): {len(paths)} clips, the middle {EXCERPT_SECONDS:g} s of each "
+            f"# Query by excerpt\n\nMeasured by `python benchmarks/excerpts.py --models {args.models}` "
+            f"(its docstring says how): {len(paths)} clips, the middle {EXCERPT_SECONDS:g} s of each "
             "querying all whole clips by cosine.\n\n| model | id | Hit@1 | Hit@10 |\n|---|---|---|---|\n"
         )
         for name, model_id, hit1, hit10 in rows:
